@@ -1,0 +1,278 @@
+//! The JSON shapes of the payments API: requests parsed exactly, responses with amounts as
+//! decimal strings and statuses as snake_case words.
+
+use std::collections::BTreeMap;
+
+use portside_app::payments::Outcome;
+use portside_domain::{
+    PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A decimal amount given as a JSON number (`99.99`) or string (`"99.99"`), kept as the exact
+/// text the client sent so that no float ever touches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalText(pub String);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            serde_json::from_str::<String>(text)
+                .map(DecimalText)
+                .map_err(serde::de::Error::custom)
+        } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            Ok(DecimalText(text.to_owned()))
+        } else {
+            Err(serde::de::Error::custom(
+                "expected a decimal amount as a number or a string, e.g. 12.50 or \"12.50\"",
+            ))
+        }
+    }
+}
+
+/// `POST /api/v1/payments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    /// Who pays (1 to 64 visible ASCII characters).
+    #[schema(example = "cust_001")]
+    pub customer_id: String,
+    /// Decimal amount, as a number or a string, with at most the currency's decimals.
+    #[schema(value_type = String, example = "99.99")]
+    pub amount: DecimalText,
+    /// ISO-4217 code.
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// `card`, `credit_card`, `debit_card`, `bank_transfer`, `wallet` or `paypal` (default `card`).
+    #[schema(example = "credit_card")]
+    pub payment_method: Option<String>,
+    /// The provider's token for the payment method. Mock tokens: `tok_visa` succeeds,
+    /// `tok_chargeDeclined` is declined, `tok_processing_error` fails, `tok_timeout` times out.
+    #[schema(example = "tok_visa")]
+    pub payment_method_token: String,
+    /// Provider name (default: the configured default, `mock`).
+    pub provider: Option<String>,
+    /// Free text, at most 1000 characters.
+    pub description: Option<String>,
+    /// Up to 50 string key-value pairs.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Alternative to the `Idempotency-Key` header, for clients of older APIs.
+    pub idempotency_key: Option<String>,
+}
+
+/// `POST /api/v1/payments/{id}/refunds`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// Decimal amount; omitted, the refund is whatever remains refundable.
+    #[schema(value_type = Option<String>, example = "50.00")]
+    pub amount: Option<DecimalText>,
+    /// Must be the payment's currency when given.
+    pub currency: Option<String>,
+    /// Why, at most 500 characters.
+    pub reason: Option<String>,
+    /// Up to 50 string key-value pairs.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Alternative to the `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+/// Why a charge or refund failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureView {
+    /// `card_declined`, `processing_error`, ...
+    pub code: String,
+    /// For declines: `insufficient_funds`, `generic_decline`, ...
+    pub decline_code: Option<String>,
+    /// For humans.
+    pub message: String,
+}
+
+/// A payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    /// Identity.
+    pub id: Uuid,
+    /// Always `payment`.
+    #[schema(example = "payment")]
+    pub object: &'static str,
+    /// Who pays.
+    pub customer_id: String,
+    /// Decimal amount.
+    #[schema(example = "99.99")]
+    pub amount: String,
+    /// ISO-4217 code.
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// `pending`, `processing`, `succeeded`, `failed`, `partially_refunded` or `refunded`.
+    #[schema(value_type = String, example = "succeeded")]
+    pub status: PaymentStatus,
+    /// Payment method kind.
+    pub payment_method: String,
+    /// Provider adapter.
+    pub provider: String,
+    /// The provider's charge id.
+    pub provider_reference: Option<String>,
+    /// Refunded so far.
+    #[schema(example = "0.00")]
+    pub refunded_amount: String,
+    /// What may still be refunded.
+    #[schema(example = "99.99")]
+    pub refundable_amount: String,
+    /// Why it failed.
+    pub failure: Option<FailureView>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Client metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&PaymentState> for PaymentView {
+    fn from(p: &PaymentState) -> Self {
+        PaymentView {
+            id: p.id.0,
+            object: "payment",
+            customer_id: p.customer_id.as_str().to_owned(),
+            amount: p.amount.to_decimal_string(),
+            currency: p.amount.currency().code().to_owned(),
+            status: p.status,
+            payment_method: p.method.as_str().to_owned(),
+            provider: p.provider.clone(),
+            provider_reference: p.provider_reference.clone(),
+            refunded_amount: p.refunded().to_decimal_string(),
+            refundable_amount: p.refundable().to_decimal_string(),
+            failure: p.failure.as_ref().map(|f| FailureView {
+                code: f.code.clone(),
+                decline_code: f.decline_code.clone(),
+                message: f.message.clone(),
+            }),
+            description: p.description.clone(),
+            metadata: p.metadata.as_map().clone(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A charge or a refund of a payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionView {
+    /// Identity.
+    pub id: Uuid,
+    /// `charge` or `refund`.
+    #[schema(value_type = String, example = "refund")]
+    pub object: TransactionKind,
+    /// The payment.
+    pub payment_id: Uuid,
+    /// Decimal amount.
+    pub amount: String,
+    /// ISO-4217 code.
+    pub currency: String,
+    /// `pending`, `succeeded` or `failed`.
+    #[schema(value_type = String, example = "succeeded")]
+    pub status: TransactionStatus,
+    /// The provider's id.
+    pub provider_reference: Option<String>,
+    /// Why it failed.
+    pub failure: Option<FailureView>,
+    /// Why a refund was asked for.
+    pub reason: Option<String>,
+    /// Client metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Settlement time (RFC 3339), once settled.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub settled_at: Option<OffsetDateTime>,
+}
+
+impl From<&Transaction> for TransactionView {
+    fn from(t: &Transaction) -> Self {
+        TransactionView {
+            id: t.id.0,
+            object: t.kind,
+            payment_id: t.payment_id.0,
+            amount: t.amount.to_decimal_string(),
+            currency: t.amount.currency().code().to_owned(),
+            status: t.status,
+            provider_reference: t.provider_reference.clone(),
+            failure: t.failure.as_ref().map(|f| FailureView {
+                code: f.code.clone(),
+                decline_code: f.decline_code.clone(),
+                message: f.message.clone(),
+            }),
+            reason: t.reason.clone(),
+            metadata: t.metadata.as_map().clone(),
+            created_at: t.created_at,
+            settled_at: t.settled_at,
+        }
+    }
+}
+
+/// A refund and the payment after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundView {
+    /// The refund.
+    #[serde(flatten)]
+    pub refund: TransactionView,
+    /// The refunded payment.
+    pub payment: PaymentView,
+}
+
+impl From<&Outcome> for RefundView {
+    fn from(o: &Outcome) -> Self {
+        RefundView {
+            refund: (&o.transaction).into(),
+            payment: (&o.payment).into(),
+        }
+    }
+}
+
+/// A page of payments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentList {
+    /// Newest first.
+    pub data: Vec<PaymentView>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// A payment's transactions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionList {
+    /// Oldest first.
+    pub data: Vec<TransactionView>,
+}
+
+/// Query of `GET /api/v1/payments`: all text, validated by the handler.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this customer's payments.
+    pub customer_id: Option<String>,
+    /// Only payments in this status.
+    pub status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

@@ -1,0 +1,144 @@
+//! Request extractors that answer every bad input with problem+json: a JSON body (with its
+//! request fingerprint for idempotency) and query parameters.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::problem::{FieldError, Problem};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body parsed into `T`, and the fingerprint of the request (method, path, canonical
+/// body) that idempotency keys are bound to.
+pub struct JsonBody<T> {
+    /// The parsed body.
+    pub value: T,
+    /// SHA-256 of method, path and the body with keys sorted and whitespace removed.
+    pub fingerprint: String,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body must be at most {BODY_LIMIT} bytes"),
+                )
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "body_unreadable", e.body_text())
+            }
+        })?;
+        // No body at all reads as `{}`: `POST /payments/{id}/refunds` without a body is a full refund.
+        let bytes = match content_type {
+            None if bytes.is_empty() => Bytes::from_static(b"{}"),
+            Some(ct) if is_json(&ct) => bytes,
+            _ => {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with Content-Type: application/json",
+                ));
+            }
+        };
+        let value = parse(&bytes)?;
+        Ok(JsonBody {
+            value,
+            fingerprint: fingerprint(method.as_str(), &path, &bytes),
+        })
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let malformed = |e: serde_json::Error| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    };
+    // Syntax first, so that broken JSON is a 400 whatever its content.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(malformed)?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Problem::invalid(vec![FieldError {
+            field: if path == "." { "body".into() } else { path },
+            code: "invalid_field".into(),
+            message: strip_position(&inner.to_string()),
+        }])
+    })
+}
+
+/// serde_json appends " at line 1 column 42" to data errors; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Fingerprint of a request: the body is canonicalized (sorted keys, no whitespace) when it is
+/// JSON, so that a client re-serializing the same request still matches.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok())
+        .unwrap_or_else(|| body.to_vec());
+    let mut hash = Sha256::new();
+    hash.update(method.as_bytes());
+    hash.update(b" ");
+    hash.update(path.as_bytes());
+    hash.update(b"\n");
+    hash.update(&canonical);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Query parameters parsed into `T` (whose fields are all optional text, validated by the
+/// handler so that errors name the parameter). Unknown parameters are refused: a typo must
+/// not silently widen a filter.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| {
+                let message = e.to_string();
+                let field = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .unwrap_or("query")
+                    .to_owned();
+                Problem::bad_parameter(&field, "invalid_parameter", message)
+            })
+    }
+}

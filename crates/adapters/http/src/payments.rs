@@ -1,0 +1,436 @@
+//! Handlers of `/api/v1/payments`: they turn HTTP into use-case commands and outcomes back
+//! into HTTP, and nothing else.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portside_app::AppError;
+use portside_app::idempotency::{IdempotencyKey, IdempotentRequest};
+use portside_app::payments::{Outcome, PayCommand, Payments, RefundCommand, Reply};
+use portside_app::ports::{PageRequest, PaymentFilter};
+use portside_domain::{
+    Currency, CustomerId, Metadata, Money, PaymentId, PaymentMethod, PaymentStatus,
+    TransactionStatus,
+};
+use uuid::Uuid;
+
+use crate::dto::{
+    CreatePayment, CreateRefund, ListQuery, PaymentList, PaymentView, RefundView, TransactionList,
+    TransactionView,
+};
+use crate::json::{JsonBody, QueryParams};
+use crate::problem::{FieldError, Problem, ProblemBody};
+
+/// Until authentication exists every caller shares one idempotency scope.
+const ANONYMOUS_SCOPE: &str = "anonymous";
+
+/// The header a replayed response carries.
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Creates a payment and charges it through its provider.
+#[utoipa::path(
+    post, path = "/api/v1/payments", tag = "payments",
+    request_body = CreatePayment,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first outcome")),
+    responses(
+        (status = 201, description = "Charged", body = PaymentView),
+        (status = 202, description = "Accepted, outcome not known yet (status `processing`)", body = PaymentView),
+        (status = 402, description = "Declined or failed at the provider; the failed payment is in `payment`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or header", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is still running", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, or the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_payment(
+    State(payments): State<Arc<Payments>>,
+    headers: HeaderMap,
+    body: JsonBody<CreatePayment>,
+) -> Result<Response, Problem> {
+    let JsonBody {
+        value: req,
+        fingerprint,
+    } = body;
+    let idempotency = idempotency(&headers, req.idempotency_key.as_deref(), fingerprint)?;
+    let mut errors = Vec::new();
+    let customer_id = field(
+        &mut errors,
+        "customer_id",
+        CustomerId::parse(&req.customer_id).map_err(|e| (e.code(), e.to_string())),
+    );
+    let currency = field(
+        &mut errors,
+        "currency",
+        Currency::from_code(&req.currency).map_err(|e| ("currency_unknown", e.to_string())),
+    );
+    let amount = currency.and_then(|c| {
+        field(
+            &mut errors,
+            "amount",
+            Money::parse(&req.amount.0, c).map_err(|e| {
+                let e = portside_domain::DomainError::from(e);
+                (e.code(), e.to_string())
+            }),
+        )
+    });
+    let method = match req.payment_method.as_deref() {
+        None => Some(PaymentMethod::Card),
+        Some(m) => field(
+            &mut errors,
+            "payment_method",
+            m.parse::<PaymentMethod>().map_err(|_| {
+                let allowed: Vec<_> = PaymentMethod::ALL.iter().map(|m| m.as_str()).collect();
+                (
+                    "payment_method_unknown",
+                    format!(
+                        "unknown payment method {m:?}; use one of {}",
+                        allowed.join(", ")
+                    ),
+                )
+            }),
+        ),
+    };
+    let metadata = field(
+        &mut errors,
+        "metadata",
+        Metadata::new(req.metadata.unwrap_or_default()).map_err(|e| (e.code(), e.to_string())),
+    );
+    let (Some(customer_id), Some(amount), Some(method), Some(metadata)) =
+        (customer_id, amount, method, metadata)
+    else {
+        return Err(Problem::invalid(errors));
+    };
+    let reply = payments
+        .pay(PayCommand {
+            customer_id,
+            amount,
+            method,
+            method_token: req.payment_method_token,
+            provider: req.provider,
+            description: req.description,
+            metadata,
+            idempotency,
+        })
+        .await?;
+    Ok(charge_response(&reply))
+}
+
+/// Refunds all or part of a payment.
+#[utoipa::path(
+    post, path = "/api/v1/payments/{id}/refunds", tag = "payments",
+    request_body(content = Option<CreateRefund>, description = "Empty body or {} refunds what remains"),
+    params(
+        ("id" = Uuid, Path, description = "Payment id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry"),
+    ),
+    responses(
+        (status = 201, description = "Refunded", body = RefundView),
+        (status = 202, description = "Accepted, outcome not known yet", body = RefundView),
+        (status = 402, description = "Refused by the provider; the amount stays refundable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Not refundable in its status, or key in use", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Amount above what remains, wrong currency, invalid values", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_refund(
+    State(payments): State<Arc<Payments>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<CreateRefund>,
+) -> Result<Response, Problem> {
+    let payment_id = payment_id(&id)?;
+    let JsonBody {
+        value: req,
+        fingerprint,
+    } = body;
+    let idempotency = idempotency(&headers, req.idempotency_key.as_deref(), fingerprint)?;
+    let mut errors = Vec::new();
+    let currency = match req.currency.as_deref() {
+        None => Some(None),
+        Some(c) => field(
+            &mut errors,
+            "currency",
+            Currency::from_code(c)
+                .map(Some)
+                .map_err(|e| ("currency_unknown", e.to_string())),
+        ),
+    };
+    let metadata = field(
+        &mut errors,
+        "metadata",
+        Metadata::new(req.metadata.unwrap_or_default()).map_err(|e| (e.code(), e.to_string())),
+    );
+    let (Some(currency), Some(metadata)) = (currency, metadata) else {
+        return Err(Problem::invalid(errors));
+    };
+    let reply = payments
+        .refund(RefundCommand {
+            payment_id,
+            amount: req.amount.map(|a| a.0),
+            currency,
+            reason: req.reason,
+            metadata,
+            idempotency,
+        })
+        .await?;
+    Ok(refund_response(&reply))
+}
+
+/// One payment.
+#[utoipa::path(
+    get, path = "/api/v1/payments/{id}", tag = "payments",
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses(
+        (status = 200, body = PaymentView),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_payment(
+    State(payments): State<Arc<Payments>>,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentView>, Problem> {
+    let payment = payments.get(payment_id(&id)?).await?;
+    Ok(Json((&payment).into()))
+}
+
+/// Payments, newest first, with filters and a cursor.
+#[utoipa::path(
+    get, path = "/api/v1/payments", tag = "payments",
+    params(
+        ("customer_id" = Option<String>, Query, description = "Only this customer's payments"),
+        ("status" = Option<String>, Query, description = "Only payments in this status"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = PaymentList),
+        (status = 400, description = "Invalid or unknown parameter", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_payments(
+    State(payments): State<Arc<Payments>>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<PaymentList>, Problem> {
+    let customer_id = q
+        .customer_id
+        .as_deref()
+        .map(CustomerId::parse)
+        .transpose()
+        .map_err(|e| Problem::bad_parameter("customer_id", "invalid_parameter", e.to_string()))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| s.parse::<PaymentStatus>())
+        .transpose()
+        .map_err(|e| Problem::bad_parameter("status", "invalid_parameter", e))?;
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| {
+                Problem::bad_parameter(
+                    "limit",
+                    "invalid_parameter",
+                    "limit must be an integer from 1 to 100",
+                )
+            })?,
+    };
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = payments
+        .list(
+            &PaymentFilter {
+                customer_id,
+                status,
+            },
+            PageRequest { limit, after },
+        )
+        .await?;
+    Ok(Json(PaymentList {
+        data: page.items.iter().map(PaymentView::from).collect(),
+        has_more: page.next.is_some(),
+        next_cursor: page.next.map(|id| URL_SAFE_NO_PAD.encode(id.0.as_bytes())),
+    }))
+}
+
+/// A payment's charge and refunds, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/payments/{id}/transactions", tag = "payments",
+    params(("id" = Uuid, Path, description = "Payment id")),
+    responses(
+        (status = 200, body = TransactionList),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_transactions(
+    State(payments): State<Arc<Payments>>,
+    Path(id): Path<String>,
+) -> Result<Json<TransactionList>, Problem> {
+    let txns = payments.transactions(payment_id(&id)?).await?;
+    Ok(Json(TransactionList {
+        data: txns.iter().map(TransactionView::from).collect(),
+    }))
+}
+
+/// Records a field's error and returns its value when it is valid.
+fn field<T>(
+    errors: &mut Vec<FieldError>,
+    name: &str,
+    result: Result<T, (&str, String)>,
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err((code, message)) => {
+            errors.push(FieldError {
+                field: name.to_owned(),
+                code: code.to_owned(),
+                message,
+            });
+            None
+        }
+    }
+}
+
+/// A malformed id cannot name an existing payment: it is a 404 like any unknown id.
+fn payment_id(text: &str) -> Result<PaymentId, Problem> {
+    Uuid::parse_str(text)
+        .map(PaymentId)
+        .map_err(|_| AppError::NotFound("payment").into())
+}
+
+fn decode_cursor(text: &str) -> Result<PaymentId, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .map(PaymentId)
+        .ok_or_else(|| {
+            Problem::bad_parameter(
+                "cursor",
+                "invalid_parameter",
+                "cursor is not a value this API returned as next_cursor",
+            )
+        })
+}
+
+/// The key from the `Idempotency-Key` header or, for older clients, the body.
+fn idempotency(
+    headers: &HeaderMap,
+    body_key: Option<&str>,
+    fingerprint: String,
+) -> Result<Option<IdempotentRequest>, Problem> {
+    let header_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            Problem::bad_parameter(
+                "Idempotency-Key",
+                "idempotency_key_invalid",
+                "must be visible ASCII",
+            )
+        })?),
+    };
+    let text = match (header_key, body_key) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(Problem::bad_parameter(
+                "Idempotency-Key",
+                "idempotency_key_mismatch",
+                "the header and the body's idempotency_key differ",
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => return Ok(None),
+    };
+    let key = IdempotencyKey::parse(text).map_err(|e| {
+        Problem::bad_parameter("Idempotency-Key", "idempotency_key_invalid", e.to_string())
+    })?;
+    Ok(Some(IdempotentRequest {
+        scope: ANONYMOUS_SCOPE.to_owned(),
+        key,
+        fingerprint,
+    }))
+}
+
+fn with_replay_header(mut response: Response, reply: &Reply) -> Response {
+    if reply.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn location(outcome: &Outcome) -> [(header::HeaderName, String); 1] {
+    [(
+        header::LOCATION,
+        format!("/api/v1/payments/{}", outcome.payment.id),
+    )]
+}
+
+/// 201 when charged, 202 while the outcome is unknown, 402 problem when refused.
+fn charge_response(reply: &Reply) -> Response {
+    let o = &reply.outcome;
+    let view = PaymentView::from(&o.payment);
+    let response = match o.payment.status {
+        PaymentStatus::Processing | PaymentStatus::Pending => {
+            (StatusCode::ACCEPTED, location(o), Json(view)).into_response()
+        }
+        PaymentStatus::Failed => {
+            let failure = o.payment.failure.clone().unwrap_or_else(|| {
+                portside_domain::Failure::new("payment_failed", "the payment failed")
+            });
+            refused(
+                &failure,
+                "payment",
+                serde_json::to_value(&view).unwrap_or_default(),
+            )
+        }
+        _ => (StatusCode::CREATED, location(o), Json(view)).into_response(),
+    };
+    with_replay_header(response, reply)
+}
+
+/// 201 when refunded, 202 while the outcome is unknown, 402 problem when refused.
+fn refund_response(reply: &Reply) -> Response {
+    let o = &reply.outcome;
+    let view = RefundView::from(o);
+    let response = match o.transaction.status {
+        TransactionStatus::Pending => {
+            (StatusCode::ACCEPTED, location(o), Json(view)).into_response()
+        }
+        TransactionStatus::Failed => {
+            let failure = o.transaction.failure.clone().unwrap_or_else(|| {
+                portside_domain::Failure::new("refund_failed", "the refund failed")
+            });
+            refused(
+                &failure,
+                "refund",
+                serde_json::to_value(&view).unwrap_or_default(),
+            )
+        }
+        TransactionStatus::Succeeded => {
+            (StatusCode::CREATED, location(o), Json(view)).into_response()
+        }
+    };
+    with_replay_header(response, reply)
+}
+
+fn refused(
+    failure: &portside_domain::Failure,
+    member: &str,
+    resource: serde_json::Value,
+) -> Response {
+    let mut problem = Problem::new(
+        StatusCode::PAYMENT_REQUIRED,
+        &failure.code,
+        failure.message.clone(),
+    );
+    if let Some(decline) = &failure.decline_code {
+        problem = problem.with("decline_code", decline.clone().into());
+    }
+    problem.with(member, resource).into_response()
+}

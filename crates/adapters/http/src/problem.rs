@@ -1,0 +1,193 @@
+//! RFC 9457 problem details: every error leaves the API as `application/problem+json` with a
+//! stable machine `code`. Use-case errors are mapped to statuses here, in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portside_app::AppError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// One field that failed validation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The request field or query parameter (`amount`, `metadata.note`, `limit`).
+    pub field: String,
+    /// Stable machine code.
+    pub code: String,
+    /// What is wrong, for humans.
+    pub message: String,
+}
+
+/// A problem+json response (boxed: it travels in every handler's `Err`).
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemBody>);
+
+/// The problem+json body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody {
+    /// A URI naming the problem type (`urn:portside:problem:<code>`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Stable machine code.
+    pub code: String,
+    /// Field-level errors of a request that failed validation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Problem-specific members (e.g. the failed `payment`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: Map<String, Value>,
+    #[serde(skip)]
+    retry_after: Option<u32>,
+}
+
+impl Problem {
+    /// A problem with a status, a code and a detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem(Box::new(ProblemBody {
+            problem_type: format!("urn:portside:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+            errors: Vec::new(),
+            extensions: Map::new(),
+            retry_after: None,
+        }))
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    /// A 422 naming the fields at fault; the first one's code is the problem's code.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let code = errors
+            .first()
+            .map(|e| e.code.clone())
+            .unwrap_or_else(|| "invalid_request".into());
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &code, detail);
+        p.0.errors = errors;
+        p
+    }
+
+    /// A 400 about one query parameter or header.
+    pub fn bad_parameter(field: &str, code: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, code, format!("{field}: {message}"));
+        p.0.errors = vec![FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message,
+        }];
+        p
+    }
+
+    /// Adds a member to the body.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.0.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Asks the client to wait before retrying.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.0.retry_after = Some(seconds);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.0.retry_after;
+        let body = serde_json::to_vec(&*self.0).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid { field, error } => Problem::invalid(vec![FieldError {
+                field: field.to_owned(),
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            }]),
+            AppError::State(error) => {
+                Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
+            }
+            AppError::UnknownProvider(name) => Problem::invalid(vec![FieldError {
+                field: "provider".into(),
+                code: "provider_unknown".into(),
+                message: format!("no payment provider named {name:?} is configured"),
+            }]),
+            AppError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                &format!("{what}_not_found"),
+                format!("no {what} with this id"),
+            ),
+            e @ AppError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
+            e @ AppError::IdempotencyKeyInUse => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                e.to_string(),
+            )
+            .retry_after(1),
+            e @ AppError::Conflict => Problem::new(
+                StatusCode::CONFLICT,
+                "concurrent_modification",
+                e.to_string(),
+            ),
+            AppError::Unavailable(detail) => {
+                tracing::warn!(%detail, "dependency unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "a dependency is unavailable; retry later",
+                )
+                .retry_after(2)
+            }
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                internal_error()
+            }
+        }
+    }
+}
+
+/// The 500 problem: no details leak.
+pub fn internal_error() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "an unexpected error occurred; it has been logged",
+    )
+}

@@ -1,0 +1,198 @@
+//! Opening a store from a URL, and its migrations (embedded in the binary, up and down).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Database, Pool, Postgres, Sqlite};
+
+use crate::store::SqlStore;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Why a store could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The URL could not be parsed by the driver.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(sqlx::Error),
+    /// The directory of the SQLite file could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database did not answer.
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Connections of the (read) pool.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store reports itself unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A store on either engine.
+#[derive(Clone, Debug)]
+pub enum AnyStore {
+    /// The embedded engine.
+    Sqlite(SqlStore<Sqlite>),
+    /// The server engine.
+    Postgres(SqlStore<Postgres>),
+}
+
+impl AnyStore {
+    /// Opens the store a URL names (`sqlite://data/portside.db`, `postgres://…`).
+    pub async fn open(url: &str, settings: PoolSettings) -> Result<Self, OpenError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url).map_err(OpenError::InvalidUrl)?;
+            Ok(AnyStore::Sqlite(SqlStore::sqlite(options, settings).await?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(OpenError::InvalidUrl)?;
+            Ok(AnyStore::Postgres(
+                SqlStore::postgres(options, settings).await?,
+            ))
+        } else {
+            Err(OpenError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), OpenError> {
+        match self {
+            AnyStore::Sqlite(s) => Ok(SQLITE_MIGRATIONS.run(&s.write).await?),
+            AnyStore::Postgres(s) => Ok(POSTGRES_MIGRATIONS.run(&s.write).await?),
+        }
+    }
+
+    /// Reverts migrations down to `target` (0 reverts them all); `None` reverts the latest one.
+    /// Returns the version the schema is at afterwards.
+    pub async fn migrate_down(&self, target: Option<i64>) -> Result<i64, OpenError> {
+        match self {
+            AnyStore::Sqlite(s) => undo(&SQLITE_MIGRATIONS, &s.write, target).await,
+            AnyStore::Postgres(s) => undo(&POSTGRES_MIGRATIONS, &s.write, target).await,
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(s) => {
+                s.write.close().await;
+                s.read.close().await;
+            }
+            AnyStore::Postgres(s) => s.write.close().await,
+        }
+    }
+}
+
+async fn undo<DB>(
+    migrator: &Migrator,
+    pool: &Pool<DB>,
+    target: Option<i64>,
+) -> Result<i64, OpenError>
+where
+    DB: Database,
+    DB::Connection: Migrate,
+{
+    let mut conn = pool.acquire().await.map_err(OpenError::Connect)?;
+    let mut applied: Vec<i64> = conn
+        .list_applied_migrations()
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    applied.sort_unstable();
+    drop(conn);
+    let target = match target {
+        Some(t) => t,
+        None => applied.iter().rev().nth(1).copied().unwrap_or(0),
+    };
+    migrator.undo(pool, target).await?;
+    Ok(applied
+        .into_iter()
+        .filter(|v| *v <= target)
+        .max()
+        .unwrap_or(0))
+}
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if needed) a SQLite file in WAL mode with `synchronous=FULL`: one
+    /// connection writes, the others read, so writers never fail with "database is locked".
+    pub async fn sqlite(
+        options: SqliteConnectOptions,
+        settings: PoolSettings,
+    ) -> Result<Self, OpenError> {
+        if let Some(dir) = Path::new(options.get_filename()).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(OpenError::Connect)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        Ok(SqlStore { write, read })
+    }
+}
+
+impl SqlStore<Postgres> {
+    /// Connects a pool to PostgreSQL.
+    pub async fn postgres(
+        options: PgConnectOptions,
+        settings: PoolSettings,
+    ) -> Result<Self, OpenError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        Ok(SqlStore {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+}

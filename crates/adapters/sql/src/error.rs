@@ -1,0 +1,35 @@
+//! sqlx errors mapped into the ports' `StoreError`: what a retry may fix (conflicts, lost
+//! connections) is told apart from bugs.
+
+use portside_app::ports::StoreError;
+
+/// Maps a sqlx error to the port error, logging what the client will not see.
+pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match code.as_str() {
+                // PostgreSQL: unique violation, serialization failure, deadlock.
+                "23505" | "40001" | "40P01" => StoreError::Conflict,
+                // SQLite: unique/primary key constraint (extended codes 2067, 1555).
+                "2067" | "1555" => StoreError::Conflict,
+                // SQLite busy/locked; PostgreSQL connection exceptions and shutdowns.
+                "5" | "6" | "57P01" | "57P02" | "57P03" => StoreError::Unavailable(e.to_string()),
+                c if c.starts_with("08") => StoreError::Unavailable(e.to_string()),
+                _ => {
+                    tracing::error!(error = %e, "database error");
+                    StoreError::Other(e.to_string())
+                }
+            }
+        }
+        _ => {
+            tracing::error!(error = %e, "database error");
+            StoreError::Other(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! SQL adapters of Portside's store ports, on SQLite (embedded) and PostgreSQL (server), with
+//! their migrations. One implementation serves both engines (see `store`).
+
+mod connect;
+mod error;
+mod rows;
+mod store;
+mod types;
+
+pub use connect::{AnyStore, OpenError, PoolSettings};
+pub use store::SqlStore;

@@ -1,0 +1,178 @@
+//! Rows as the tables hold them, and their conversion to and from the domain.
+
+use portside_app::idempotency::IdempotencyRecord;
+use portside_app::ports::StoreError;
+use portside_domain::{
+    Currency, CustomerId, Failure, Metadata, Money, PaymentId, PaymentState, Transaction,
+    TransactionId, TransactionKind, TransactionStatus,
+};
+use serde_json::Value;
+use sqlx::types::Json;
+
+use crate::types::{DbId, DbTime};
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} is invalid: {detail}"))
+}
+
+fn failure(
+    code: Option<String>,
+    decline_code: Option<String>,
+    message: Option<String>,
+) -> Option<Failure> {
+    code.map(|code| Failure {
+        code,
+        decline_code,
+        message: message.unwrap_or_default(),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaymentRow {
+    id: DbId,
+    customer_id: String,
+    amount_minor: i64,
+    currency: String,
+    payment_method: String,
+    payment_method_token: String,
+    provider: String,
+    status: String,
+    refunded_minor: i64,
+    refund_pending_minor: i64,
+    provider_reference: Option<String>,
+    failure_code: Option<String>,
+    failure_decline_code: Option<String>,
+    failure_message: Option<String>,
+    description: Option<String>,
+    metadata: Json<Metadata>,
+    version: i64,
+    event_sequence: i64,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl TryFrom<PaymentRow> for PaymentState {
+    type Error = StoreError;
+    fn try_from(r: PaymentRow) -> Result<Self, StoreError> {
+        let currency = Currency::from_code(&r.currency).map_err(|e| corrupt("currency", e))?;
+        Ok(PaymentState {
+            id: PaymentId(r.id.0),
+            customer_id: CustomerId::parse(&r.customer_id)
+                .map_err(|e| corrupt("customer_id", e))?,
+            amount: Money::from_minor(r.amount_minor, currency),
+            method: r
+                .payment_method
+                .parse()
+                .map_err(|e| corrupt("payment_method", e))?,
+            method_token: r.payment_method_token,
+            provider: r.provider,
+            status: r.status.parse().map_err(|e| corrupt("status", e))?,
+            refunded_minor: r.refunded_minor,
+            refund_pending_minor: r.refund_pending_minor,
+            provider_reference: r.provider_reference,
+            failure: failure(r.failure_code, r.failure_decline_code, r.failure_message),
+            description: r.description,
+            metadata: r.metadata.0,
+            version: r.version,
+            event_sequence: r.event_sequence,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TransactionRow {
+    id: DbId,
+    payment_id: DbId,
+    kind: String,
+    amount_minor: i64,
+    currency: String,
+    status: String,
+    provider_key: String,
+    provider_reference: Option<String>,
+    failure_code: Option<String>,
+    failure_decline_code: Option<String>,
+    failure_message: Option<String>,
+    reason: Option<String>,
+    metadata: Json<Metadata>,
+    created_at: DbTime,
+    settled_at: Option<DbTime>,
+}
+
+pub(crate) fn kind_from_str(s: &str) -> Result<TransactionKind, StoreError> {
+    match s {
+        "charge" => Ok(TransactionKind::Charge),
+        "refund" => Ok(TransactionKind::Refund),
+        other => Err(corrupt("transaction kind", other)),
+    }
+}
+
+pub(crate) fn status_from_str(s: &str) -> Result<TransactionStatus, StoreError> {
+    match s {
+        "pending" => Ok(TransactionStatus::Pending),
+        "succeeded" => Ok(TransactionStatus::Succeeded),
+        "failed" => Ok(TransactionStatus::Failed),
+        other => Err(corrupt("transaction status", other)),
+    }
+}
+
+impl TryFrom<TransactionRow> for Transaction {
+    type Error = StoreError;
+    fn try_from(r: TransactionRow) -> Result<Self, StoreError> {
+        let currency = Currency::from_code(&r.currency).map_err(|e| corrupt("currency", e))?;
+        Ok(Transaction {
+            id: TransactionId(r.id.0),
+            payment_id: PaymentId(r.payment_id.0),
+            kind: kind_from_str(&r.kind)?,
+            amount: Money::from_minor(r.amount_minor, currency),
+            status: status_from_str(&r.status)?,
+            provider_key: r.provider_key,
+            provider_reference: r.provider_reference,
+            failure: failure(r.failure_code, r.failure_decline_code, r.failure_message),
+            reason: r.reason,
+            metadata: r.metadata.0,
+            created_at: r.created_at.0,
+            settled_at: r.settled_at.map(|t| t.0),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    scope: String,
+    key: String,
+    fingerprint: String,
+    transaction_id: DbId,
+    locked_until: Option<DbTime>,
+    outcome: Option<Json<Value>>,
+    created_at: DbTime,
+    expires_at: DbTime,
+}
+
+impl From<KeyRow> for IdempotencyRecord {
+    fn from(r: KeyRow) -> Self {
+        IdempotencyRecord {
+            scope: r.scope,
+            key: r.key,
+            fingerprint: r.fingerprint,
+            transaction_id: TransactionId(r.transaction_id.0),
+            locked_until: r.locked_until.map(|t| t.0),
+            outcome: r.outcome.map(|j| j.0),
+            created_at: r.created_at.0,
+            expires_at: r.expires_at.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    pub(crate) id: DbId,
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) sequence: i64,
+    pub(crate) event_type: String,
+    pub(crate) event_version: i32,
+    pub(crate) data: Json<Value>,
+    pub(crate) occurred_at: DbTime,
+}

@@ -1,0 +1,141 @@
+//! The store contract suite against real SQLite files and a real PostgreSQL server, plus the
+//! migrations in both directions. PostgreSQL comes from TEST_DATABASE_URL (default: the local
+//! server); each run gets its own schema. Without a server the PostgreSQL tests are skipped
+//! loudly, unless CI=true or PORTSIDE_REQUIRE_SERVICES=1 makes that a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use portside_app::testing::contract;
+use portside_sql::{AnyStore, PoolSettings, SqlStore};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, Executor, PgConnection};
+
+fn require_services() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("PORTSIDE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn sqlite_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "portside-contract-{}.db",
+        uuid::Uuid::now_v7().simple()
+    ))
+}
+
+/// A fresh schema on the test server, or None (after saying so) when there is no server.
+async fn pg_schema() -> Option<(String, PgConnection)> {
+    let url = database_url();
+    match PgConnection::connect(&url).await {
+        Ok(mut admin) => {
+            let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+            admin
+                .execute(format!("CREATE SCHEMA {schema}").as_str())
+                .await
+                .unwrap();
+            Some((schema, admin))
+        }
+        Err(e) if !require_services() => {
+            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: PostgreSQL at {url} is unreachable ({e}); CI=true makes this a failure ***\n"
+            );
+            None
+        }
+        Err(e) => panic!("PostgreSQL at {url} is required (CI=true): {e}"),
+    }
+}
+
+async fn pg_store(schema: &str) -> (AnyStore, SqlStore<sqlx::Postgres>) {
+    let options = PgConnectOptions::from_str(&database_url())
+        .unwrap()
+        .options([("search_path", schema)]);
+    let store = SqlStore::postgres(options, PoolSettings::default())
+        .await
+        .unwrap();
+    (AnyStore::Postgres(store.clone()), store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_the_store_contract() {
+    let path = sqlite_path();
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
+    let store = SqlStore::sqlite(options, PoolSettings::default())
+        .await
+        .unwrap();
+    AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
+    contract::payment_store(Arc::new(store)).await;
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_the_store_contract() {
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let (any, store) = pg_store(&schema).await;
+    any.migrate().await.unwrap();
+    contract::payment_store(Arc::new(store)).await;
+    any.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn migrations_go_down_and_up_again_on_both_engines() {
+    let path = sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let sqlite = AnyStore::open(&url, PoolSettings::default()).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0, "down removes every table");
+    sqlite.migrate().await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tables, 4, "up creates them again");
+    let _ = std::fs::remove_file(&path);
+
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let (pg, _) = pg_store(&schema).await;
+    pg.migrate().await.unwrap();
+    async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
+        let q = format!(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')"
+        );
+        sqlx::query_scalar::<_, i64>(&q)
+            .fetch_one(admin)
+            .await
+            .unwrap()
+    }
+    assert_eq!(count(&mut admin, &schema).await, 4);
+    assert_eq!(pg.migrate_down(None).await.unwrap(), 0);
+    assert_eq!(count(&mut admin, &schema).await, 0);
+    pg.migrate().await.unwrap();
+    assert_eq!(count(&mut admin, &schema).await, 4);
+    pg.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}

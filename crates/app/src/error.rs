@@ -1,0 +1,59 @@
+//! Errors of the use cases. The HTTP adapter maps each to a status and a stable code in one place.
+
+use portside_domain::DomainError;
+
+use crate::ports::StoreError;
+
+/// What went wrong in a use case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// A request value broke a domain rule; `field` names the request field.
+    #[error("{field}: {error}")]
+    Invalid {
+        /// The request field at fault.
+        field: &'static str,
+        /// The rule it broke.
+        error: DomainError,
+    },
+    /// The current state of a resource does not allow the operation.
+    #[error(transparent)]
+    State(DomainError),
+    /// No provider of that name is configured.
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// Nothing with that id (or the caller may not see it).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The idempotency key was used before with a different request.
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this idempotency key is still running.
+    #[error("a request with this idempotency key is still in progress; retry later")]
+    IdempotencyKeyInUse,
+    /// Concurrent changes kept winning; the client may retry.
+    #[error("the resource was changed concurrently; retry")]
+    Conflict,
+    /// A dependency (store, provider) is unreachable; the client may retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; details are logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// Wraps a domain error raised by a request field's value.
+    pub fn invalid(field: &'static str) -> impl FnOnce(DomainError) -> AppError {
+        move |error| AppError::Invalid { field, error }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => AppError::Conflict,
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Other(m) => AppError::Internal(m),
+        }
+    }
+}

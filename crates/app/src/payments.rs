@@ -1,0 +1,607 @@
+//! The payments use cases: pay, refund, read, list, and the recovery of interrupted work.
+//!
+//! Paying and refunding run in three atomic phases (DESIGN.md §4): (1) one store transaction
+//! claims the idempotency key and writes the payment with a pending transaction; (2) the
+//! provider is called with a key derived from that transaction; (3) one store transaction
+//! settles the transaction, saves the payment, writes its events and the outcome to replay.
+//! A crash between phases leaves a pending transaction that a retry or the recovery task
+//! finishes by asking the provider again with the same provider key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portside_domain::{
+    AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
+    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, Transaction, TransactionId,
+    TransactionKind, TransactionStatus,
+};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::AppError;
+use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
+use crate::ports::{
+    Begin, ChargeRequest, Clock, IdGenerator, IdempotencyStore, PageRequest, PaymentFilter,
+    PaymentProvider, PaymentRepository, ProviderOutcome, RefundRequest, StoreError,
+};
+
+/// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Tunables of the payments context.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentSettings {
+    /// Largest amount of one payment.
+    pub amount_limit: AmountLimit,
+    /// How long a key and its outcome are kept (24 h by default).
+    pub idempotency_ttl: Duration,
+    /// How long a running request holds its key; a retry after that may resume the work.
+    pub key_lock: Duration,
+    /// Age after which a pending transaction is considered abandoned and recovered.
+    pub recovery_grace: Duration,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            amount_limit: AmountLimit::default(),
+            idempotency_ttl: Duration::hours(24),
+            key_lock: Duration::seconds(30),
+            recovery_grace: Duration::seconds(60),
+        }
+    }
+}
+
+/// The configured providers, by name, and the one used when a request names none.
+#[derive(Clone)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn PaymentProvider>>,
+    default: String,
+}
+
+impl Providers {
+    /// A registry holding one provider, which is also the default.
+    pub fn new(name: &str, provider: Arc<dyn PaymentProvider>) -> Self {
+        Providers {
+            by_name: HashMap::from([(name.to_owned(), provider)]),
+            default: name.to_owned(),
+        }
+    }
+
+    /// Adds another provider.
+    pub fn with(mut self, name: &str, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.by_name.insert(name.to_owned(), provider);
+        self
+    }
+
+    /// The provider of that name.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.by_name.get(name)
+    }
+
+    /// The default provider's name.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+}
+
+/// A request to pay, with values already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct PayCommand {
+    /// Who pays.
+    pub customer_id: CustomerId,
+    /// What.
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// Provider token of the payment method.
+    pub method_token: String,
+    /// Provider name; the default when `None`.
+    pub provider: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Client metadata.
+    pub metadata: Metadata,
+    /// Present when the client sent an idempotency key.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// A request to refund. The amount stays text until the payment's currency is known.
+#[derive(Debug, Clone)]
+pub struct RefundCommand {
+    /// Which payment.
+    pub payment_id: PaymentId,
+    /// Decimal text; `None` refunds all that remains.
+    pub amount: Option<String>,
+    /// Must equal the payment's currency when given.
+    pub currency: Option<Currency>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Client metadata of the refund.
+    pub metadata: Metadata,
+    /// Present when the client sent an idempotency key.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// The result of a charge or refund: the payment and the transaction as they stood when the
+/// request finished. This is what an idempotency key stores and replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The payment.
+    pub payment: PaymentState,
+    /// The charge or refund.
+    pub transaction: Transaction,
+}
+
+/// An outcome and whether it was replayed from an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// What happened.
+    pub outcome: Outcome,
+    /// True when this is the stored outcome of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A page of payments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentPage {
+    /// Newest first.
+    pub items: Vec<PaymentState>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PaymentId>,
+}
+
+enum Settlement {
+    Succeeded(String),
+    Failed(Failure),
+}
+
+/// The payments use cases over their ports.
+pub struct Payments {
+    repo: Arc<dyn PaymentRepository>,
+    keys: Arc<dyn IdempotencyStore>,
+    providers: Providers,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    settings: PaymentSettings,
+}
+
+impl Payments {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        repo: Arc<dyn PaymentRepository>,
+        keys: Arc<dyn IdempotencyStore>,
+        providers: Providers,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        settings: PaymentSettings,
+    ) -> Self {
+        Payments {
+            repo,
+            keys,
+            providers,
+            clock,
+            ids,
+            settings,
+        }
+    }
+
+    /// Charges a payment method.
+    pub async fn pay(&self, cmd: PayCommand) -> Result<Reply, AppError> {
+        let provider = cmd
+            .provider
+            .unwrap_or_else(|| self.providers.default_name().to_owned());
+        if self.providers.get(&provider).is_none() {
+            return Err(AppError::UnknownProvider(provider));
+        }
+        let now = self.clock.now();
+        let new = NewPayment {
+            id: PaymentId(self.ids.new_id()),
+            customer_id: cmd.customer_id,
+            amount: cmd.amount,
+            method: cmd.method,
+            method_token: cmd.method_token,
+            provider,
+            description: cmd.description,
+            metadata: cmd.metadata,
+        };
+        let mut payment =
+            Payment::create(new, self.settings.amount_limit, now).map_err(request_error)?;
+        payment.start_processing(now).map_err(internal)?;
+        let charge = Transaction::charge(
+            TransactionId(self.ids.new_id()),
+            payment.id(),
+            payment.state().amount,
+            now,
+        );
+        let claim = cmd
+            .idempotency
+            .as_ref()
+            .map(|req| self.claim(req, charge.id, now));
+        match self
+            .repo
+            .begin_charge(claim.as_ref(), &mut payment, &charge)
+            .await?
+        {
+            Begin::Started => {}
+            Begin::Existing(record) => {
+                return self.resume(record, cmd.idempotency.as_ref()).await;
+            }
+        }
+        let outcome = self.run(payment, charge, cmd.idempotency.as_ref()).await?;
+        Ok(Reply {
+            outcome,
+            replayed: false,
+        })
+    }
+
+    /// Refunds all or part of a succeeded payment.
+    pub async fn refund(&self, cmd: RefundCommand) -> Result<Reply, AppError> {
+        if let Some(req) = &cmd.idempotency {
+            let now = self.clock.now();
+            if let Some(record) = self.keys.find(&req.scope, req.key.as_str(), now).await? {
+                return self.resume(record, Some(req)).await;
+            }
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let mut payment = self
+                .repo
+                .payment(cmd.payment_id)
+                .await?
+                .ok_or(AppError::NotFound("payment"))?;
+            let currency = payment.state().amount.currency();
+            if let Some(given) = cmd.currency.filter(|c| *c != currency) {
+                return Err(AppError::Invalid {
+                    field: "currency",
+                    error: DomainError::CurrencyMismatch {
+                        expected: currency,
+                        given,
+                    },
+                });
+            }
+            let amount = cmd
+                .amount
+                .as_deref()
+                .map(|text| Money::parse(text, currency))
+                .transpose()
+                .map_err(|e| AppError::Invalid {
+                    field: "amount",
+                    error: e.into(),
+                })?;
+            let now = self.clock.now();
+            let amount = payment.begin_refund(amount, now).map_err(request_error)?;
+            let refund = Transaction::refund(
+                TransactionId(self.ids.new_id()),
+                payment.id(),
+                amount,
+                cmd.reason.clone(),
+                now,
+            )
+            .map_err(request_error)?
+            .with_metadata(cmd.metadata.clone());
+            let claim = cmd
+                .idempotency
+                .as_ref()
+                .map(|req| self.claim(req, refund.id, now));
+            match self
+                .repo
+                .begin_refund(claim.as_ref(), &mut payment, &refund)
+                .await
+            {
+                Ok(Begin::Started) => {
+                    let outcome = self.run(payment, refund, cmd.idempotency.as_ref()).await?;
+                    return Ok(Reply {
+                        outcome,
+                        replayed: false,
+                    });
+                }
+                Ok(Begin::Existing(record)) => {
+                    return self.resume(record, cmd.idempotency.as_ref()).await;
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+
+    /// One payment.
+    pub async fn get(&self, id: PaymentId) -> Result<PaymentState, AppError> {
+        self.repo
+            .payment(id)
+            .await?
+            .map(|p| p.state().clone())
+            .ok_or(AppError::NotFound("payment"))
+    }
+
+    /// A page of payments, newest first.
+    pub async fn list(
+        &self,
+        filter: &PaymentFilter,
+        page: PageRequest,
+    ) -> Result<PaymentPage, AppError> {
+        let ask = PageRequest {
+            limit: page.limit + 1,
+            after: page.after,
+        };
+        let mut items: Vec<PaymentState> = self
+            .repo
+            .payments(filter, ask)
+            .await?
+            .into_iter()
+            .map(|p| p.state().clone())
+            .collect();
+        let more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = if more {
+            items.last().map(|p| p.id)
+        } else {
+            None
+        };
+        Ok(PaymentPage { items, next })
+    }
+
+    /// A payment's charge and refunds, oldest first.
+    pub async fn transactions(&self, id: PaymentId) -> Result<Vec<Transaction>, AppError> {
+        if self.repo.payment(id).await?.is_none() {
+            return Err(AppError::NotFound("payment"));
+        }
+        Ok(self.repo.transactions(id).await?)
+    }
+
+    /// Finishes transactions left pending by a crash or an unanswered provider call, by asking
+    /// the provider again with the same provider key. Returns how many were settled.
+    pub async fn recover_stale(&self) -> Result<usize, AppError> {
+        let before = self.clock.now() - self.settings.recovery_grace;
+        let mut settled = 0;
+        for txn in self.repo.stale_pending(before, 100).await? {
+            let Some(payment) = self.repo.payment(txn.payment_id).await? else {
+                tracing::error!(transaction = %txn.id, "pending transaction without its payment");
+                continue;
+            };
+            let id = txn.id;
+            match self.run(payment, txn, None).await {
+                Ok(o) if o.transaction.status != TransactionStatus::Pending => {
+                    tracing::info!(transaction = %id, status = o.transaction.status.as_str(), "recovered pending transaction");
+                    settled += 1;
+                }
+                Ok(_) => {
+                    tracing::warn!(transaction = %id, "transaction still pending at the provider")
+                }
+                Err(e) => tracing::warn!(transaction = %id, error = %e, "recovery attempt failed"),
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Forgets idempotency keys whose retention ended. Returns how many.
+    pub async fn purge_expired_keys(&self) -> Result<u64, AppError> {
+        Ok(self.keys.purge_expired(self.clock.now()).await?)
+    }
+
+    fn claim(
+        &self,
+        req: &IdempotentRequest,
+        transaction_id: TransactionId,
+        now: OffsetDateTime,
+    ) -> IdempotencyClaim {
+        IdempotencyClaim {
+            scope: req.scope.clone(),
+            key: req.key.as_str().to_owned(),
+            fingerprint: req.fingerprint.clone(),
+            transaction_id,
+            locked_until: now + self.settings.key_lock,
+            created_at: now,
+            expires_at: now + self.settings.idempotency_ttl,
+        }
+    }
+
+    /// A key that is already taken: replay, refuse, or pick up abandoned work.
+    async fn resume(
+        &self,
+        record: IdempotencyRecord,
+        req: Option<&IdempotentRequest>,
+    ) -> Result<Reply, AppError> {
+        let req = req.ok_or_else(|| internal("existing key reported without a key"))?;
+        if record.fingerprint != req.fingerprint {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        if let Some(stored) = record.outcome {
+            let outcome = serde_json::from_value(stored).map_err(internal)?;
+            return Ok(Reply {
+                outcome,
+                replayed: true,
+            });
+        }
+        let now = self.clock.now();
+        if record.locked_until.is_some_and(|until| until > now)
+            || !self
+                .keys
+                .relock(
+                    &req.scope,
+                    req.key.as_str(),
+                    now,
+                    now + self.settings.key_lock,
+                )
+                .await?
+        {
+            return Err(AppError::IdempotencyKeyInUse);
+        }
+        let txn = self
+            .repo
+            .transaction(record.transaction_id)
+            .await?
+            .ok_or_else(|| internal("idempotency key points at a missing transaction"))?;
+        let payment = self
+            .repo
+            .payment(txn.payment_id)
+            .await?
+            .ok_or_else(|| internal("transaction points at a missing payment"))?;
+        if txn.status != TransactionStatus::Pending {
+            return Ok(Reply {
+                outcome: Outcome {
+                    payment: payment.state().clone(),
+                    transaction: txn,
+                },
+                replayed: true,
+            });
+        }
+        let outcome = self.run(payment, txn, Some(req)).await?;
+        Ok(Reply {
+            outcome,
+            replayed: false,
+        })
+    }
+
+    /// Phases 2 and 3 for a pending transaction.
+    async fn run(
+        &self,
+        payment: Payment,
+        txn: Transaction,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Outcome, AppError> {
+        let state = payment.state();
+        let provider = self.providers.get(&state.provider).ok_or_else(|| {
+            AppError::Unavailable(format!("provider {} is not configured", state.provider))
+        })?;
+        let answer = match txn.kind {
+            TransactionKind::Charge => {
+                provider
+                    .charge(&ChargeRequest {
+                        provider_key: txn.provider_key.clone(),
+                        amount: txn.amount,
+                        method: state.method,
+                        method_token: state.method_token.clone(),
+                        customer_id: state.customer_id.clone(),
+                        description: state.description.clone(),
+                        metadata: state.metadata.clone(),
+                    })
+                    .await
+            }
+            TransactionKind::Refund => {
+                provider
+                    .refund(&RefundRequest {
+                        provider_key: txn.provider_key.clone(),
+                        charge_reference: state.provider_reference.clone().unwrap_or_default(),
+                        method_token: state.method_token.clone(),
+                        amount: txn.amount,
+                        reason: txn.reason.clone(),
+                    })
+                    .await
+            }
+        };
+        let settlement = match answer {
+            Ok(ProviderOutcome::Succeeded { reference }) => Settlement::Succeeded(reference),
+            Ok(ProviderOutcome::Failed(failure)) => Settlement::Failed(failure),
+            Ok(ProviderOutcome::Pending) | Err(_) => {
+                match &answer {
+                    Err(e) => {
+                        tracing::warn!(transaction = %txn.id, error = %e, "provider outcome unknown; left pending for retry or recovery")
+                    }
+                    Ok(_) => {
+                        tracing::info!(transaction = %txn.id, "provider reports the transaction pending")
+                    }
+                }
+                if let Some(req) = key
+                    && let Err(e) = self.keys.release(&req.scope, req.key.as_str()).await
+                {
+                    tracing::warn!(error = %e, "could not release idempotency key; it unlocks when its lock lapses");
+                }
+                return Ok(Outcome {
+                    payment: payment.state().clone(),
+                    transaction: txn,
+                });
+            }
+        };
+        self.settle(payment, txn, settlement).await
+    }
+
+    /// Phase 3, retried against fresh state when a concurrent change wins the race.
+    async fn settle(
+        &self,
+        mut payment: Payment,
+        mut txn: Transaction,
+        settlement: Settlement,
+    ) -> Result<Outcome, AppError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                txn = self
+                    .repo
+                    .transaction(txn.id)
+                    .await?
+                    .ok_or_else(|| internal("transaction vanished"))?;
+                payment = self
+                    .repo
+                    .payment(txn.payment_id)
+                    .await?
+                    .ok_or_else(|| internal("payment vanished"))?;
+            }
+            if txn.status != TransactionStatus::Pending {
+                return Ok(Outcome {
+                    payment: payment.state().clone(),
+                    transaction: txn,
+                });
+            }
+            let now = self.clock.now();
+            apply(&mut payment, &mut txn, &settlement, now).map_err(internal)?;
+            let outcome = Outcome {
+                payment: payment.state().clone(),
+                transaction: txn.clone(),
+            };
+            let stored = serde_json::to_value(&outcome).map_err(internal)?;
+            match self.repo.settle(&mut payment, &txn, &stored).await {
+                Ok(()) => return Ok(outcome),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+}
+
+fn apply(
+    payment: &mut Payment,
+    txn: &mut Transaction,
+    settlement: &Settlement,
+    now: OffsetDateTime,
+) -> Result<(), DomainError> {
+    match (txn.kind, settlement) {
+        (TransactionKind::Charge, Settlement::Succeeded(reference)) => {
+            payment.succeed(reference.clone(), now)?;
+            txn.succeed(reference.clone(), now)
+        }
+        (TransactionKind::Charge, Settlement::Failed(failure)) => {
+            payment.fail(failure.clone(), now)?;
+            txn.fail(failure.clone(), now)
+        }
+        (TransactionKind::Refund, Settlement::Succeeded(reference)) => {
+            payment.complete_refund(txn.id, txn.amount, now)?;
+            txn.succeed(reference.clone(), now)
+        }
+        (TransactionKind::Refund, Settlement::Failed(failure)) => {
+            payment.fail_refund(txn.id, txn.amount, failure.clone(), now)?;
+            txn.fail(failure.clone(), now)
+        }
+    }
+}
+
+/// Maps a domain error raised by a request's values to the field at fault.
+fn request_error(error: DomainError) -> AppError {
+    if error.is_state_conflict() {
+        return AppError::State(error);
+    }
+    let field = match &error {
+        DomainError::TextTooLong { field, .. } => field,
+        DomainError::InvalidMetadata(_) => "metadata",
+        DomainError::InvalidCustomerId => "customer_id",
+        DomainError::CurrencyMismatch { .. }
+        | DomainError::Money(MoneyError::UnknownCurrency(_))
+        | DomainError::Money(MoneyError::CurrencyMismatch(..)) => "currency",
+        _ => "amount",
+    };
+    AppError::Invalid { field, error }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
+}

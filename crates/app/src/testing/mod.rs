@@ -1,0 +1,5 @@
+//! Test support shared by this crate's tests and the adapters' tests: in-memory fakes of the
+//! ports (for use-case tests) and the port contract suites every adapter must pass.
+
+pub mod contract;
+pub mod fakes;

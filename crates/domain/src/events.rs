@@ -1,0 +1,142 @@
+//! Domain events: facts an aggregate records as it changes. Stores write them to the outbox
+//! in the same transaction as the aggregate, so none is lost and none is invented.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{PaymentId, TransactionId};
+use crate::payment::{Failure, Metadata, PaymentState, PaymentStatus};
+
+/// The state of a payment as a consumer of its events needs it (a read model, a membership
+/// upgrade, an order confirmation), carried by every payment event.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PaymentSnapshot {
+    /// Identity.
+    pub payment_id: PaymentId,
+    /// Who pays.
+    pub customer_id: String,
+    /// Amount as decimal text.
+    pub amount: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO code.
+    pub currency: String,
+    /// Status after the change.
+    pub status: PaymentStatus,
+    /// Refunded so far, decimal text.
+    pub refunded_amount: String,
+    /// Provider adapter.
+    pub provider: String,
+    /// Client metadata (e.g. an order id or a membership purchase marker).
+    pub metadata: Metadata,
+    /// Aggregate version after the change.
+    pub version: i64,
+}
+
+impl PaymentSnapshot {
+    /// Takes the snapshot of a payment's state.
+    pub fn of(state: &PaymentState) -> Self {
+        PaymentSnapshot {
+            payment_id: state.id,
+            customer_id: state.customer_id.as_str().to_owned(),
+            amount: state.amount.to_decimal_string(),
+            amount_minor: state.amount.minor(),
+            currency: state.amount.currency().code().to_owned(),
+            status: state.status,
+            refunded_amount: state.refunded().to_decimal_string(),
+            provider: state.provider.clone(),
+            metadata: state.metadata.clone(),
+            version: state.version,
+        }
+    }
+}
+
+/// Everything that can happen to a payment. Serialized without a tag: the envelope's
+/// `type` says which one it is.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PaymentEvent {
+    /// `payment.created`: accepted, about to be sent to the provider.
+    Created {
+        /// State after the change.
+        payment: PaymentSnapshot,
+    },
+    /// `payment.succeeded`: the money was captured.
+    Succeeded {
+        /// State after the change.
+        payment: PaymentSnapshot,
+        /// The provider's charge id.
+        provider_reference: String,
+    },
+    /// `payment.failed`: the provider refused or failed; nothing was charged.
+    Failed {
+        /// State after the change.
+        payment: PaymentSnapshot,
+        /// Why.
+        failure: Failure,
+    },
+    /// `payment.refunded`: a refund (partial or full) was settled.
+    Refunded {
+        /// State after the change.
+        payment: PaymentSnapshot,
+        /// The refund transaction.
+        refund_id: TransactionId,
+        /// This refund's amount, decimal text.
+        refund_amount: String,
+        /// This refund's amount, minor units.
+        refund_minor: i64,
+    },
+    /// `payment.refund_failed`: the provider refused a refund; the amount is refundable again.
+    RefundFailed {
+        /// State after the change.
+        payment: PaymentSnapshot,
+        /// The refund transaction.
+        refund_id: TransactionId,
+        /// This refund's amount, decimal text.
+        refund_amount: String,
+        /// This refund's amount, minor units.
+        refund_minor: i64,
+        /// Why.
+        failure: Failure,
+    },
+}
+
+impl PaymentEvent {
+    /// The catalog name of the event.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            PaymentEvent::Created { .. } => "payment.created",
+            PaymentEvent::Succeeded { .. } => "payment.succeeded",
+            PaymentEvent::Failed { .. } => "payment.failed",
+            PaymentEvent::Refunded { .. } => "payment.refunded",
+            PaymentEvent::RefundFailed { .. } => "payment.refund_failed",
+        }
+    }
+
+    /// Schema version of the event's data; bumped on incompatible changes.
+    pub fn version(&self) -> i32 {
+        1
+    }
+
+    /// The aggregate the event belongs to.
+    pub fn payment_id(&self) -> PaymentId {
+        match self {
+            PaymentEvent::Created { payment }
+            | PaymentEvent::Succeeded { payment, .. }
+            | PaymentEvent::Failed { payment, .. }
+            | PaymentEvent::Refunded { payment, .. }
+            | PaymentEvent::RefundFailed { payment, .. } => payment.payment_id,
+        }
+    }
+}
+
+/// An event with its place in the aggregate's history.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RecordedEvent {
+    /// 1, 2, 3, ... per aggregate.
+    pub sequence: i64,
+    /// When it happened.
+    pub occurred_at: OffsetDateTime,
+    /// What happened.
+    pub event: PaymentEvent,
+}

@@ -1,0 +1,247 @@
+//! Configuration: command-line flags, then environment variables (12-factor), then an optional
+//! TOML file (`--config` / `PORTSIDE_CONFIG`, keys spelled like the flags with underscores),
+//! then embedded defaults. A bad value stops start-up with a message naming the variable.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Portside: a commerce backend (payments with refunds and idempotency).
+#[derive(Debug, Parser)]
+#[command(name = "portside", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the all-in-one server (migrates the store first).
+    Serve,
+    /// Migrate the configured store.
+    Migrate {
+        /// `up` (default) applies every pending migration; `down` reverts.
+        #[command(subcommand)]
+        direction: Option<Direction>,
+    },
+}
+
+/// Migration direction.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Direction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the latest migration, or every migration after `--to`.
+    Down {
+        /// Version to go back to (0 reverts everything).
+        #[arg(long)]
+        to: Option<i64>,
+    },
+}
+
+/// Every setting, each with its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// TOML file with settings (keys as below, lower case: http_addr = "…").
+    #[arg(
+        long,
+        env = "PORTSIDE_CONFIG",
+        value_name = "PORTSIDE_CONFIG",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Address of the HTTP API.
+    #[arg(
+        long,
+        env = "HTTP_ADDR",
+        value_name = "HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+
+    /// Directory of the embedded store's files.
+    #[arg(
+        long,
+        env = "DATA_DIR",
+        value_name = "DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// sqlite://PATH or postgres://USER@HOST/DB (default: sqlite://DATA_DIR/portside.db).
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_database_url, global = true)]
+    pub database_url: Option<String>,
+
+    /// Connections in the database pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", value_name = "DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_max_connections: u32,
+
+    /// How long idempotency keys and their responses are kept.
+    #[arg(long, env = "IDEMPOTENCY_TTL", value_name = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub idempotency_ttl: Duration,
+
+    /// Largest amount of one payment, in minor units of its currency.
+    #[arg(long, env = "PAYMENT_MAX_AMOUNT_MINOR", value_name = "PAYMENT_MAX_AMOUNT_MINOR", default_value_t = 99_999_999, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub payment_max_amount_minor: i64,
+
+    /// How often the recovery task looks for abandoned charges and refunds.
+    #[arg(long, env = "RECOVERY_INTERVAL", value_name = "RECOVERY_INTERVAL", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub recovery_interval: Duration,
+
+    /// Age after which a pending charge or refund counts as abandoned.
+    #[arg(long, env = "RECOVERY_GRACE", value_name = "RECOVERY_GRACE", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub recovery_grace: Duration,
+
+    /// How long shutdown may take to finish in-flight requests before giving up.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
+    /// `json` (default) or `text`.
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
+    pub log_format: String,
+}
+
+impl Settings {
+    /// The store URL, derived from the data directory when not given.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/portside.db", self.data_dir.display()))
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 30s, 15m, 24h)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_database_url(text: &str) -> Result<String, String> {
+    let supported = ["sqlite:", "postgres:", "postgresql:"];
+    if supported.iter().any(|p| text.starts_with(p)) {
+        Ok(text.to_owned())
+    } else {
+        Err("must start with sqlite:// or postgres://".into())
+    }
+}
+
+/// Parses flags and environment, then fills what is still at its default from the TOML file.
+pub fn load() -> anyhow::Result<Cli> {
+    load_from(std::env::args_os().collect())
+}
+
+fn load_from(args: Vec<OsString>) -> anyhow::Result<Cli> {
+    let matches = Cli::command().get_matches_from(args.clone());
+    let cli = Cli::from_arg_matches(&matches)?;
+    let Some(path) = cli.settings.config.clone() else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("PORTSIDE_CONFIG: cannot read {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("PORTSIDE_CONFIG: {} is not valid TOML", path.display()))?;
+    let known: Vec<String> = Cli::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mut extra = Vec::new();
+    for (key, value) in table {
+        if key == "config" || !known.contains(&key) {
+            bail!(
+                "PORTSIDE_CONFIG: unknown setting {key:?} in {}",
+                path.display()
+            );
+        }
+        if matches.value_source(&key) != Some(ValueSource::DefaultValue)
+            && matches.value_source(&key).is_some()
+        {
+            continue; // a flag or the environment wins over the file
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!("PORTSIDE_CONFIG: {key} must be a string or a number, not {other}"),
+        };
+        extra.push(OsString::from(format!(
+            "--{}={value}",
+            key.replace('_', "-")
+        )));
+    }
+    let mut all = args;
+    all.extend(extra);
+    Ok(Cli::try_parse_from(all)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let cli = load_from(args(&["portside"])).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.settings.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(cli.settings.database_url(), "sqlite://./data/portside.db");
+        assert_eq!(cli.settings.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Cli::try_parse_from(args(&["portside", "--http-addr", "nonsense"])).unwrap_err();
+        assert!(err.to_string().contains("HTTP_ADDR"), "{err}");
+        let err =
+            Cli::try_parse_from(args(&["portside", "--database-url", "mysql://x"])).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        let err =
+            Cli::try_parse_from(args(&["portside", "--idempotency-ttl", "soon"])).unwrap_err();
+        assert!(err.to_string().contains("IDEMPOTENCY_TTL"), "{err}");
+    }
+
+    #[test]
+    fn the_file_fills_defaults_but_flags_win() {
+        let path =
+            std::env::temp_dir().join(format!("portside-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "http_addr = \"127.0.0.1:9999\"\nidempotency_ttl = \"1h\"\ndb_max_connections = 3\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let cli = load_from(args(&[
+            "portside",
+            "--config",
+            file,
+            "--idempotency-ttl",
+            "2h",
+        ]))
+        .unwrap();
+        assert_eq!(cli.settings.http_addr.to_string(), "127.0.0.1:9999");
+        assert_eq!(cli.settings.idempotency_ttl, Duration::from_secs(7200));
+        assert_eq!(cli.settings.db_max_connections, 3);
+        std::fs::write(&path, "htp_addr = \"x\"\n").unwrap();
+        let err = load_from(args(&["portside", "--config", file])).unwrap_err();
+        assert!(err.to_string().contains("htp_addr"), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,127 @@
+//! The Portside binary: reads the configuration, wires the adapters to the use cases (the
+//! composition root, the only place that knows every adapter) and runs a subcommand.
+
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use config::{Command, Direction};
+use portside_sql::{AnyStore, PoolSettings};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match config::load() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("portside: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cli.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portside: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.clone().unwrap_or(Command::Serve) {
+            Command::Serve => serve::run(&cli.settings).await,
+            Command::Migrate { direction } => migrate(&cli.settings, direction).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "portside stopped");
+            eprintln!("portside: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    }
+}
+
+/// Opens the configured store, naming DATABASE_URL when that fails.
+pub(crate) async fn open_store(settings: &config::Settings) -> anyhow::Result<AnyStore> {
+    let url = settings.database_url();
+    let pool = PoolSettings {
+        max_connections: settings.db_max_connections,
+        ..PoolSettings::default()
+    };
+    AnyStore::open(&url, pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL ({}): {e}", redact(&url)))
+}
+
+/// The URL without its password, for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn migrate(
+    settings: &config::Settings,
+    direction: Option<Direction>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    match direction.unwrap_or(Direction::Up) {
+        Direction::Up => {
+            store.migrate().await?;
+            println!(
+                "migrated {} to the latest version",
+                redact(&settings.database_url())
+            );
+        }
+        Direction::Down { to } => {
+            let at = store.migrate_down(to).await?;
+            println!(
+                "reverted {}; schema is now at version {at}",
+                redact(&settings.database_url())
+            );
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            super::redact("postgres://app:s3cret@db:5432/portside"),
+            "postgres://app@db:5432/portside"
+        );
+        assert_eq!(
+            super::redact("sqlite://data/portside.db"),
+            "sqlite://data/portside.db"
+        );
+    }
+}

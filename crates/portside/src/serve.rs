@@ -1,0 +1,175 @@
+//! `portside serve`: the all-in-one server. Migrates the store, serves the HTTP API, runs the
+//! recovery and key-purge tasks, and shuts down gracefully on SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use portside_app::payments::{PaymentSettings, Payments, Providers};
+use portside_app::ports::{IdempotencyStore, PaymentRepository, Probe, SystemClock, UuidV7};
+use portside_domain::AmountLimit;
+use portside_http::ApiState;
+use portside_providers::MockProvider;
+use portside_sql::AnyStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::{open_store, redact};
+
+/// How often expired idempotency keys are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    store
+        .migrate()
+        .await
+        .context("DATABASE_URL: migrating the store failed")?;
+    let (repo, keys, probe): (
+        Arc<dyn PaymentRepository>,
+        Arc<dyn IdempotencyStore>,
+        Arc<dyn Probe>,
+    ) = match &store {
+        AnyStore::Sqlite(s) => (
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+        ),
+        AnyStore::Postgres(s) => (
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+        ),
+    };
+    let payments = Arc::new(Payments::new(
+        repo,
+        keys,
+        Providers::new("mock", Arc::new(MockProvider::new())),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        PaymentSettings {
+            amount_limit: AmountLimit {
+                max_minor: settings.payment_max_amount_minor,
+            },
+            idempotency_ttl: time_duration(settings.idempotency_ttl)?,
+            recovery_grace: time_duration(settings.recovery_grace)?,
+            ..PaymentSettings::default()
+        },
+    ));
+
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
+    let addr = listener.local_addr()?;
+    let router = portside_http::router(ApiState {
+        payments: payments.clone(),
+        probes: Arc::new(vec![probe]),
+    });
+
+    let stop = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(every(settings.recovery_interval, stop.clone(), {
+            let payments = payments.clone();
+            move || {
+                let payments = payments.clone();
+                async move {
+                    if let Err(e) = payments.recover_stale().await {
+                        tracing::warn!(error = %e, "recovery pass failed");
+                    }
+                }
+            }
+        })),
+        tokio::spawn(every(PURGE_INTERVAL, stop.clone(), {
+            let payments = payments.clone();
+            move || {
+                let payments = payments.clone();
+                async move {
+                    match payments.purge_expired_keys().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
+                        Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+                    }
+                }
+            }
+        })),
+    ];
+
+    tracing::info!(%addr, store = %redact(&settings.database_url()), "portside serving");
+    println!("Portside is serving on http://{addr}");
+    println!("  API      http://{addr}/api/v1/payments");
+    println!("  docs     http://{addr}/docs");
+    println!("  OpenAPI  http://{addr}/openapi.json");
+    println!("  health   http://{addr}/health/live  http://{addr}/health/ready");
+    println!("  store    {}", redact(&settings.database_url()));
+
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    let server = tokio::spawn(server);
+    shutdown_signal().await;
+    tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
+    stop.cancel();
+    let finished = tokio::time::timeout(settings.shutdown_timeout, async {
+        let served = server.await;
+        for task in tasks {
+            let _ = task.await;
+        }
+        served
+    })
+    .await;
+    store.close().await;
+    match finished {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("shut down cleanly");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
+        Ok(Err(e)) => Err(e).context("the HTTP server task panicked"),
+        Err(_) => {
+            tracing::error!("in-flight work did not finish within SHUTDOWN_TIMEOUT");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn time_duration(d: Duration) -> anyhow::Result<time::Duration> {
+    time::Duration::try_from(d).context("duration out of range")
+}
+
+/// Runs `work` every `period` until `stop` is cancelled (in-flight work finishes first).
+async fn every<F, Fut>(period: Duration, stop: CancellationToken, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => work().await,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
