@@ -93,6 +93,10 @@ pub struct Settings {
     #[arg(long, env = "IDEMPOTENCY_TTL", value_name = "IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
     pub idempotency_ttl: Duration,
 
+    /// How long a running request holds its idempotency key; a retry after that resumes the work.
+    #[arg(long, env = "IDEMPOTENCY_LOCK", value_name = "IDEMPOTENCY_LOCK", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub idempotency_lock: Duration,
+
     /// Largest amount of one payment, in minor units of its currency.
     #[arg(long, env = "PAYMENT_MAX_AMOUNT_MINOR", value_name = "PAYMENT_MAX_AMOUNT_MINOR", default_value_t = 99_999_999, value_parser = clap::value_parser!(i64).range(1..), global = true)]
     pub payment_max_amount_minor: i64,

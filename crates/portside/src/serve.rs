@@ -53,8 +53,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
                 max_minor: settings.payment_max_amount_minor,
             },
             idempotency_ttl: time_duration(settings.idempotency_ttl)?,
+            key_lock: time_duration(settings.idempotency_lock)?,
             recovery_grace: time_duration(settings.recovery_grace)?,
-            ..PaymentSettings::default()
         },
     ));
 
