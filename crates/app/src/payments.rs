@@ -207,7 +207,6 @@ impl Payments {
         };
         let mut payment =
             Payment::create(new, self.settings.amount_limit, now).map_err(request_error)?;
-        payment.start_processing(now).map_err(internal)?;
         let charge = Transaction::charge(
             TransactionId(self.ids.new_id()),
             payment.id(),

@@ -324,7 +324,9 @@ const MAX_DESCRIPTION: usize = 1000;
 const MAX_TOKEN: usize = 255;
 
 impl Payment {
-    /// Creates a payment in Pending and records `payment.created`.
+    /// Creates a payment and submits it: Pending → Processing, the state in which it is first
+    /// stored (just before the provider is called). Records `payment.created`, whose snapshot
+    /// is that stored state.
     pub fn create(
         new: NewPayment,
         limit: AmountLimit,
@@ -371,6 +373,7 @@ impl Payment {
             loaded_version: None,
             events: Vec::new(),
         };
+        payment.transition(PaymentStatus::Processing, now)?;
         payment.record(now, |snapshot| PaymentEvent::Created { payment: snapshot });
         Ok(payment)
     }
@@ -416,11 +419,6 @@ impl Payment {
         self.events.clear();
     }
 
-    /// Pending → Processing, just before the provider is called.
-    pub fn start_processing(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
-        self.transition(PaymentStatus::Processing, now)
-    }
-
     /// Processing → Succeeded; records `payment.succeeded`.
     pub fn succeed(
         &mut self,
@@ -462,12 +460,7 @@ impl Payment {
         let refundable = self.state.refundable();
         let explicit = amount.is_some();
         let amount = amount.unwrap_or(refundable);
-        if amount.currency() != self.state.amount.currency() {
-            return Err(DomainError::CurrencyMismatch {
-                expected: self.state.amount.currency(),
-                given: amount.currency(),
-            });
-        }
+        self.same_currency(amount)?;
         if explicit && !amount.is_positive() {
             return Err(DomainError::AmountNotPositive);
         }
@@ -527,13 +520,20 @@ impl Payment {
         Ok(())
     }
 
-    fn release_reservation(&mut self, amount: Money) -> Result<(), DomainError> {
-        if amount.currency() != self.state.amount.currency() {
-            return Err(DomainError::CurrencyMismatch {
-                expected: self.state.amount.currency(),
+    fn same_currency(&self, amount: Money) -> Result<(), DomainError> {
+        let expected = self.state.amount.currency();
+        if amount.currency() == expected {
+            Ok(())
+        } else {
+            Err(DomainError::CurrencyMismatch {
+                expected,
                 given: amount.currency(),
-            });
+            })
         }
+    }
+
+    fn release_reservation(&mut self, amount: Money) -> Result<(), DomainError> {
+        self.same_currency(amount)?;
         if amount.minor() <= 0 || amount.minor() > self.state.refund_pending_minor {
             return Err(DomainError::RefundExceedsRefundable {
                 requested: amount.to_decimal_string(),
@@ -576,6 +576,7 @@ impl Payment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::PaymentEvent;
     use crate::money::Currency;
     use proptest::prelude::*;
     use uuid::Uuid;
@@ -604,7 +605,6 @@ mod tests {
     fn succeeded(amount: i64) -> Payment {
         let mut p =
             Payment::create(new_payment(usd(amount)), AmountLimit::default(), now()).unwrap();
-        p.start_processing(now()).unwrap();
         p.succeed("ch_1".into(), now()).unwrap();
         p.mark_saved();
         p
@@ -656,7 +656,6 @@ mod tests {
     #[test]
     fn a_charge_records_created_then_succeeded_with_sequences() {
         let mut p = Payment::create(new_payment(usd(500)), AmountLimit::default(), now()).unwrap();
-        p.start_processing(now()).unwrap();
         p.succeed("ch_9".into(), now()).unwrap();
         let types: Vec<_> = p
             .pending_events()
@@ -668,13 +667,19 @@ mod tests {
             vec![(1, "payment.created"), (2, "payment.succeeded")]
         );
         assert_eq!(p.state().provider_reference.as_deref(), Some("ch_9"));
-        assert!(p.start_processing(now()).is_err());
+        assert_eq!(p.pending_events()[0].event.event_type(), "payment.created");
+        assert!(
+            matches!(&p.pending_events()[0].event, PaymentEvent::Created { payment } if payment.status == PaymentStatus::Processing)
+        );
+        assert!(
+            p.succeed("again".into(), now()).is_err(),
+            "succeeded is final for a charge"
+        );
     }
 
     #[test]
     fn failed_payment_cannot_be_refunded() {
         let mut p = Payment::create(new_payment(usd(500)), AmountLimit::default(), now()).unwrap();
-        p.start_processing(now()).unwrap();
         p.fail(Failure::new("card_declined", "declined"), now())
             .unwrap();
         assert_eq!(

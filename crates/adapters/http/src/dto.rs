@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use portside_app::payments::Outcome;
 use portside_domain::{
-    PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
+    Failure, PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -94,6 +94,16 @@ pub struct FailureView {
     pub message: String,
 }
 
+impl From<&Failure> for FailureView {
+    fn from(f: &Failure) -> Self {
+        FailureView {
+            code: f.code.clone(),
+            decline_code: f.decline_code.clone(),
+            message: f.message.clone(),
+        }
+    }
+}
+
 /// A payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
@@ -155,11 +165,7 @@ impl From<&PaymentState> for PaymentView {
             provider_reference: p.provider_reference.clone(),
             refunded_amount: p.refunded().to_decimal_string(),
             refundable_amount: p.refundable().to_decimal_string(),
-            failure: p.failure.as_ref().map(|f| FailureView {
-                code: f.code.clone(),
-                decline_code: f.decline_code.clone(),
-                message: f.message.clone(),
-            }),
+            failure: p.failure.as_ref().map(FailureView::from),
             description: p.description.clone(),
             metadata: p.metadata.as_map().clone(),
             created_at: p.created_at,
@@ -213,11 +219,7 @@ impl From<&Transaction> for TransactionView {
             currency: t.amount.currency().code().to_owned(),
             status: t.status,
             provider_reference: t.provider_reference.clone(),
-            failure: t.failure.as_ref().map(|f| FailureView {
-                code: f.code.clone(),
-                decline_code: f.decline_code.clone(),
-                message: f.message.clone(),
-            }),
+            failure: t.failure.as_ref().map(FailureView::from),
             reason: t.reason.clone(),
             metadata: t.metadata.as_map().clone(),
             created_at: t.created_at,

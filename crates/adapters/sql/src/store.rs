@@ -233,6 +233,35 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            enum Write {
+                Insert,
+                Update,
+            }
+
+            /// Phase 1: claim the key, write the payment and its pending transaction.
+            async fn begin(
+                pool: &sqlx::Pool<Db>,
+                claim_of: Option<&IdempotencyClaim>,
+                payment: &mut Payment,
+                txn: &Transaction,
+                write: Write,
+            ) -> Result<Begin, StoreError> {
+                let mut tx = pool.begin().await.map_err(store_error)?;
+                if let Some(c) = claim_of
+                    && let Some(existing) = claim(&mut tx, c).await?
+                {
+                    return Ok(Begin::Existing(existing));
+                }
+                match write {
+                    Write::Insert => insert_payment(&mut tx, payment).await?,
+                    Write::Update => update_payment(&mut tx, payment).await?,
+                }
+                insert_transaction(&mut tx, txn).await?;
+                write_events(&mut tx, payment).await?;
+                commit(tx, payment).await?;
+                Ok(Begin::Started)
+            }
+
             #[async_trait]
             impl PaymentRepository for SqlStore<Db> {
                 async fn begin_charge(
@@ -241,17 +270,7 @@ macro_rules! impl_store {
                     payment: &mut Payment,
                     charge: &Transaction,
                 ) -> Result<Begin, StoreError> {
-                    let mut tx = self.write.begin().await.map_err(store_error)?;
-                    if let Some(c) = claim_of {
-                        if let Some(existing) = claim(&mut tx, c).await? {
-                            return Ok(Begin::Existing(existing));
-                        }
-                    }
-                    insert_payment(&mut tx, payment).await?;
-                    insert_transaction(&mut tx, charge).await?;
-                    write_events(&mut tx, payment).await?;
-                    commit(tx, payment).await?;
-                    Ok(Begin::Started)
+                    begin(&self.write, claim_of, payment, charge, Write::Insert).await
                 }
 
                 async fn begin_refund(
@@ -260,17 +279,7 @@ macro_rules! impl_store {
                     payment: &mut Payment,
                     refund: &Transaction,
                 ) -> Result<Begin, StoreError> {
-                    let mut tx = self.write.begin().await.map_err(store_error)?;
-                    if let Some(c) = claim_of {
-                        if let Some(existing) = claim(&mut tx, c).await? {
-                            return Ok(Begin::Existing(existing));
-                        }
-                    }
-                    update_payment(&mut tx, payment).await?;
-                    insert_transaction(&mut tx, refund).await?;
-                    write_events(&mut tx, payment).await?;
-                    commit(tx, payment).await?;
-                    Ok(Begin::Started)
+                    begin(&self.write, claim_of, payment, refund, Write::Update).await
                 }
 
                 async fn settle(

@@ -57,7 +57,7 @@ pub fn processing_payment(
     let mut metadata = BTreeMap::new();
     metadata.insert("order_id".to_owned(), "ord_1".to_owned());
     metadata.insert("note".to_owned(), "ünïcødé ✓".to_owned());
-    let mut p = Payment::create(
+    let p = Payment::create(
         NewPayment {
             id: PaymentId(Uuid::now_v7()),
             customer_id: CustomerId::parse(customer).unwrap(),
@@ -74,7 +74,6 @@ pub fn processing_payment(
         at,
     )
     .unwrap();
-    p.start_processing(at).unwrap();
     let charge = Transaction::charge(TransactionId(Uuid::now_v7()), p.id(), amount, at);
     (p, charge)
 }
