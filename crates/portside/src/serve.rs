@@ -106,8 +106,20 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future();
-    let server = tokio::spawn(server);
-    shutdown_signal().await;
+    let mut server = tokio::spawn(server);
+    tokio::select! {
+        () = shutdown_signal() => {}
+        ended = &mut server => {
+            // The server stopped on its own: that is a failure, not a shutdown.
+            stop.cancel();
+            store.close().await;
+            return match ended {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e).context("the HTTP server failed"),
+                Err(e) => Err(e).context("the HTTP server task panicked"),
+            };
+        }
+    }
     tracing::info!(deadline = ?settings.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
     stop.cancel();
     let finished = tokio::time::timeout(settings.shutdown_timeout, async {
