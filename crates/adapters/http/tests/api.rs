@@ -78,7 +78,7 @@ fn require_services() -> bool {
         || std::env::var("PORTSIDE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
-async fn postgres_app() -> Option<Router> {
+async fn postgres_app() -> Option<(Router, String, sqlx::PgConnection)> {
     let url = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut admin = match sqlx::PgConnection::connect(&url).await {
@@ -107,7 +107,7 @@ async fn postgres_app() -> Option<Router> {
         .migrate()
         .await
         .unwrap();
-    Some(app(store))
+    Some((app(store), schema, admin))
 }
 
 struct Reply {
@@ -857,7 +857,7 @@ async fn the_api_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_postgres() {
-    let Some(app) = postgres_app().await else {
+    let Some((app, schema, mut admin)) = postgres_app().await else {
         return;
     };
     walk_through(&app).await;
@@ -865,4 +865,9 @@ async fn the_api_on_postgres() {
     provider_outcomes(&app).await;
     idempotency_race(&app).await;
     pagination(&app).await;
+    drop(app);
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
 }
