@@ -21,6 +21,15 @@ pub enum AppError {
     /// No provider of that name is configured.
     #[error("unknown provider {0:?}")]
     UnknownProvider(String),
+    /// Missing, expired or wrong credentials; `0` is the stable code.
+    #[error("authentication failed: {0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A unique value is already taken; `0` names the field.
+    #[error("{0} is already taken")]
+    Taken(&'static str),
     /// Nothing with that id (or the caller may not see it).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -51,7 +60,7 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => AppError::Conflict,
+            StoreError::Conflict | StoreError::Duplicate => AppError::Conflict,
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Other(m) => AppError::Internal(m),
         }

@@ -1,8 +1,14 @@
-//! Portside's application layer: the use cases and the ports they drive. It knows the domain
+//! Portside's application layer: the use cases (payments, accounts, messages, memberships)
+//! and the ports they drive. It knows the domain
 //! and nothing of HTTP, SQL or brokers; adapters implement the ports.
 
+pub mod accounts;
+#[cfg(test)]
+mod accounts_tests;
 pub mod error;
 pub mod idempotency;
+pub mod memberships;
+pub mod messages;
 pub mod payments;
 #[cfg(test)]
 mod payments_tests;
@@ -10,5 +16,6 @@ pub mod ports;
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;
+pub mod user_cache;
 
 pub use error::AppError;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use portside_domain::{
-    AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
+    Actor, AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
     NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, Transaction, TransactionId,
     TransactionKind, TransactionStatus,
 };
@@ -88,8 +88,8 @@ impl Providers {
 /// A request to pay, with values already parsed into domain types.
 #[derive(Debug, Clone)]
 pub struct PayCommand {
-    /// Who pays.
-    pub customer_id: CustomerId,
+    /// Who pays: the actor when `None`; another customer only for administrators.
+    pub customer_id: Option<CustomerId>,
     /// What.
     pub amount: Money,
     /// How.
@@ -186,8 +186,16 @@ impl Payments {
         }
     }
 
-    /// Charges a payment method.
-    pub async fn pay(&self, cmd: PayCommand) -> Result<Reply, AppError> {
+    /// Charges a payment method for the actor (or, for an administrator, for any customer).
+    pub async fn pay(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
+        let own = customer_of(actor);
+        let customer_id = match cmd.customer_id {
+            Some(c) if c != own && !actor.is_admin() => {
+                return Err(AppError::Forbidden("customer_id must be your own user id"));
+            }
+            Some(c) => c,
+            None => own,
+        };
         let provider = cmd
             .provider
             .unwrap_or_else(|| self.providers.default_name().to_owned());
@@ -197,7 +205,7 @@ impl Payments {
         let now = self.clock.now();
         let new = NewPayment {
             id: PaymentId(self.ids.new_id()),
-            customer_id: cmd.customer_id,
+            customer_id,
             amount: cmd.amount,
             method: cmd.method,
             method_token: cmd.method_token,
@@ -234,8 +242,8 @@ impl Payments {
         })
     }
 
-    /// Refunds all or part of a succeeded payment.
-    pub async fn refund(&self, cmd: RefundCommand) -> Result<Reply, AppError> {
+    /// Refunds all or part of a succeeded payment the actor may see.
+    pub async fn refund(&self, actor: &Actor, cmd: RefundCommand) -> Result<Reply, AppError> {
         if let Some(req) = &cmd.idempotency {
             let now = self.clock.now();
             if let Some(record) = self.keys.find(&req.scope, req.key.as_str(), now).await? {
@@ -243,11 +251,7 @@ impl Payments {
             }
         }
         for _ in 0..MAX_ATTEMPTS {
-            let mut payment = self
-                .repo
-                .payment(cmd.payment_id)
-                .await?
-                .ok_or(AppError::NotFound("payment"))?;
+            let mut payment = self.visible(actor, cmd.payment_id).await?;
             let currency = payment.state().amount.currency();
             if let Some(given) = cmd.currency.filter(|c| *c != currency) {
                 return Err(AppError::Invalid {
@@ -304,28 +308,42 @@ impl Payments {
         Err(AppError::Conflict)
     }
 
-    /// One payment.
-    pub async fn get(&self, id: PaymentId) -> Result<PaymentState, AppError> {
-        self.repo
-            .payment(id)
-            .await?
-            .map(|p| p.state().clone())
-            .ok_or(AppError::NotFound("payment"))
+    /// One payment; another customer's payment does not exist for a customer.
+    pub async fn get(&self, actor: &Actor, id: PaymentId) -> Result<PaymentState, AppError> {
+        Ok(self.visible(actor, id).await?.state().clone())
     }
 
-    /// A page of payments, newest first.
+    async fn visible(&self, actor: &Actor, id: PaymentId) -> Result<Payment, AppError> {
+        match self.repo.payment(id).await? {
+            Some(p) if actor.is_admin() || p.state().customer_id == customer_of(actor) => Ok(p),
+            _ => Err(AppError::NotFound("payment")),
+        }
+    }
+
+    /// A page of payments, newest first: a customer's own, or anyone's for administrators.
     pub async fn list(
         &self,
+        actor: &Actor,
         filter: &PaymentFilter,
         page: PageRequest,
     ) -> Result<PaymentPage, AppError> {
+        let mut filter = filter.clone();
+        if !actor.is_admin() {
+            let own = customer_of(actor);
+            if filter.customer_id.as_ref().is_some_and(|c| *c != own) {
+                return Err(AppError::Forbidden(
+                    "only administrators list others' payments",
+                ));
+            }
+            filter.customer_id = Some(own);
+        }
         let ask = PageRequest {
             limit: page.limit + 1,
             after: page.after,
         };
         let mut items: Vec<PaymentState> = self
             .repo
-            .payments(filter, ask)
+            .payments(&filter, ask)
             .await?
             .into_iter()
             .map(|p| p.state().clone())
@@ -341,10 +359,12 @@ impl Payments {
     }
 
     /// A payment's charge and refunds, oldest first.
-    pub async fn transactions(&self, id: PaymentId) -> Result<Vec<Transaction>, AppError> {
-        if self.repo.payment(id).await?.is_none() {
-            return Err(AppError::NotFound("payment"));
-        }
+    pub async fn transactions(
+        &self,
+        actor: &Actor,
+        id: PaymentId,
+    ) -> Result<Vec<Transaction>, AppError> {
+        self.visible(actor, id).await?;
         Ok(self.repo.transactions(id).await?)
     }
 
@@ -599,6 +619,11 @@ fn request_error(error: DomainError) -> AppError {
         _ => "amount",
     };
     AppError::Invalid { field, error }
+}
+
+/// A user's payments are recorded under their user id.
+pub fn customer_of(actor: &Actor) -> CustomerId {
+    CustomerId::from(actor.user_id)
 }
 
 fn internal(e: impl std::fmt::Display) -> AppError {

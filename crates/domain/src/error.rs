@@ -59,6 +59,18 @@ pub enum DomainError {
         /// The currency asked for.
         given: Currency,
     },
+    /// Not a usable email address.
+    #[error("not a valid email address")]
+    InvalidEmail,
+    /// A name that is empty, too long or has control characters.
+    #[error("name must be 1 to 100 characters without control characters")]
+    InvalidName,
+    /// A password that fails the policy.
+    #[error("password {0}")]
+    WeakPassword(&'static str),
+    /// A message body that is empty or too long.
+    #[error("message {0}")]
+    InvalidMessage(&'static str),
     /// A transaction that is already settled cannot be settled again.
     #[error("transaction is already {0}")]
     AlreadySettled(&'static str),
@@ -83,6 +95,10 @@ impl DomainError {
             DomainError::RefundExceedsRefundable { .. } => "refund_exceeds_refundable",
             DomainError::CurrencyMismatch { .. } => "currency_mismatch",
             DomainError::AlreadySettled(_) => "transaction_already_settled",
+            DomainError::InvalidEmail => "email_invalid",
+            DomainError::InvalidName => "name_invalid",
+            DomainError::WeakPassword(_) => "password_weak",
+            DomainError::InvalidMessage(_) => "message_invalid",
         }
     }
 

@@ -1,6 +1,8 @@
 //! Domain events: facts an aggregate records as it changes. Stores write them to the outbox
 //! in the same transaction as the aggregate, so none is lost and none is invented.
 
+use std::fmt::Debug;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -101,9 +103,10 @@ pub enum PaymentEvent {
     },
 }
 
-impl PaymentEvent {
-    /// The catalog name of the event.
-    pub fn event_type(&self) -> &'static str {
+impl DomainEvent for PaymentEvent {
+    const AGGREGATE: &'static str = "payment";
+
+    fn event_type(&self) -> &'static str {
         match self {
             PaymentEvent::Created { .. } => "payment.created",
             PaymentEvent::Succeeded { .. } => "payment.succeeded",
@@ -112,31 +115,28 @@ impl PaymentEvent {
             PaymentEvent::RefundFailed { .. } => "payment.refund_failed",
         }
     }
+}
 
+/// What every domain event tells the outbox: its aggregate kind, its catalog name and the
+/// version of its data's schema.
+pub trait DomainEvent: Serialize + Clone + Debug + PartialEq + Send + Sync {
+    /// `payment`, `user`, `message`, ...
+    const AGGREGATE: &'static str;
+    /// The catalog name, e.g. `payment.succeeded`.
+    fn event_type(&self) -> &'static str;
     /// Schema version of the event's data; bumped on incompatible changes.
-    pub fn version(&self) -> i32 {
+    fn version(&self) -> i32 {
         1
-    }
-
-    /// The aggregate the event belongs to.
-    pub fn payment_id(&self) -> PaymentId {
-        match self {
-            PaymentEvent::Created { payment }
-            | PaymentEvent::Succeeded { payment, .. }
-            | PaymentEvent::Failed { payment, .. }
-            | PaymentEvent::Refunded { payment, .. }
-            | PaymentEvent::RefundFailed { payment, .. } => payment.payment_id,
-        }
     }
 }
 
 /// An event with its place in the aggregate's history.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct RecordedEvent {
+pub struct RecordedEvent<E> {
     /// 1, 2, 3, ... per aggregate.
     pub sequence: i64,
     /// When it happened.
     pub occurred_at: OffsetDateTime,
     /// What happened.
-    pub event: PaymentEvent,
+    pub event: E,
 }

@@ -37,6 +37,15 @@ uuid_id!(
     TransactionId
 );
 
+uuid_id!(
+    /// Identity of a user.
+    UserId
+);
+uuid_id!(
+    /// Identity of a message.
+    MessageId
+);
+
 /// The customer a payment belongs to: 1 to 64 visible ASCII characters, no spaces
 /// (`cust_001`, a user's UUID, ...).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -57,6 +66,13 @@ impl CustomerId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A user pays as the customer named by their user id.
+impl From<UserId> for CustomerId {
+    fn from(id: UserId) -> Self {
+        CustomerId(id.to_string())
     }
 }
 

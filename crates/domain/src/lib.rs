@@ -1,16 +1,24 @@
-//! Portside's domain: the pure model of payments. No I/O, no framework: value objects,
+//! Portside's domain: the pure model of payments, identity and messages. No I/O, no framework: value objects,
 //! aggregates with their state machines, and the events they record.
 
+pub mod aggregate;
 pub mod error;
 pub mod events;
+pub mod identity;
 pub mod ids;
+pub mod message;
 pub mod money;
 pub mod payment;
 pub mod transaction;
 
 pub use error::DomainError;
-pub use events::{PaymentEvent, PaymentSnapshot, RecordedEvent};
-pub use ids::{CustomerId, PaymentId, TransactionId};
+pub use events::{DomainEvent, PaymentEvent, PaymentSnapshot, RecordedEvent};
+pub use identity::{
+    Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
+    check_password,
+};
+pub use ids::{CustomerId, MessageId, PaymentId, TransactionId, UserId};
+pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::aggregate::Changes;
 use crate::error::DomainError;
 use crate::events::{PaymentEvent, PaymentSnapshot, RecordedEvent};
 use crate::ids::{CustomerId, PaymentId, TransactionId};
@@ -316,8 +317,7 @@ pub struct NewPayment {
 #[derive(Clone, Debug)]
 pub struct Payment {
     state: PaymentState,
-    loaded_version: Option<i64>,
-    events: Vec<RecordedEvent>,
+    changes: Changes<PaymentEvent>,
 }
 
 const MAX_DESCRIPTION: usize = 1000;
@@ -370,8 +370,7 @@ impl Payment {
         };
         let mut payment = Payment {
             state,
-            loaded_version: None,
-            events: Vec::new(),
+            changes: Changes::new(),
         };
         payment.transition(PaymentStatus::Processing, now)?;
         payment.record(now, |snapshot| PaymentEvent::Created { payment: snapshot });
@@ -380,11 +379,9 @@ impl Payment {
 
     /// Rebuilds a payment from storage; it has no new events.
     pub fn restore(state: PaymentState) -> Self {
-        let loaded_version = Some(state.version);
         Payment {
+            changes: Changes::loaded(state.version),
             state,
-            loaded_version,
-            events: Vec::new(),
         }
     }
 
@@ -405,18 +402,17 @@ impl Payment {
 
     /// The version the store holds (None for a payment never saved): a save must find it.
     pub fn loaded_version(&self) -> Option<i64> {
-        self.loaded_version
+        self.changes.loaded_version()
     }
 
     /// Events recorded since load, in order.
-    pub fn pending_events(&self) -> &[RecordedEvent] {
-        &self.events
+    pub fn pending_events(&self) -> &[RecordedEvent<PaymentEvent>] {
+        self.changes.events()
     }
 
     /// Called by a store after it wrote the payment and its events in one transaction.
     pub fn mark_saved(&mut self) {
-        self.loaded_version = Some(self.state.version);
-        self.events.clear();
+        self.changes.saved(self.state.version);
     }
 
     /// Processing → Succeeded; records `payment.succeeded`.
@@ -556,27 +552,21 @@ impl Payment {
     }
 
     fn touch(&mut self, now: OffsetDateTime) {
-        if self.loaded_version == Some(self.state.version) {
-            self.state.version += 1;
-        }
+        self.changes.bump(&mut self.state.version);
         self.state.updated_at = now;
     }
 
     fn record(&mut self, now: OffsetDateTime, event: impl FnOnce(PaymentSnapshot) -> PaymentEvent) {
-        self.state.event_sequence += 1;
         let snapshot = PaymentSnapshot::of(&self.state);
-        self.events.push(RecordedEvent {
-            sequence: self.state.event_sequence,
-            occurred_at: now,
-            event: event(snapshot),
-        });
+        self.changes
+            .record(&mut self.state.event_sequence, now, event(snapshot));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::PaymentEvent;
+    use crate::events::{DomainEvent, PaymentEvent};
     use crate::money::Currency;
     use proptest::prelude::*;
     use uuid::Uuid;

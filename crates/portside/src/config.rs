@@ -28,11 +28,32 @@ pub struct Cli {
 pub enum Command {
     /// Run the all-in-one server (migrates the store first).
     Serve,
+    /// Manage users from the command line.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Migrate the configured store.
     Migrate {
         /// `up` (default) applies every pending migration; `down` reverts.
         #[command(subcommand)]
         direction: Option<Direction>,
+    },
+}
+
+/// User administration.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersAction {
+    /// Create an administrator, or promote an existing user. The password is read from
+    /// PORTSIDE_ADMIN_PASSWORD or, when that is unset, from the first line of standard input.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
     },
 }
 
@@ -113,6 +134,51 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_timeout: Duration,
 
+    /// Secret that signs access tokens (at least 32 characters). Embedded mode generates one
+    /// in DATA_DIR when unset; with PostgreSQL it is required.
+    #[arg(long, env = "JWT_SECRET", value_name = "JWT_SECRET", hide_env_values = true, value_parser = parse_secret, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of access tokens.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", value_name = "ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    /// Lifetime of refresh tokens.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", value_name = "REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// `memory` (bounded, in-process) or `redis://HOST:PORT/DB`.
+    #[arg(long, env = "CACHE_URL", value_name = "CACHE_URL", default_value = "memory", value_parser = parse_cache_url, global = true)]
+    pub cache_url: String,
+
+    /// How long a cached user profile may be served.
+    #[arg(long, env = "USER_CACHE_TTL", value_name = "USER_CACHE_TTL", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub user_cache_ttl: Duration,
+
+    /// Entries the in-memory cache holds at most.
+    #[arg(long, env = "CACHE_CAPACITY", value_name = "CACHE_CAPACITY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub cache_capacity: u64,
+
+    /// Price of the premium membership, decimal (in MEMBERSHIP_CURRENCY).
+    #[arg(
+        long,
+        env = "MEMBERSHIP_PRICE",
+        value_name = "MEMBERSHIP_PRICE",
+        default_value = "9.99",
+        global = true
+    )]
+    pub membership_price: String,
+
+    /// Currency of the membership price.
+    #[arg(
+        long,
+        env = "MEMBERSHIP_CURRENCY",
+        value_name = "MEMBERSHIP_CURRENCY",
+        default_value = "USD",
+        global = true
+    )]
+    pub membership_currency: String,
+
     /// `json` (default) or `text`.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
     pub log_format: String,
@@ -133,6 +199,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".into());
     }
     Ok(d)
+}
+
+fn parse_secret(text: &str) -> Result<String, String> {
+    if text.len() < 32 {
+        return Err("must be at least 32 characters (e.g. `openssl rand -hex 32`)".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_cache_url(text: &str) -> Result<String, String> {
+    if text == "memory" || text.starts_with("redis://") || text.starts_with("rediss://") {
+        Ok(text.to_owned())
+    } else {
+        Err("must be `memory` or redis://HOST:PORT/DB".into())
+    }
 }
 
 fn parse_database_url(text: &str) -> Result<String, String> {

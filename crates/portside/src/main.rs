@@ -3,10 +3,11 @@
 
 mod config;
 mod serve;
+mod wiring;
 
 use std::process::ExitCode;
 
-use config::{Command, Direction};
+use config::{Command, Direction, UsersAction};
 use portside_sql::{AnyStore, PoolSettings};
 use tracing_subscriber::EnvFilter;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         match cli.command.clone().unwrap_or(Command::Serve) {
             Command::Serve => serve::run(&cli.settings).await,
             Command::Migrate { direction } => migrate(&cli.settings, direction).await,
+            Command::Users { action } => users(&cli.settings, action).await,
         }
     });
     match result {
@@ -109,6 +111,34 @@ async fn migrate(
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Result<ExitCode> {
+    match action {
+        UsersAction::CreateAdmin { email, name } => {
+            let password = match std::env::var("PORTSIDE_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let wiring = wiring::wire(settings).await?;
+            let result = wiring.accounts.create_admin(&email, &password, &name).await;
+            wiring.store.close().await;
+            match result {
+                Ok(profile) => {
+                    println!("administrator {} ready (id {})", profile.email, profile.id);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("portside: cannot create the administrator: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,57 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use portside_app::payments::{PaymentSettings, Payments, Providers};
-use portside_app::ports::{IdempotencyStore, PaymentRepository, Probe, SystemClock, UuidV7};
-use portside_domain::AmountLimit;
 use portside_http::ApiState;
-use portside_providers::MockProvider;
-use portside_sql::AnyStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::{open_store, redact};
+use crate::redact;
+use crate::wiring::{Wiring, wire};
 
 /// How often expired idempotency keys are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let store = open_store(settings).await?;
-    store
-        .migrate()
-        .await
-        .context("DATABASE_URL: migrating the store failed")?;
-    let (repo, keys, probe): (
-        Arc<dyn PaymentRepository>,
-        Arc<dyn IdempotencyStore>,
-        Arc<dyn Probe>,
-    ) = match &store {
-        AnyStore::Sqlite(s) => (
-            Arc::new(s.clone()),
-            Arc::new(s.clone()),
-            Arc::new(s.clone()),
-        ),
-        AnyStore::Postgres(s) => (
-            Arc::new(s.clone()),
-            Arc::new(s.clone()),
-            Arc::new(s.clone()),
-        ),
-    };
-    let payments = Arc::new(Payments::new(
-        repo,
-        keys,
-        Providers::new("mock", Arc::new(MockProvider::new())),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
-        PaymentSettings {
-            amount_limit: AmountLimit {
-                max_minor: settings.payment_max_amount_minor,
-            },
-            idempotency_ttl: time_duration(settings.idempotency_ttl)?,
-            key_lock: time_duration(settings.idempotency_lock)?,
-            recovery_grace: time_duration(settings.recovery_grace)?,
-        },
-    ));
+    let Wiring {
+        store,
+        payments,
+        accounts,
+        messages,
+        memberships,
+        probes,
+    } = wire(settings).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -64,7 +32,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let router = portside_http::router(ApiState {
         payments: payments.clone(),
-        probes: Arc::new(vec![probe]),
+        accounts,
+        messages,
+        memberships,
+        probes: Arc::new(probes),
     });
 
     let stop = CancellationToken::new();
@@ -143,10 +114,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-fn time_duration(d: Duration) -> anyhow::Result<time::Duration> {
-    time::Duration::try_from(d).context("duration out of range")
 }
 
 /// Runs `work` every `period` until `stop` is cancelled (in-flight work finishes first).

@@ -76,8 +76,42 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn pay_body(customer: &str, amount: &str) -> Value {
-    json!({"customer_id": customer, "amount": amount, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa"})
+fn pay_body(amount: &str) -> Value {
+    json!({"amount": amount, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa"})
+}
+
+/// Registers a fresh customer, logs in, and returns a client that sends its access token,
+/// with the user's id.
+async fn signed_in(base: &str) -> (reqwest::Client, String) {
+    let http = client();
+    let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
+    let user: Value = http
+        .post(format!("{base}/api/v1/users"))
+        .json(&json!({"email": email, "password": "correct horse battery", "name": "E2E"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tokens: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    let authed = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    (authed, user["id"].as_str().unwrap().to_owned())
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -93,9 +127,9 @@ fn signal(child: &Child, sig: &str) {
 async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     let dir = temp_dir("walk");
     let mut server = start(&dir, &[]);
-    let http = client();
+    let (http, _) = signed_in(&server.base).await;
     let b = format!("{}/api/v1", server.base);
-    let body = json!({"customer_id": "cust_001", "amount": 99.99, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa"});
+    let body = json!({"amount": 99.99, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa"});
     let paid = http
         .post(format!("{b}/payments"))
         .header("Idempotency-Key", "walk-1")
@@ -151,6 +185,17 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         dir.join("portside.db").exists(),
         "the embedded store lives in DATA_DIR"
     );
+    let secret = dir.join("jwt_secret");
+    assert!(
+        secret.exists(),
+        "without JWT_SECRET a secret is generated in DATA_DIR"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
@@ -173,7 +218,10 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         .json()
         .await
         .unwrap();
-    assert_eq!(got["status"], "refunded");
+    assert_eq!(
+        got["status"], "refunded",
+        "the kept secret still verifies the token issued before the restart"
+    );
     signal(&again.child, "INT");
     assert!(again.child.wait().unwrap().success(), "SIGINT exits 0");
     let _ = std::fs::remove_dir_all(&dir);
@@ -266,8 +314,7 @@ async fn crash_burst(dir: &Path, env: &[(&str, &str)], total: usize, kill_after:
     let server = start(dir, &all_env);
     let base = server.base.clone();
     let server = Arc::new(std::sync::Mutex::new(server));
-    let customer = format!("crash_{}", uuid::Uuid::now_v7().simple());
-    let http = client();
+    let (http, customer) = signed_in(&base).await;
     let answered = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
@@ -287,7 +334,7 @@ async fn crash_burst(dir: &Path, env: &[(&str, &str)], total: usize, kill_after:
                 &http,
                 &base,
                 &key,
-                &pay_body(&customer, &format!("{}.{:02}", 1 + i % 50, i % 100)),
+                &pay_body(&format!("{}.{:02}", 1 + i % 50, i % 100)),
             )
             .await;
             if answered.fetch_add(1, Ordering::SeqCst) + 1 == kill_after {
@@ -357,7 +404,7 @@ async fn crash_burst(dir: &Path, env: &[(&str, &str)], total: usize, kill_after:
     }
     // The client retries every key until it gets an answer; acknowledged keys keep their payment.
     for (key, (i, answer)) in &first {
-        let body = pay_body(&customer, &format!("{}.{:02}", 1 + i % 50, i % 100));
+        let body = pay_body(&format!("{}.{:02}", 1 + i % 50, i % 100));
         let mut tries = 0;
         let id = loop {
             match pay(&http, &restarted.base, key, &body).await {
@@ -456,10 +503,107 @@ async fn kill_9_mid_burst_on_postgres_loses_and_duplicates_nothing() {
     let sep = if url.contains('?') { '&' } else { '?' };
     let db_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let dir = temp_dir("crash-pg");
-    crash_burst(&dir, &[("DATABASE_URL", &db_url)], 300, 120).await;
+    crash_burst(
+        &dir,
+        &[
+            ("DATABASE_URL", &db_url),
+            ("JWT_SECRET", "an e2e secret that is long enough to sign"),
+        ],
+        300,
+        120,
+    )
+    .await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn postgres_without_jwt_secret_refuses_to_start() {
+    let dir = temp_dir("nosecret");
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let out = Command::new(BIN)
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("{url}?options=-c%20search_path%3Dnever_created"),
+        )
+        .env("DATA_DIR", &dir)
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+    assert!(
+        !dir.join("jwt_secret").exists(),
+        "no secret is generated for PostgreSQL"
+    );
+}
+
+#[tokio::test]
+async fn create_admin_from_the_command_line() {
+    let dir = temp_dir("admin");
+    let run = |input: &str, args: &[&str]| {
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .env("DATA_DIR", &dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let made = run(
+        "a strong admin password\n",
+        &["users", "create-admin", "--email", "root@example.com"],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("root@example.com"));
+    let weak = run(
+        "short\n",
+        &["users", "create-admin", "--email", "other@example.com"],
+    );
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+
+    let mut server = start(&dir, &[]);
+    let http = client();
+    let login: Value = http
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"email": "root@example.com", "password": "a strong admin password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("the admin logs in");
+    let users = http
+        .get(format!("{}/api/v1/users", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200, "an administrator lists users");
+    let users: Value = users.json().await.unwrap();
+    assert_eq!(users["data"][0]["role"], "admin");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

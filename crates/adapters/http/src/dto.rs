@@ -40,9 +40,8 @@ impl<'de> Deserialize<'de> for DecimalText {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
-    /// Who pays (1 to 64 visible ASCII characters).
-    #[schema(example = "cust_001")]
-    pub customer_id: String,
+    /// Who pays: defaults to the caller's user id; another customer only for administrators.
+    pub customer_id: Option<String>,
     /// Decimal amount, as a number or a string, with at most the currency's decimals.
     #[schema(value_type = String, example = "99.99")]
     pub amount: DecimalText,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::problem::{FieldError, Problem};
 
 /// Largest accepted request body.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub const BODY_LIMIT: usize = 256 * 1024;
 
 /// A JSON body parsed into `T`, and the fingerprint of the request (method, path, canonical
 /// body) that idempotency keys are bound to.

@@ -1,13 +1,19 @@
-//! The HTTP driving adapter: the axum router of Portside's REST API, its problem+json errors,
+//! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
+//! sessions, messages, memberships), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
+mod auth;
+mod cursor;
 mod dto;
 mod health;
 mod json;
+mod memberships;
+mod messages;
 mod openapi;
 mod payments;
 mod problem;
+mod users;
 
 use std::sync::Arc;
 
@@ -16,6 +22,9 @@ use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use portside_app::accounts::Accounts;
+use portside_app::memberships::Memberships;
+use portside_app::messages::Messages;
 use portside_app::payments::Payments;
 use portside_app::ports::Probe;
 use tower::ServiceBuilder;
@@ -35,15 +44,27 @@ pub use problem::{FieldError, Problem};
 pub struct ApiState {
     /// The payments use cases.
     pub payments: Arc<Payments>,
+    /// Users and sessions.
+    pub accounts: Arc<Accounts>,
+    /// Messages.
+    pub messages: Arc<Messages>,
+    /// Membership purchase.
+    pub memberships: Arc<Memberships>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }
 
-impl FromRef<ApiState> for Arc<Payments> {
-    fn from_ref(s: &ApiState) -> Self {
-        s.payments.clone()
-    }
+macro_rules! from_state {
+    ($($field:ident: $t:ty),+) => {$(
+        impl FromRef<ApiState> for Arc<$t> {
+            fn from_ref(s: &ApiState) -> Self {
+                s.$field.clone()
+            }
+        }
+    )+};
 }
+
+from_state!(payments: Payments, accounts: Accounts, messages: Messages, memberships: Memberships);
 
 impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
     fn from_ref(s: &ApiState) -> Self {
@@ -67,6 +88,25 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/payments/{id}/transactions",
             get(payments::list_transactions),
         )
+        .route("/api/v1/users", post(users::register).get(users::list_users))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get_user).patch(users::update_user).delete(users::delete_user),
+        )
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route(
+            "/api/v1/messages",
+            post(messages::post_message).get(messages::list_messages),
+        )
+        .route(
+            "/api/v1/messages/{id}",
+            get(messages::get_message)
+                .patch(messages::edit_message)
+                .delete(messages::delete_message),
+        )
+        .route("/api/v1/memberships/checkout", post(memberships::checkout))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state)

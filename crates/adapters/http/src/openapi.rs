@@ -1,38 +1,82 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
+use crate::auth::{self, Login, Logout, Refresh, TokenPair};
 use crate::dto::{
     CreatePayment, CreateRefund, FailureView, PaymentList, PaymentView, RefundView,
     TransactionList, TransactionView,
 };
 use crate::health::{self, Health};
+use crate::memberships::{self, CheckoutRequest};
+use crate::messages::{self, MessageInput, MessageList, MessageView};
 use crate::payments;
 use crate::problem::{FieldError, ProblemBody};
+use crate::users::{self, Register, UpdateUser, UserList, UserView};
 
 /// Portside's REST API.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Portside",
-        description = "Commerce backend: payments with refunds and idempotency. Amounts are decimal strings in the currency's units; errors are RFC 9457 problem+json with a stable `code`."
+        description = "Commerce backend: users and sessions, messages, memberships, payments with refunds and idempotency. Register, log in, then send `Authorization: Bearer <access_token>`. Amounts are decimal strings in the currency's units; errors are RFC 9457 problem+json with a stable `code`."
     ),
+    modifiers(&BearerAuth),
     paths(
         payments::create_payment,
         payments::list_payments,
         payments::get_payment,
         payments::create_refund,
         payments::list_transactions,
+        users::register,
+        users::list_users,
+        users::get_user,
+        users::update_user,
+        users::delete_user,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        messages::post_message,
+        messages::list_messages,
+        messages::get_message,
+        messages::edit_message,
+        messages::delete_message,
+        memberships::checkout,
         health::live,
         health::ready,
     ),
     components(schemas(
         CreatePayment, CreateRefund, PaymentView, TransactionView, RefundView, PaymentList,
-        TransactionList, FailureView, ProblemBody, FieldError, Health
+        TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
+        UserView, UserList, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
+        MessageList, CheckoutRequest
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
+        (name = "users", description = "Accounts: register, read, change, delete"),
+        (name = "auth", description = "Sessions: login, refresh (rotating), logout"),
+        (name = "messages", description = "Messages and their search"),
+        (name = "memberships", description = "Premium membership purchase"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the protected operations refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -7,18 +7,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portside_app::AppError;
 use portside_app::idempotency::{IdempotencyKey, IdempotentRequest};
 use portside_app::payments::{Outcome, PayCommand, Payments, RefundCommand, Reply};
 use portside_app::ports::{PageRequest, PaymentFilter};
 use portside_domain::{
-    Currency, CustomerId, Metadata, Money, PaymentId, PaymentMethod, PaymentStatus,
+    Actor, Currency, CustomerId, Metadata, Money, PaymentId, PaymentMethod, PaymentStatus,
     TransactionStatus,
 };
 use uuid::Uuid;
 
+use crate::auth::Authenticated;
+use crate::cursor;
 use crate::dto::{
     CreatePayment, CreateRefund, ListQuery, PaymentList, PaymentView, RefundView, TransactionList,
     TransactionView,
@@ -26,15 +26,12 @@ use crate::dto::{
 use crate::json::{JsonBody, QueryParams};
 use crate::problem::{FieldError, Problem, ProblemBody};
 
-/// Until authentication exists every caller shares one idempotency scope.
-const ANONYMOUS_SCOPE: &str = "anonymous";
-
 /// The header a replayed response carries.
 pub const REPLAYED: &str = "idempotent-replayed";
 
 /// Creates a payment and charges it through its provider.
 #[utoipa::path(
-    post, path = "/api/v1/payments", tag = "payments",
+    post, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
     request_body = CreatePayment,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first outcome")),
     responses(
@@ -42,12 +39,15 @@ pub const REPLAYED: &str = "idempotent-replayed";
         (status = 202, description = "Accepted, outcome not known yet (status `processing`)", body = PaymentView),
         (status = 402, description = "Declined or failed at the provider; the failed payment is in `payment`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON or header", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad access token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "A request with this key is still running", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values, or the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_payment(
     State(payments): State<Arc<Payments>>,
+    Authenticated(actor): Authenticated,
     headers: HeaderMap,
     body: JsonBody<CreatePayment>,
 ) -> Result<Response, Problem> {
@@ -55,13 +55,23 @@ pub async fn create_payment(
         value: req,
         fingerprint,
     } = body;
-    let idempotency = idempotency(&headers, req.idempotency_key.as_deref(), fingerprint)?;
+    let idempotency = idempotency(
+        &actor,
+        &headers,
+        req.idempotency_key.as_deref(),
+        fingerprint,
+    )?;
     let mut errors = Vec::new();
-    let customer_id = field(
-        &mut errors,
-        "customer_id",
-        CustomerId::parse(&req.customer_id).map_err(|e| (e.code(), e.to_string())),
-    );
+    let customer_id = match req.customer_id.as_deref() {
+        None => Some(None),
+        Some(c) => field(
+            &mut errors,
+            "customer_id",
+            CustomerId::parse(c)
+                .map(Some)
+                .map_err(|e| (e.code(), e.to_string())),
+        ),
+    };
     let currency = field(
         &mut errors,
         "currency",
@@ -105,23 +115,26 @@ pub async fn create_payment(
         return Err(Problem::invalid(errors));
     };
     let reply = payments
-        .pay(PayCommand {
-            customer_id,
-            amount,
-            method,
-            method_token: req.payment_method_token,
-            provider: req.provider,
-            description: req.description,
-            metadata,
-            idempotency,
-        })
+        .pay(
+            &actor,
+            PayCommand {
+                customer_id,
+                amount,
+                method,
+                method_token: req.payment_method_token,
+                provider: req.provider,
+                description: req.description,
+                metadata,
+                idempotency,
+            },
+        )
         .await?;
     Ok(charge_response(&reply))
 }
 
 /// Refunds all or part of a payment.
 #[utoipa::path(
-    post, path = "/api/v1/payments/{id}/refunds", tag = "payments",
+    post, path = "/api/v1/payments/{id}/refunds", tag = "payments", security(("bearer" = [])),
     request_body(content = Option<CreateRefund>, description = "Empty body or {} refunds what remains"),
     params(
         ("id" = Uuid, Path, description = "Payment id"),
@@ -138,6 +151,7 @@ pub async fn create_payment(
 )]
 pub async fn create_refund(
     State(payments): State<Arc<Payments>>,
+    Authenticated(actor): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: JsonBody<CreateRefund>,
@@ -147,7 +161,12 @@ pub async fn create_refund(
         value: req,
         fingerprint,
     } = body;
-    let idempotency = idempotency(&headers, req.idempotency_key.as_deref(), fingerprint)?;
+    let idempotency = idempotency(
+        &actor,
+        &headers,
+        req.idempotency_key.as_deref(),
+        fingerprint,
+    )?;
     let mut errors = Vec::new();
     let currency = match req.currency.as_deref() {
         None => Some(None),
@@ -168,21 +187,24 @@ pub async fn create_refund(
         return Err(Problem::invalid(errors));
     };
     let reply = payments
-        .refund(RefundCommand {
-            payment_id,
-            amount: req.amount.map(|a| a.0),
-            currency,
-            reason: req.reason,
-            metadata,
-            idempotency,
-        })
+        .refund(
+            &actor,
+            RefundCommand {
+                payment_id,
+                amount: req.amount.map(|a| a.0),
+                currency,
+                reason: req.reason,
+                metadata,
+                idempotency,
+            },
+        )
         .await?;
     Ok(refund_response(&reply))
 }
 
 /// One payment.
 #[utoipa::path(
-    get, path = "/api/v1/payments/{id}", tag = "payments",
+    get, path = "/api/v1/payments/{id}", tag = "payments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Payment id")),
     responses(
         (status = 200, body = PaymentView),
@@ -191,15 +213,16 @@ pub async fn create_refund(
 )]
 pub async fn get_payment(
     State(payments): State<Arc<Payments>>,
+    Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, Problem> {
-    let payment = payments.get(payment_id(&id)?).await?;
+    let payment = payments.get(&actor, payment_id(&id)?).await?;
     Ok(Json((&payment).into()))
 }
 
 /// Payments, newest first, with filters and a cursor.
 #[utoipa::path(
-    get, path = "/api/v1/payments", tag = "payments",
+    get, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
     params(
         ("customer_id" = Option<String>, Query, description = "Only this customer's payments"),
         ("status" = Option<String>, Query, description = "Only payments in this status"),
@@ -213,6 +236,7 @@ pub async fn get_payment(
 )]
 pub async fn list_payments(
     State(payments): State<Arc<Payments>>,
+    Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<PaymentList>, Problem> {
     let customer_id = q
@@ -227,23 +251,16 @@ pub async fn list_payments(
         .map(|s| s.parse::<PaymentStatus>())
         .transpose()
         .map_err(|e| Problem::bad_parameter("status", "invalid_parameter", e))?;
-    let limit = match q.limit.as_deref() {
-        None => 20,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| {
-                Problem::bad_parameter(
-                    "limit",
-                    "invalid_parameter",
-                    "limit must be an integer from 1 to 100",
-                )
-            })?,
-    };
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = cursor::limit(q.limit.as_deref())?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(cursor::decode_id)
+        .transpose()?
+        .map(PaymentId);
     let page = payments
         .list(
+            &actor,
             &PaymentFilter {
                 customer_id,
                 status,
@@ -254,13 +271,13 @@ pub async fn list_payments(
     Ok(Json(PaymentList {
         data: page.items.iter().map(PaymentView::from).collect(),
         has_more: page.next.is_some(),
-        next_cursor: page.next.map(|id| URL_SAFE_NO_PAD.encode(id.0.as_bytes())),
+        next_cursor: page.next.map(|id| cursor::encode_id(id.0)),
     }))
 }
 
 /// A payment's charge and refunds, oldest first.
 #[utoipa::path(
-    get, path = "/api/v1/payments/{id}/transactions", tag = "payments",
+    get, path = "/api/v1/payments/{id}/transactions", tag = "payments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Payment id")),
     responses(
         (status = 200, body = TransactionList),
@@ -269,16 +286,17 @@ pub async fn list_payments(
 )]
 pub async fn list_transactions(
     State(payments): State<Arc<Payments>>,
+    Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<TransactionList>, Problem> {
-    let txns = payments.transactions(payment_id(&id)?).await?;
+    let txns = payments.transactions(&actor, payment_id(&id)?).await?;
     Ok(Json(TransactionList {
         data: txns.iter().map(TransactionView::from).collect(),
     }))
 }
 
 /// Records a field's error and returns its value when it is valid.
-fn field<T>(
+pub(crate) fn field<T>(
     errors: &mut Vec<FieldError>,
     name: &str,
     result: Result<T, (&str, String)>,
@@ -303,23 +321,9 @@ fn payment_id(text: &str) -> Result<PaymentId, Problem> {
         .map_err(|_| AppError::NotFound("payment").into())
 }
 
-fn decode_cursor(text: &str) -> Result<PaymentId, Problem> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .map(PaymentId)
-        .ok_or_else(|| {
-            Problem::bad_parameter(
-                "cursor",
-                "invalid_parameter",
-                "cursor is not a value this API returned as next_cursor",
-            )
-        })
-}
-
 /// The key from the `Idempotency-Key` header or, for older clients, the body.
-fn idempotency(
+pub(crate) fn idempotency(
+    actor: &Actor,
     headers: &HeaderMap,
     body_key: Option<&str>,
     fingerprint: String,
@@ -349,7 +353,7 @@ fn idempotency(
         Problem::bad_parameter("Idempotency-Key", "idempotency_key_invalid", e.to_string())
     })?;
     Ok(Some(IdempotentRequest {
-        scope: ANONYMOUS_SCOPE.to_owned(),
+        scope: actor.user_id.to_string(),
         key,
         fingerprint,
     }))
@@ -372,7 +376,7 @@ fn location(outcome: &Outcome) -> [(header::HeaderName, String); 1] {
 }
 
 /// 201 when charged, 202 while the outcome is unknown, 402 problem when refused.
-fn charge_response(reply: &Reply) -> Response {
+pub(crate) fn charge_response(reply: &Reply) -> Response {
     let o = &reply.outcome;
     let view = PaymentView::from(&o.payment);
     let response = match o.payment.status {

@@ -47,6 +47,8 @@ pub struct ProblemBody {
     pub extensions: Map<String, Value>,
     #[serde(skip)]
     retry_after: Option<u32>,
+    #[serde(skip)]
+    www_authenticate: bool,
 }
 
 impl Problem {
@@ -61,6 +63,7 @@ impl Problem {
             errors: Vec::new(),
             extensions: Map::new(),
             retry_after: None,
+            www_authenticate: false,
         }))
     }
 
@@ -115,6 +118,7 @@ impl IntoResponse for Problem {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after = self.0.retry_after;
+        let www_authenticate = self.0.www_authenticate;
         let body = serde_json::to_vec(&*self.0).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -124,6 +128,9 @@ impl IntoResponse for Problem {
         );
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -145,6 +152,24 @@ impl From<AppError> for Problem {
                 code: "provider_unknown".into(),
                 message: format!("no payment provider named {name:?} is configured"),
             }]),
+            AppError::Unauthorized(code) => unauthorized(
+                code,
+                match code {
+                    "invalid_credentials" => "the email or password is wrong",
+                    "token_expired" => "the access token has expired; refresh it",
+                    "refresh_token_reused" => {
+                        "this refresh token was already used; all sessions of its login are revoked"
+                    }
+                    "refresh_token_invalid" => "the refresh token is unknown, expired or revoked",
+                    _ => "the access token is invalid",
+                },
+            ),
+            AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            AppError::Taken(field) => Problem::new(
+                StatusCode::CONFLICT,
+                &format!("{field}_taken"),
+                format!("this {field} is already registered"),
+            ),
             AppError::NotFound(what) => Problem::new(
                 StatusCode::NOT_FOUND,
                 &format!("{what}_not_found"),
@@ -181,6 +206,13 @@ impl From<AppError> for Problem {
             }
         }
     }
+}
+
+/// A 401 asking for a bearer token.
+pub fn unauthorized(code: &str, detail: &str) -> Problem {
+    let mut p = Problem::new(StatusCode::UNAUTHORIZED, code, detail);
+    p.0.www_authenticate = true;
+    p
 }
 
 /// The 500 problem: no details leak.

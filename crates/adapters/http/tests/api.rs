@@ -12,11 +12,19 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
+use portside_app::accounts::Accounts;
+use portside_app::memberships::Memberships;
+use portside_app::messages::Messages;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
-    ChargeRequest, IdempotencyStore, PaymentProvider, PaymentRepository, Probe, ProviderError,
-    ProviderOutcome, RefundRequest, SystemClock, UuidV7,
+    ChargeRequest, IdempotencyStore, MessageRepository, PaymentProvider, PaymentRepository, Probe,
+    ProviderError, ProviderOutcome, RefreshTokens, RefundRequest, SystemClock, UserRepository,
+    UuidV7,
 };
+use portside_app::user_cache::UserCache;
+use portside_auth::{Argon2Hasher, JwtTokens};
+use portside_cache::MemoryCache;
+use portside_domain::{Currency, Money};
 use portside_http::{ApiState, router};
 use portside_providers::MockProvider;
 use portside_sql::{PoolSettings, SqlStore};
@@ -41,21 +49,49 @@ impl PaymentProvider for Boom {
 
 fn app<S>(store: S) -> Router
 where
-    S: PaymentRepository + IdempotencyStore + Probe + Clone + 'static,
+    S: PaymentRepository
+        + IdempotencyStore
+        + UserRepository
+        + RefreshTokens
+        + MessageRepository
+        + Probe
+        + Clone
+        + 'static,
 {
-    let payments = Payments::new(
+    let clock = Arc::new(SystemClock);
+    let ids = Arc::new(UuidV7);
+    let payments = Arc::new(Payments::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
         Providers::new("mock", Arc::new(MockProvider::new())).with("boom", Arc::new(Boom)),
-        Arc::new(SystemClock),
-        Arc::new(UuidV7),
+        clock.clone(),
+        ids.clone(),
         PaymentSettings::default(),
-    );
+    ));
+    let accounts = Arc::new(Accounts::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(Argon2Hasher::default()),
+        Arc::new(JwtTokens::new(SECRET, time::Duration::minutes(15))),
+        UserCache::new(
+            Arc::new(MemoryCache::new(1000)),
+            std::time::Duration::from_secs(60),
+        ),
+        clock.clone(),
+        ids.clone(),
+        time::Duration::days(30),
+    ));
+    let price = Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap();
     router(ApiState {
-        payments: Arc::new(payments),
+        payments: payments.clone(),
+        accounts: accounts.clone(),
+        messages: Arc::new(Messages::new(Arc::new(store.clone()), clock, ids)),
+        memberships: Arc::new(Memberships::new(payments, accounts, price)),
         probes: Arc::new(vec![Arc::new(store)]),
     })
 }
+
+const SECRET: &[u8] = b"test secret of at least thirty-two bytes";
 
 async fn sqlite_app() -> Router {
     let path = std::env::temp_dir().join(format!(
@@ -110,6 +146,52 @@ async fn postgres_app() -> Option<(Router, String, sqlx::PgConnection)> {
     Some((app(store), schema, admin))
 }
 
+/// The router and, once signed up, the caller's access token.
+#[derive(Clone)]
+struct Api {
+    router: Router,
+    token: Option<String>,
+    user_id: String,
+}
+
+impl Api {
+    fn anonymous(router: Router) -> Self {
+        Api {
+            router,
+            token: None,
+            user_id: String::new(),
+        }
+    }
+
+    /// A new customer, registered and logged in.
+    async fn signed_up(&self) -> Api {
+        let email = format!("{}@example.com", unique("u"));
+        let anon = Api::anonymous(self.router.clone());
+        let r = post(
+            &anon,
+            "/api/v1/users",
+            json!({"email": email, "password": "correct horse battery", "name": "Test User"}),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let user_id = r.body["id"].as_str().unwrap().to_owned();
+        let login = post(
+            &anon,
+            "/api/v1/auth/login",
+            json!({"email": email, "password": "correct horse battery"}),
+            None,
+        )
+        .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        Api {
+            router: self.router.clone(),
+            token: Some(login.body["access_token"].as_str().unwrap().to_owned()),
+            user_id,
+        }
+    }
+}
+
 struct Reply {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -117,13 +199,16 @@ struct Reply {
 }
 
 async fn call(
-    app: &Router,
+    app: &Api,
     method: &str,
     uri: &str,
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
+    if let Some(token) = &app.token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -133,7 +218,7 @@ async fn call(
                 .unwrap_or_else(Body::empty),
         )
         .unwrap();
-    let response = app.clone().oneshot(req).await.unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
@@ -148,7 +233,7 @@ async fn call(
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
-async fn post(app: &Router, uri: &str, body: Value, key: Option<&str>) -> Reply {
+async fn post(app: &Api, uri: &str, body: Value, key: Option<&str>) -> Reply {
     let mut headers = vec![JSON];
     if let Some(k) = key {
         headers.push(("idempotency-key", k));
@@ -156,31 +241,24 @@ async fn post(app: &Router, uri: &str, body: Value, key: Option<&str>) -> Reply 
     call(app, "POST", uri, &headers, Some(&body.to_string())).await
 }
 
-fn payment(customer: &str, amount: Value, currency: &str, token: &str) -> Value {
-    json!({"customer_id": customer, "amount": amount, "currency": currency, "payment_method": "credit_card", "payment_method_token": token})
+fn payment(amount: Value, currency: &str, token: &str) -> Value {
+    json!({"amount": amount, "currency": currency, "payment_method": "credit_card", "payment_method_token": token})
 }
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-async fn count_payments(app: &Router, customer: &str) -> usize {
-    let r = call(
-        app,
-        "GET",
-        &format!("/api/v1/payments?customer_id={customer}&limit=100"),
-        &[],
-        None,
-    )
-    .await;
+async fn count_payments(app: &Api) -> usize {
+    let r = call(app, "GET", "/api/v1/payments?limit=100", &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
     r.body["data"].as_array().unwrap().len()
 }
 
-async fn walk_through(app: &Router) {
-    let customer = unique("walk");
+async fn walk_through(app: &Api) {
+    let app = &app.signed_up().await;
     let key = unique("key");
-    let body = json!({"customer_id": customer, "amount": 99.99, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa", "metadata": {"order_id": "1001"}});
+    let body = json!({"amount": 99.99, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa", "metadata": {"order_id": "1001"}});
     let paid = post(app, "/api/v1/payments", body.clone(), Some(&key)).await;
     assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
     assert_eq!(paid.body["status"], "succeeded");
@@ -270,15 +348,15 @@ async fn walk_through(app: &Router) {
             ("refund".into(), "69.99".into())
         ]
     );
-    assert_eq!(count_payments(app, &customer).await, 1);
+    assert_eq!(count_payments(app).await, 1);
 }
 
-async fn bad_inputs(app: &Router) {
-    let customer = unique("bad");
+async fn bad_inputs(app: &Api) {
+    let app = &app.signed_up().await;
     let ok = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("10.00"), "USD", "tok_visa"),
+        payment(json!("10.00"), "USD", "tok_visa"),
         None,
     )
     .await;
@@ -287,71 +365,66 @@ async fn bad_inputs(app: &Router) {
     let declined = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("5.00"), "USD", "tok_chargeDeclined"),
+        payment(json!("5.00"), "USD", "tok_chargeDeclined"),
         None,
     )
     .await;
     let failed_id = declined.body["payment"]["id"].as_str().unwrap().to_owned();
-    let before = count_payments(app, &customer).await;
+    let before = count_payments(app).await;
 
     let cases: Vec<(&str, Value, StatusCode, &str, &str)> = vec![
         (
             "zero",
-            payment(&customer, json!(0), "USD", "tok_visa"),
+            payment(json!(0), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_small",
             "amount",
         ),
         (
             "negative",
-            payment(&customer, json!(-5), "USD", "tok_visa"),
+            payment(json!(-5), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_small",
             "amount",
         ),
         (
             "above the limit",
-            payment(&customer, json!("1000000.00"), "USD", "tok_visa"),
+            payment(json!("1000000.00"), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_large",
             "amount",
         ),
         (
             "absurd",
-            payment(
-                &customer,
-                json!("99999999999999999999999999"),
-                "USD",
-                "tok_visa",
-            ),
+            payment(json!("99999999999999999999999999"), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_large",
             "amount",
         ),
         (
             "three decimals in USD",
-            payment(&customer, json!(10.001), "USD", "tok_visa"),
+            payment(json!(10.001), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_precise",
             "amount",
         ),
         (
             "decimals in JPY",
-            payment(&customer, json!("100.5"), "JPY", "tok_visa"),
+            payment(json!("100.5"), "JPY", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_precise",
             "amount",
         ),
         (
             "unknown currency",
-            payment(&customer, json!("1.00"), "XYZ", "tok_visa"),
+            payment(json!("1.00"), "XYZ", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "currency_unknown",
             "currency",
         ),
         (
             "amount of the wrong type",
-            payment(&customer, json!(true), "USD", "tok_visa"),
+            payment(json!(true), "USD", "tok_visa"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             "amount",
@@ -365,42 +438,42 @@ async fn bad_inputs(app: &Router) {
         ),
         (
             "typo in a field name",
-            json!({"customer_id": customer, "amout": "1", "amount": "1", "currency": "USD", "payment_method_token": "tok_visa"}),
+            json!({"amout": "1", "amount": "1", "currency": "USD", "payment_method_token": "tok_visa"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             "amout",
         ),
         (
             "missing token",
-            json!({"customer_id": customer, "amount": "1", "currency": "USD"}),
+            json!({"amount": "1", "currency": "USD"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_field",
             "body",
         ),
         (
             "unknown method",
-            json!({"customer_id": customer, "amount": "1", "currency": "USD", "payment_method": "cash", "payment_method_token": "tok_visa"}),
+            json!({"amount": "1", "currency": "USD", "payment_method": "cash", "payment_method_token": "tok_visa"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "payment_method_unknown",
             "payment_method",
         ),
         (
             "unknown provider",
-            json!({"customer_id": customer, "amount": "1", "currency": "USD", "provider": "acme", "payment_method_token": "tok_visa"}),
+            json!({"amount": "1", "currency": "USD", "provider": "acme", "payment_method_token": "tok_visa"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "provider_unknown",
             "provider",
         ),
         (
             "customer with spaces",
-            payment("a b", json!("1"), "USD", "tok_visa"),
+            json!({"customer_id": "a b", "amount": "1", "currency": "USD", "payment_method_token": "tok_visa"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "customer_id_invalid",
             "customer_id",
         ),
         (
             "metadata value too long",
-            json!({"customer_id": customer, "amount": "1", "currency": "USD", "payment_method_token": "tok_visa", "metadata": {"k": "x".repeat(501)}}),
+            json!({"amount": "1", "currency": "USD", "payment_method_token": "tok_visa", "metadata": {"k": "x".repeat(501)}}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "metadata_invalid",
             "metadata",
@@ -418,9 +491,8 @@ async fn bad_inputs(app: &Router) {
         assert_eq!(r.body["status"], status.as_u16(), "{name}");
     }
 
-    let exponent = format!(
-        r#"{{"customer_id":"{customer}","amount":1e3,"currency":"USD","payment_method_token":"tok_visa"}}"#
-    );
+    let exponent =
+        r#"{"amount":1e3,"currency":"USD","payment_method_token":"tok_visa"}"#.to_owned();
     let r = call(app, "POST", "/api/v1/payments", &[JSON], Some(&exponent)).await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -455,7 +527,7 @@ async fn bad_inputs(app: &Router) {
             Some("unsupported_media_type")
         )
     );
-    let huge = json!({"customer_id": customer, "amount": "1", "currency": "USD", "payment_method_token": "tok_visa", "description": "x".repeat(70_000)});
+    let huge = json!({"amount": "1", "currency": "USD", "payment_method_token": "tok_visa", "description": "x".repeat(300_000)});
     let too_big = post(app, "/api/v1/payments", huge, None).await;
     assert_eq!(
         (too_big.status, too_big.body["code"].as_str()),
@@ -536,7 +608,7 @@ async fn bad_inputs(app: &Router) {
         post(
             app,
             "/api/v1/payments",
-            payment(&customer, json!("2.00"), "USD", "tok_visa"),
+            payment(json!("2.00"), "USD", "tok_visa"),
             Some(&key)
         )
         .await
@@ -546,7 +618,7 @@ async fn bad_inputs(app: &Router) {
     let r = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("3.00"), "USD", "tok_visa"),
+        payment(json!("3.00"), "USD", "tok_visa"),
         Some(&key),
     )
     .await;
@@ -557,7 +629,7 @@ async fn bad_inputs(app: &Router) {
             Some("idempotency_key_reused")
         )
     );
-    let mut with_body_key = payment(&customer, json!("2.00"), "USD", "tok_visa");
+    let mut with_body_key = payment(json!("2.00"), "USD", "tok_visa");
     with_body_key["idempotency_key"] = json!("other");
     let r = post(app, "/api/v1/payments", with_body_key, Some(&key)).await;
     assert_eq!(
@@ -567,7 +639,7 @@ async fn bad_inputs(app: &Router) {
     let r = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("2.00"), "USD", "tok_visa"),
+        payment(json!("2.00"), "USD", "tok_visa"),
         Some("has space"),
     )
     .await;
@@ -577,7 +649,7 @@ async fn bad_inputs(app: &Router) {
     );
 
     // Nothing above changed anything: one more payment (the keyed one), the first untouched.
-    assert_eq!(count_payments(app, &customer).await, before + 1);
+    assert_eq!(count_payments(app).await, before + 1);
     let first = call(app, "GET", &format!("/api/v1/payments/{id}"), &[], None).await;
     assert_eq!(first.body["refunded_amount"], "0.00");
     assert_eq!(first.body["status"], "succeeded");
@@ -617,17 +689,12 @@ async fn bad_inputs(app: &Router) {
     );
 }
 
-async fn provider_outcomes(app: &Router) {
-    let customer = unique("prov");
+async fn provider_outcomes(app: &Api) {
+    let app = &app.signed_up().await;
     let declined = post(
         app,
         "/api/v1/payments",
-        payment(
-            &customer,
-            json!("5.00"),
-            "USD",
-            "tok_chargeDeclinedInsufficientFunds",
-        ),
+        payment(json!("5.00"), "USD", "tok_chargeDeclinedInsufficientFunds"),
         None,
     )
     .await;
@@ -642,7 +709,7 @@ async fn provider_outcomes(app: &Router) {
     let error = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("5.00"), "USD", "tok_processing_error"),
+        payment(json!("5.00"), "USD", "tok_processing_error"),
         None,
     )
     .await;
@@ -652,7 +719,7 @@ async fn provider_outcomes(app: &Router) {
     );
 
     let key = unique("timeout");
-    let body = payment(&customer, json!(500), "JPY", "tok_timeout");
+    let body = payment(json!(500), "JPY", "tok_timeout");
     let pending = post(app, "/api/v1/payments", body.clone(), Some(&key)).await;
     assert_eq!(pending.status, StatusCode::ACCEPTED, "{}", pending.body);
     assert_eq!(pending.body["status"], "processing");
@@ -668,7 +735,7 @@ async fn provider_outcomes(app: &Router) {
     let refusing = post(
         app,
         "/api/v1/payments",
-        payment(&customer, json!("8.00"), "USD", "tok_refundFail"),
+        payment(json!("8.00"), "USD", "tok_refundFail"),
         None,
     )
     .await;
@@ -690,7 +757,7 @@ async fn provider_outcomes(app: &Router) {
         "8.00"
     );
 
-    let boom = json!({"customer_id": customer, "amount": "1", "currency": "USD", "provider": "boom", "payment_method_token": "tok_visa"});
+    let boom = json!({"amount": "1", "currency": "USD", "provider": "boom", "payment_method_token": "tok_visa"});
     let r = post(app, "/api/v1/payments", boom, None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(r.headers["content-type"], "application/problem+json");
@@ -702,10 +769,10 @@ async fn provider_outcomes(app: &Router) {
 }
 
 /// 20 requests with one key at once: exactly one payment; every answer is it or a 409.
-async fn idempotency_race(app: &Router) {
-    let customer = unique("race");
+async fn idempotency_race(app: &Api) {
+    let app = &app.signed_up().await;
     let key = unique("race");
-    let body = payment(&customer, json!("42.00"), "USD", "tok_visa");
+    let body = payment(json!("42.00"), "USD", "tok_visa");
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let (app, body, key) = (app.clone(), body.clone(), key.clone());
@@ -731,11 +798,7 @@ async fn idempotency_race(app: &Router) {
     assert_eq!(created + conflicts, 20);
     assert!(created >= 1);
     assert_eq!(ids.len(), 1, "every 201 is the same payment");
-    assert_eq!(
-        count_payments(app, &customer).await,
-        1,
-        "exactly one payment exists"
-    );
+    assert_eq!(count_payments(app).await, 1, "exactly one payment exists");
     let id = ids.into_iter().next().unwrap();
     let txns = call(
         app,
@@ -748,14 +811,14 @@ async fn idempotency_race(app: &Router) {
     assert_eq!(txns.body["data"].as_array().unwrap().len(), 1, "one charge");
 }
 
-async fn pagination(app: &Router) {
-    let customer = unique("page");
+async fn pagination(app: &Api) {
+    let app = &app.signed_up().await;
     let mut made = Vec::new();
     for i in 1..=5 {
         let r = post(
             app,
             "/api/v1/payments",
-            payment(&customer, json!(format!("{i}.00")), "EUR", "tok_visa"),
+            payment(json!(format!("{i}.00")), "EUR", "tok_visa"),
             None,
         )
         .await;
@@ -763,7 +826,7 @@ async fn pagination(app: &Router) {
     }
     made.reverse();
     let mut seen = Vec::new();
-    let mut uri = format!("/api/v1/payments?customer_id={customer}&limit=2");
+    let mut uri = format!("/api/v1/payments?customer_id={}&limit=2", app.user_id);
     loop {
         let r = call(app, "GET", &uri, &[], None).await;
         assert_eq!(r.status, StatusCode::OK);
@@ -777,7 +840,10 @@ async fn pagination(app: &Router) {
         match r.body["next_cursor"].as_str() {
             Some(c) => {
                 assert_eq!(r.body["has_more"], true);
-                uri = format!("/api/v1/payments?customer_id={customer}&limit=2&cursor={c}");
+                uri = format!(
+                    "/api/v1/payments?customer_id={}&limit=2&cursor={c}",
+                    app.user_id
+                );
             }
             None => break,
         }
@@ -786,7 +852,7 @@ async fn pagination(app: &Router) {
     let r = call(
         app,
         "GET",
-        &format!("/api/v1/payments?customer_id={customer}&status=failed"),
+        &format!("/api/v1/payments?customer_id={}&status=failed", app.user_id),
         &[],
         None,
     )
@@ -794,7 +860,8 @@ async fn pagination(app: &Router) {
     assert_eq!(r.body["data"].as_array().unwrap().len(), 0);
 }
 
-async fn middleware(app: &Router) {
+async fn middleware(app: &Api) {
+    let app = &app.signed_up().await;
     let r = call(app, "GET", "/health/live", &[], None).await;
     assert_eq!(
         (r.status, r.body["status"].as_str()),
@@ -844,9 +911,707 @@ async fn middleware(app: &Router) {
     assert_eq!(r.headers["access-control-allow-origin"], "*");
 }
 
+fn status_code(r: &Reply) -> (StatusCode, &str) {
+    (r.status, r.body["code"].as_str().unwrap_or(""))
+}
+
+/// Registration, login, refresh rotation and reuse, logout, and their bad inputs.
+async fn identity(anon: &Api) {
+    let email = format!("{}@Example.com", unique("Id"));
+    let register = |body: Value| async move { post(anon, "/api/v1/users", body, None).await };
+    let ok =
+        register(json!({"email": email, "password": "correct horse battery", "name": "Ada"})).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(ok.body["email"], email.to_lowercase());
+    assert_eq!(ok.body["membership"], "free");
+    assert_eq!(ok.body["role"], "customer");
+    assert!(ok.body.get("password_hash").is_none() && !ok.body.to_string().contains("argon2"));
+    let dup = register(
+        json!({"email": email.to_uppercase(), "password": "another good password", "name": "Eve"}),
+    )
+    .await;
+    assert_eq!(status_code(&dup), (StatusCode::CONFLICT, "email_taken"));
+    for (body, field, code) in [
+        (
+            json!({"email": "not-an-email", "password": "correct horse battery", "name": "A"}),
+            "email",
+            "email_invalid",
+        ),
+        (
+            json!({"email": "weak@example.com", "password": "short", "name": "A"}),
+            "password",
+            "password_weak",
+        ),
+        (
+            json!({"email": "weak@example.com", "password": "aaaaaaaaaaaaaaaa", "name": "A"}),
+            "password",
+            "password_weak",
+        ),
+        (
+            json!({"email": "weak@example.com", "password": "correct horse battery", "name": ""}),
+            "name",
+            "name_invalid",
+        ),
+        (
+            json!({"email": "weak@example.com", "password": "correct horse battery"}),
+            "body",
+            "invalid_field",
+        ),
+    ] {
+        let r = register(body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            (
+                r.body["errors"][0]["field"].as_str(),
+                r.body["code"].as_str()
+            ),
+            (Some(field), Some(code)),
+            "{}",
+            r.body
+        );
+    }
+    let huge = register(
+        json!({"email": "big@example.com", "password": "p".repeat(10 * 1024 * 1024), "name": "A"}),
+    )
+    .await;
+    assert_eq!(
+        status_code(&huge),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    let login = |password: &str, who: &str| {
+        let body = json!({"email": who, "password": password});
+        async move { post(anon, "/api/v1/auth/login", body, None).await }
+    };
+    let wrong = login("wrong password!!", &email).await;
+    let unknown = login("wrong password!!", "nobody-here@example.com").await;
+    assert_eq!(
+        status_code(&wrong),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+    assert_eq!(
+        wrong.body["detail"], unknown.body["detail"],
+        "an unknown email fails exactly like a wrong password"
+    );
+    assert_eq!(status_code(&unknown), status_code(&wrong));
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer");
+
+    let session = login("correct horse battery", &email).await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.body);
+    assert_eq!(session.body["token_type"], "Bearer");
+    assert_eq!(session.body["expires_in"], 900);
+    let first = session.body["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = post(
+        anon,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": first}),
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let second = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    let reuse = post(
+        anon,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": first}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&reuse),
+        (StatusCode::UNAUTHORIZED, "refresh_token_reused")
+    );
+    let family_gone = post(
+        anon,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": second}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&family_gone),
+        (StatusCode::UNAUTHORIZED, "refresh_token_reused"),
+        "reuse revoked the family"
+    );
+
+    let again = login("correct horse battery", &email).await;
+    let me = Api {
+        router: anon.router.clone(),
+        token: Some(again.body["access_token"].as_str().unwrap().to_owned()),
+        user_id: ok.body["id"].as_str().unwrap().to_owned(),
+    };
+    let refresh_token = again.body["refresh_token"].as_str().unwrap().to_owned();
+    let out = post(
+        &me,
+        "/api/v1/auth/logout",
+        json!({"refresh_token": refresh_token}),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = post(
+        anon,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": refresh_token}),
+        None,
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "logged out");
+    let anon_logout = post(anon, "/api/v1/auth/logout", json!({}), None).await;
+    assert_eq!(
+        status_code(&anon_logout),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+}
+
+/// Every protected endpoint refuses missing, malformed and forged tokens.
+async fn authentication(anon: &Api) {
+    let me = anon.signed_up().await;
+    let good = me.token.clone().unwrap();
+    let forged = {
+        // The same claims signed with another secret, and with alg none.
+        let parts: Vec<&str> = good.split('.').collect();
+        let none = format!(
+            "{}.{}.",
+            base64url(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
+        let mut tampered_sig = parts[2].to_owned();
+        tampered_sig.replace_range(
+            0..2,
+            if tampered_sig.starts_with("AA") {
+                "BB"
+            } else {
+                "AA"
+            },
+        );
+        let tampered = format!("{}.{}.{}", parts[0], parts[1], tampered_sig);
+        let other = portside_auth::JwtTokens::new(
+            b"some other secret of thirty-two bytes!",
+            time::Duration::minutes(15),
+        );
+        let actor = portside_domain::Actor {
+            user_id: portside_domain::UserId(me.user_id.parse().unwrap()),
+            role: portside_domain::Role::Admin,
+        };
+        use portside_app::ports::TokenService;
+        let wrong_secret = other
+            .issue(&actor, time::OffsetDateTime::now_utc())
+            .unwrap()
+            .token;
+        let expired = portside_auth::JwtTokens::new(SECRET, time::Duration::minutes(15))
+            .issue(
+                &actor,
+                time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+            )
+            .unwrap()
+            .token;
+        vec![
+            (none, "token_invalid"),
+            (tampered, "token_invalid"),
+            (wrong_secret, "token_invalid"),
+            (expired, "token_expired"),
+        ]
+    };
+    let endpoints = [
+        ("GET", "/api/v1/payments".to_owned()),
+        ("POST", "/api/v1/payments".to_owned()),
+        ("GET", format!("/api/v1/users/{}", me.user_id)),
+        ("GET", "/api/v1/messages".to_owned()),
+        ("POST", "/api/v1/memberships/checkout".to_owned()),
+    ];
+    for (method, uri) in &endpoints {
+        let r = call(anon, method, uri, &[JSON], Some("{}")).await;
+        assert_eq!(
+            status_code(&r),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{method} {uri}"
+        );
+        for header in [
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "Bearer  two spaces",
+            "Token abc",
+        ] {
+            let r = call(
+                anon,
+                method,
+                uri,
+                &[JSON, ("authorization", header)],
+                Some("{}"),
+            )
+            .await;
+            assert_eq!(
+                status_code(&r),
+                (StatusCode::UNAUTHORIZED, "authorization_malformed"),
+                "{method} {uri} {header:?}"
+            );
+        }
+        for (token, code) in &forged {
+            let bearer = format!("Bearer {token}");
+            let r = call(
+                anon,
+                method,
+                uri,
+                &[JSON, ("authorization", &bearer)],
+                Some("{}"),
+            )
+            .await;
+            assert_eq!(
+                status_code(&r),
+                (StatusCode::UNAUTHORIZED, *code),
+                "{method} {uri} {token}"
+            );
+        }
+    }
+}
+
+fn base64url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// User A against every endpoint with B's ids: nothing read, changed or refunded.
+async fn authorization_matrix(anon: &Api) {
+    let a = anon.signed_up().await;
+    let b = anon.signed_up().await;
+    let b_payment = post(
+        &b,
+        "/api/v1/payments",
+        payment(json!("20.00"), "USD", "tok_visa"),
+        None,
+    )
+    .await;
+    let bp = b_payment.body["id"].as_str().unwrap().to_owned();
+    let b_message = post(&b, "/api/v1/messages", json!({"body": "B's secret"}), None).await;
+    let bm = b_message.body["id"].as_str().unwrap().to_owned();
+    let bu = b.user_id.clone();
+
+    let cases: Vec<(&str, String, Option<Value>, StatusCode)> = vec![
+        (
+            "GET",
+            format!("/api/v1/users/{bu}"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/users/{bu}"),
+            Some(json!({"name": "Owned"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/users/{bu}"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/api/v1/users".to_owned(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "GET",
+            format!("/api/v1/payments/{bp}"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/payments/{bp}/transactions"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/payments/{bp}/refunds"),
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/api/v1/payments/{bp}/refund"),
+            Some(json!({"amount": "1.00"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/payments?customer_id={bu}"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/v1/payments".to_owned(),
+            Some(
+                json!({"customer_id": bu, "amount": "1.00", "currency": "USD", "payment_method_token": "tok_visa"}),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "GET",
+            format!("/api/v1/messages/{bm}"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/messages/{bm}"),
+            Some(json!({"body": "defaced"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/messages/{bm}"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            format!("/api/v1/messages?owner_id={bu}"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/users/{}", a.user_id),
+            Some(json!({"role": "admin"})),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (method, uri, body, expected) in cases {
+        let body = body.map(|b| b.to_string());
+        let headers: &[(&str, &str)] = if body.is_some() { &[JSON] } else { &[] };
+        let r = call(&a, method, &uri, headers, body.as_deref()).await;
+        assert_eq!(r.status, expected, "A: {method} {uri}: {}", r.body);
+        assert!(
+            !r.body.to_string().contains("B's secret"),
+            "nothing of B leaks"
+        );
+    }
+    let listed = call(&a, "GET", "/api/v1/payments", &[], None).await;
+    assert!(
+        listed.body["data"].as_array().unwrap().is_empty(),
+        "A's list holds none of B's payments"
+    );
+    let listed = call(&a, "GET", "/api/v1/messages", &[], None).await;
+    assert!(listed.body["data"].as_array().unwrap().is_empty());
+
+    // B's data is untouched.
+    let p = call(&b, "GET", &format!("/api/v1/payments/{bp}"), &[], None).await;
+    assert_eq!(
+        (
+            p.body["status"].as_str(),
+            p.body["refunded_amount"].as_str()
+        ),
+        (Some("succeeded"), Some("0.00"))
+    );
+    let t = call(
+        &b,
+        "GET",
+        &format!("/api/v1/payments/{bp}/transactions"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        t.body["data"].as_array().unwrap().len(),
+        1,
+        "no refund was recorded"
+    );
+    let m = call(&b, "GET", &format!("/api/v1/messages/{bm}"), &[], None).await;
+    assert_eq!(
+        (m.body["body"].as_str(), m.body["version"].as_i64()),
+        (Some("B's secret"), Some(1))
+    );
+    let u = call(&b, "GET", &format!("/api/v1/users/{bu}"), &[], None).await;
+    assert_eq!(
+        (u.status, u.body["name"].as_str()),
+        (StatusCode::OK, Some("Test User"))
+    );
+    assert_eq!(
+        call(
+            &b,
+            "GET",
+            &format!("/api/v1/payments?customer_id={bu}"),
+            &[],
+            None
+        )
+        .await
+        .body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Users read through the cache; a change is visible at once; deletion ends everything.
+async fn users_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let uri = format!("/api/v1/users/{}", me.user_id);
+    let first = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let again = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(
+        again.body, first.body,
+        "a cached read equals the stored one"
+    );
+    let renamed = call(&me, "PATCH", &uri, &[JSON], Some(r#"{"name":"Renamed"}"#)).await;
+    assert_eq!(
+        (renamed.status, renamed.body["name"].as_str()),
+        (StatusCode::OK, Some("Renamed"))
+    );
+    let after = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(
+        after.body["name"], "Renamed",
+        "the update invalidated the cached profile"
+    );
+    let bad = call(&me, "PATCH", &uri, &[JSON], Some(r#"{"email":"nope"}"#)).await;
+    assert_eq!(
+        status_code(&bad),
+        (StatusCode::UNPROCESSABLE_ENTITY, "email_invalid")
+    );
+    let bad = call(&me, "PATCH", &uri, &[JSON], Some(r#"{"role":"root"}"#)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = call(
+        &me,
+        "GET",
+        "/api/v1/users/00000000-0000-0000-0000-000000000000",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&unknown),
+        (StatusCode::NOT_FOUND, "user_not_found")
+    );
+    let malformed = call(&me, "GET", "/api/v1/users/nope", &[], None).await;
+    assert_eq!(
+        status_code(&malformed),
+        (StatusCode::NOT_FOUND, "user_not_found")
+    );
+    let post_msg = post(&me, "/api/v1/messages", json!({"body": "bye"}), None).await;
+    assert_eq!(post_msg.status, StatusCode::CREATED);
+    let gone = call(&me, "DELETE", &uri, &[], None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let after = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(
+        after.status,
+        StatusCode::NOT_FOUND,
+        "the delete invalidated the cached profile"
+    );
+}
+
+/// Messages: CRUD, bounds and every query parameter.
+async fn messages_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    for bad in [String::new(), "x".repeat(100_001)] {
+        let r = post(&me, "/api/v1/messages", json!({"body": bad}), None).await;
+        assert_eq!(
+            status_code(&r),
+            (StatusCode::UNPROCESSABLE_ENTITY, "message_invalid"),
+            "{} chars",
+            bad.len()
+        );
+        assert_eq!(r.body["errors"][0]["field"], "body");
+    }
+    let mut ids = Vec::new();
+    for text in ["Alpha note", "beta", "Gamma NOTE", "delta note"] {
+        let r = post(&me, "/api/v1/messages", json!({"body": text}), None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let page1 = call(
+        &me,
+        "GET",
+        "/api/v1/messages?q=NOTE&sort=created_at&limit=2",
+        &[],
+        None,
+    )
+    .await;
+    let bodies: Vec<_> = page1.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies, ["Alpha note", "Gamma NOTE"]);
+    let cursor = page1.body["next_cursor"].as_str().unwrap();
+    let page2 = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages?q=NOTE&sort=created_at&limit=2&cursor={cursor}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(page2.body["data"][0]["body"], "delta note");
+    assert_eq!(page2.body["has_more"], false);
+    let mixed = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages?q=NOTE&sort=-created_at&cursor={cursor}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        mixed.status,
+        StatusCode::BAD_REQUEST,
+        "a cursor belongs to its sort order"
+    );
+    let newest = call(&me, "GET", "/api/v1/messages", &[], None).await;
+    assert_eq!(
+        newest.body["data"][0]["id"],
+        ids[3].as_str(),
+        "newest first by default"
+    );
+    let first = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages/{}", ids[0]),
+        &[],
+        None,
+    )
+    .await;
+    let after = first.body["created_at"].as_str().unwrap().to_owned();
+    let windowed = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages?created_after={after}&sort=created_at"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        windowed.body["data"].as_array().unwrap().len(),
+        3,
+        "created_after is exclusive"
+    );
+    let own = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages?owner_id={}", me.user_id),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(own.body["data"].as_array().unwrap().len(), 4);
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=500", "limit"),
+        ("cursor=@@", "cursor"),
+        ("sort=name", "sort"),
+        ("created_after=yesterday", "created_after"),
+        ("created_before=2026-13-01", "created_before"),
+        ("owner_id=abc", "owner_id"),
+        ("q=", "q"),
+        ("colour=red", "colour"),
+    ] {
+        let r = call(&me, "GET", &format!("/api/v1/messages?{query}"), &[], None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], param, "{query}: {}", r.body);
+    }
+    let edited = call(
+        &me,
+        "PATCH",
+        &format!("/api/v1/messages/{}", ids[1]),
+        &[JSON],
+        Some(r#"{"body":"beta, edited"}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            edited.body["body"].as_str(),
+            edited.body["version"].as_i64()
+        ),
+        (Some("beta, edited"), Some(2))
+    );
+    let deleted = call(
+        &me,
+        "DELETE",
+        &format!("/api/v1/messages/{}", ids[1]),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = call(
+        &me,
+        "GET",
+        &format!("/api/v1/messages/{}", ids[1]),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&gone),
+        (StatusCode::NOT_FOUND, "message_not_found")
+    );
+}
+
+/// The membership checkout: key required, one charge, premium afterwards, replay safe.
+async fn membership(anon: &Api) {
+    let me = anon.signed_up().await;
+    let body = json!({"payment_method_token": "tok_visa"});
+    let no_key = post(&me, "/api/v1/memberships/checkout", body.clone(), None).await;
+    assert_eq!(
+        status_code(&no_key),
+        (StatusCode::BAD_REQUEST, "idempotency_key_required")
+    );
+    let key = unique("vip");
+    let paid = post(
+        &me,
+        "/api/v1/memberships/checkout",
+        body.clone(),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(
+        (
+            paid.body["amount"].as_str(),
+            paid.body["metadata"]["purpose"].as_str()
+        ),
+        (Some("9.99"), Some("membership"))
+    );
+    let profile = call(
+        &me,
+        "GET",
+        &format!("/api/v1/users/{}", me.user_id),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(profile.body["membership"], "premium");
+    let replay = post(&me, "/api/v1/memberships/checkout", body, Some(&key)).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["id"], paid.body["id"]);
+    assert_eq!(count_payments(&me).await, 1, "charged once");
+    let declined = post(
+        &me,
+        "/api/v1/memberships/checkout",
+        json!({"payment_method_token": "tok_chargeDeclined"}),
+        Some(&unique("vip")),
+    )
+    .await;
+    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_sqlite() {
-    let app = sqlite_app().await;
+    let app = Api::anonymous(sqlite_app().await);
+    identity(&app).await;
+    authentication(&app).await;
+    authorization_matrix(&app).await;
+    users_api(&app).await;
+    messages_api(&app).await;
+    membership(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     provider_outcomes(&app).await;
@@ -857,9 +1622,15 @@ async fn the_api_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_postgres() {
-    let Some((app, schema, mut admin)) = postgres_app().await else {
+    let Some((router, schema, mut admin)) = postgres_app().await else {
         return;
     };
+    let app = Api::anonymous(router);
+    identity(&app).await;
+    authorization_matrix(&app).await;
+    users_api(&app).await;
+    messages_api(&app).await;
+    membership(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     provider_outcomes(&app).await;

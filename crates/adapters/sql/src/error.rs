@@ -14,10 +14,10 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             match code.as_str() {
-                // PostgreSQL: unique violation, serialization failure, deadlock.
-                "23505" | "40001" | "40P01" => StoreError::Conflict,
-                // SQLite: unique/primary key constraint (extended codes 2067, 1555).
-                "2067" | "1555" => StoreError::Conflict,
+                // Unique violations: PostgreSQL 23505, SQLite 2067 (unique) and 1555 (primary key).
+                "23505" | "2067" | "1555" => StoreError::Duplicate,
+                // PostgreSQL: serialization failure, deadlock.
+                "40001" | "40P01" => StoreError::Conflict,
                 // SQLite busy/locked; PostgreSQL connection exceptions and shutdowns.
                 "5" | "6" | "57P01" | "57P02" | "57P03" => StoreError::Unavailable(e.to_string()),
                 c if c.starts_with("08") => StoreError::Unavailable(e.to_string()),

@@ -3,6 +3,7 @@
 
 mod connect;
 mod error;
+mod identity_store;
 mod rows;
 mod store;
 mod types;

@@ -1,10 +1,11 @@
 //! Rows as the tables hold them, and their conversion to and from the domain.
 
 use portside_app::idempotency::IdempotencyRecord;
-use portside_app::ports::StoreError;
+use portside_app::ports::{RefreshToken, StoreError};
 use portside_domain::{
-    Currency, CustomerId, Failure, Metadata, Money, PaymentId, PaymentState, Transaction,
-    TransactionId, TransactionKind, TransactionStatus,
+    Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
+    PaymentId, PaymentState, Transaction, TransactionId, TransactionKind, TransactionStatus,
+    UserId, UserName, UserState,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -175,4 +176,85 @@ pub(crate) struct OutboxRow {
     pub(crate) event_version: i32,
     pub(crate) data: Json<Value>,
     pub(crate) occurred_at: DbTime,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: DbId,
+    email: String,
+    name: String,
+    password_hash: String,
+    role: String,
+    membership: String,
+    version: i64,
+    event_sequence: i64,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl TryFrom<UserRow> for UserState {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(UserState {
+            id: UserId(r.id.0),
+            email: Email::parse(&r.email).map_err(|e| corrupt("email", e))?,
+            name: UserName::parse(&r.name).map_err(|e| corrupt("name", e))?,
+            password_hash: r.password_hash,
+            role: r.role.parse().map_err(|e| corrupt("role", e))?,
+            membership: r.membership.parse().map_err(|e| corrupt("membership", e))?,
+            version: r.version,
+            event_sequence: r.event_sequence,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshRow {
+    id: DbId,
+    family_id: DbId,
+    user_id: DbId,
+    digest: String,
+    created_at: DbTime,
+    expires_at: DbTime,
+    pub(crate) used_at: Option<DbTime>,
+    pub(crate) revoked_at: Option<DbTime>,
+}
+
+impl From<&RefreshRow> for RefreshToken {
+    fn from(r: &RefreshRow) -> Self {
+        RefreshToken {
+            id: r.id.0,
+            family_id: r.family_id.0,
+            user_id: UserId(r.user_id.0),
+            digest: r.digest.clone(),
+            created_at: r.created_at.0,
+            expires_at: r.expires_at.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: DbId,
+    owner_id: DbId,
+    body: String,
+    version: i64,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        Ok(Message {
+            id: MessageId(r.id.0),
+            owner_id: UserId(r.owner_id.0),
+            body: MessageBody::parse(&r.body).map_err(|e| corrupt("message body", e))?,
+            version: r.version,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
 }

@@ -84,7 +84,7 @@ pub(crate) const UNPUBLISHED: &str = "SELECT id, aggregate_type, aggregate_id, s
 /// Implements every store port for `SqlStore<$db>`. A macro rather than generics: sqlx's
 /// generic executor bounds would bury the SQL under where-clauses, and the code is identical.
 macro_rules! impl_store {
-    ($db:ty, $name:literal) => {
+    ($db:ty, $name:literal, $strpos:literal) => {
         const _: () = {
             use async_trait::async_trait;
             use portside_app::idempotency::{IdempotencyClaim, IdempotencyRecord};
@@ -92,7 +92,7 @@ macro_rules! impl_store {
                 Begin, IdempotencyStore, Outbox, OutboxEvent, PageRequest, PaymentFilter,
                 PaymentRepository, Probe, StoreError,
             };
-            use portside_domain::{Payment, PaymentId, Transaction, TransactionId};
+            use portside_domain::{DomainEvent, Payment, PaymentId, RecordedEvent, Transaction, TransactionId};
             use serde_json::Value;
             use sqlx::types::Json;
             use time::OffsetDateTime;
@@ -208,9 +208,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn write_events(tx: &mut Tx, payment: &Payment) -> Result<(), StoreError> {
-                for recorded in payment.pending_events() {
-                    let e = OutboxEvent::from_payment_event(Uuid::now_v7(), recorded)?;
+            /// Appends an aggregate's new events to the outbox, in the caller's transaction.
+            async fn write_events<E: DomainEvent>(
+                tx: &mut Tx,
+                aggregate_id: String,
+                events: &[RecordedEvent<E>],
+            ) -> Result<(), StoreError> {
+                for recorded in events {
+                    let e = OutboxEvent::of(Uuid::now_v7(), aggregate_id.clone(), recorded)?;
                     sqlx::query(INSERT_OUTBOX)
                         .bind(DbId(e.id))
                         .bind(&e.aggregate_type)
@@ -257,7 +262,7 @@ macro_rules! impl_store {
                     Write::Update => update_payment(&mut tx, payment).await?,
                 }
                 insert_transaction(&mut tx, txn).await?;
-                write_events(&mut tx, payment).await?;
+                write_events(&mut tx, payment.id().to_string(), payment.pending_events()).await?;
                 commit(tx, payment).await?;
                 Ok(Begin::Started)
             }
@@ -311,7 +316,7 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(store_error)?;
-                    write_events(&mut tx, payment).await?;
+                    write_events(&mut tx, payment.id().to_string(), payment.pending_events()).await?;
                     commit(tx, payment).await
                 }
 
@@ -477,6 +482,8 @@ macro_rules! impl_store {
                 }
             }
 
+            crate::identity_store::identity_impls!($strpos);
+
             #[async_trait]
             impl Probe for SqlStore<Db> {
                 fn name(&self) -> &'static str {
@@ -495,5 +502,5 @@ macro_rules! impl_store {
     };
 }
 
-impl_store!(sqlx::Sqlite, "sqlite");
-impl_store!(sqlx::Postgres, "postgres");
+impl_store!(sqlx::Sqlite, "sqlite", "instr");
+impl_store!(sqlx::Postgres, "postgres", "strpos");

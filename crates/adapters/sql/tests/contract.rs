@@ -9,7 +9,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::contract;
+use portside_app::testing::{contract, identity_contract};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -74,7 +74,10 @@ async fn sqlite_keeps_the_store_contract() {
         .await
         .unwrap();
     AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
-    contract::payment_store(Arc::new(store)).await;
+    let store = Arc::new(store);
+    contract::payment_store(store.clone()).await;
+    identity_contract::user_store(store.clone()).await;
+    identity_contract::message_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -85,7 +88,10 @@ async fn postgres_keeps_the_store_contract() {
     };
     let (any, store) = pg_store(&schema).await;
     any.migrate().await.unwrap();
-    contract::payment_store(Arc::new(store)).await;
+    let store = Arc::new(store);
+    contract::payment_store(store.clone()).await;
+    identity_contract::user_store(store.clone()).await;
+    identity_contract::message_store(store).await;
     any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -101,17 +107,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 4, "up creates them again");
+    assert_eq!(tables, 7, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -121,18 +127,28 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
-    assert_eq!(count(&mut admin, &schema).await, 4);
-    assert_eq!(pg.migrate_down(None).await.unwrap(), 0);
+    assert_eq!(count(&mut admin, &schema).await, 7);
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
+        20261122000001,
+        "down reverts the latest"
+    );
+    assert_eq!(
+        count(&mut admin, &schema).await,
+        4,
+        "the identity tables are gone"
+    );
+    assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 4);
+    assert_eq!(count(&mut admin, &schema).await, 7);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use portside_domain::{
-    Payment, PaymentId, PaymentState, Transaction, TransactionId, TransactionStatus,
+    Actor, Email, Message, MessageId, Payment, PaymentId, PaymentState, Transaction, TransactionId,
+    TransactionStatus, User, UserId, UserState,
 };
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -15,9 +16,11 @@ use uuid::Uuid;
 
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use crate::ports::{
-    Begin, ChargeRequest, Clock, IdGenerator, IdempotencyStore, Outbox, OutboxEvent, PageRequest,
-    PaymentFilter, PaymentProvider, PaymentRepository, ProviderError, ProviderOutcome,
-    RefundRequest, StoreError,
+    AccessToken, Begin, Cache, CacheError, ChargeRequest, Clock, HashError, IdGenerator,
+    IdempotencyStore, MessageFilter, MessageOrder, MessagePage, MessageRepository, Outbox,
+    OutboxEvent, PageRequest, PasswordHasher, PaymentFilter, PaymentProvider, PaymentRepository,
+    ProviderError, ProviderOutcome, Redeemed, RefreshToken, RefreshTokens, RefundRequest,
+    StoreError, TokenError, TokenService, UserPage, UserRepository,
 };
 
 #[derive(Default)]
@@ -26,6 +29,10 @@ struct Tables {
     transactions: BTreeMap<TransactionId, Transaction>,
     keys: HashMap<(String, String), IdempotencyRecord>,
     outbox: Vec<OutboxEvent>,
+    users: BTreeMap<UserId, UserState>,
+    /// Tokens with their used and revoked times.
+    refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
+    messages: BTreeMap<MessageId, Message>,
 }
 
 /// Payments, transactions, keys and outbox in memory, with the same atomicity as the SQL store.
@@ -83,8 +90,11 @@ impl Tables {
 
     fn save(&mut self, payment: &mut Payment) -> Result<(), StoreError> {
         for recorded in payment.pending_events() {
-            self.outbox
-                .push(OutboxEvent::from_payment_event(Uuid::now_v7(), recorded)?);
+            self.outbox.push(OutboxEvent::of(
+                Uuid::now_v7(),
+                payment.id().to_string(),
+                recorded,
+            )?);
         }
         self.payments.insert(payment.id(), payment.state().clone());
         payment.mark_saved();
@@ -278,6 +288,334 @@ impl Outbox for InMemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+impl Tables {
+    fn save_user(&mut self, user: &mut User) -> Result<(), StoreError> {
+        for recorded in user.pending_events() {
+            self.outbox.push(OutboxEvent::of(
+                Uuid::now_v7(),
+                user.id().to_string(),
+                recorded,
+            )?);
+        }
+        self.users.insert(user.id(), user.state().clone());
+        user.mark_saved();
+        Ok(())
+    }
+
+    fn email_taken(&self, user: &User) -> bool {
+        self.users
+            .values()
+            .any(|u| u.email == user.state().email && u.id != user.id())
+    }
+}
+
+#[async_trait]
+impl UserRepository for InMemoryStore {
+    async fn insert_user(&self, user: &mut User) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.email_taken(user) || t.users.contains_key(&user.id()) {
+            return Err(StoreError::Duplicate);
+        }
+        t.save_user(user)
+    }
+
+    async fn update_user(&self, user: &mut User) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.users.get(&user.id()).map(|u| u.version) != user.loaded_version() {
+            return Err(StoreError::Conflict);
+        }
+        if t.email_taken(user) {
+            return Err(StoreError::Duplicate);
+        }
+        t.save_user(user)
+    }
+
+    async fn delete_user(&self, user: &mut User) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.users.get(&user.id()).map(|u| u.version) != user.loaded_version() {
+            return Err(StoreError::Conflict);
+        }
+        let id = user.id();
+        t.save_user(user)?;
+        t.users.remove(&id);
+        t.refresh.retain(|(r, _, _)| r.user_id != id);
+        t.messages.retain(|_, m| m.owner_id != id);
+        Ok(())
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock()?.users.get(&id).cloned().map(User::restore))
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()?
+            .users
+            .values()
+            .find(|u| &u.email == email)
+            .cloned()
+            .map(User::restore))
+    }
+
+    async fn users(&self, page: UserPage) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .lock()?
+            .users
+            .values()
+            .filter(|u| page.after.is_none_or(|a| u.id > a))
+            .take(page.limit as usize)
+            .cloned()
+            .map(User::restore)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RefreshTokens for InMemoryStore {
+    async fn issue(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        self.lock()?.refresh.push((token.clone(), None, None));
+        Ok(())
+    }
+
+    async fn redeem(&self, digest: &str, now: OffsetDateTime) -> Result<Redeemed, StoreError> {
+        let mut t = self.lock()?;
+        let Some(entry) = t.refresh.iter_mut().find(|(r, _, _)| r.digest == digest) else {
+            return Ok(Redeemed::Unknown);
+        };
+        match entry {
+            (r, None, None) if r.expires_at > now => {
+                entry.1 = Some(now);
+                Ok(Redeemed::Fresh(entry.0.clone()))
+            }
+            (_, None, None) => Ok(Redeemed::Unknown),
+            (r, _, _) => Ok(Redeemed::Reused(r.clone())),
+        }
+    }
+
+    async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        for entry in self.lock()?.refresh.iter_mut() {
+            if entry.0.family_id == family_id && entry.2.is_none() {
+                entry.2 = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn revoke_family_of(
+        &self,
+        digest: &str,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let family = self
+            .lock()?
+            .refresh
+            .iter()
+            .find(|(r, _, _)| r.digest == digest && r.user_id == user_id)
+            .map(|(r, _, _)| r.family_id);
+        match family {
+            Some(f) => self.revoke_family(f, now).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn revoke_user(&self, user_id: UserId, now: OffsetDateTime) -> Result<(), StoreError> {
+        for entry in self.lock()?.refresh.iter_mut() {
+            if entry.0.user_id == user_id && entry.2.is_none() {
+                entry.2 = Some(now);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageRepository for InMemoryStore {
+    async fn insert_message(&self, message: &Message) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if !t.users.contains_key(&message.owner_id) {
+            return Err(StoreError::Other("owner does not exist".into()));
+        }
+        t.messages.insert(message.id, message.clone());
+        Ok(())
+    }
+
+    async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        match t.messages.get(&message.id) {
+            Some(m) if m.version == message.version - 1 => {
+                t.messages.insert(message.id, message.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete_message(&self, id: MessageId) -> Result<bool, StoreError> {
+        Ok(self.lock()?.messages.remove(&id).is_some())
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        Ok(self.lock()?.messages.get(&id).cloned())
+    }
+
+    async fn messages(
+        &self,
+        filter: &MessageFilter,
+        page: MessagePage,
+    ) -> Result<Vec<Message>, StoreError> {
+        let t = self.lock()?;
+        let needle = filter.text.as_ref().map(|q| q.to_lowercase());
+        let mut found: Vec<Message> = t
+            .messages
+            .values()
+            .filter(|m| filter.owner_id.is_none_or(|o| m.owner_id == o))
+            .filter(|m| {
+                needle
+                    .as_ref()
+                    .is_none_or(|q| m.body.as_str().to_lowercase().contains(q))
+            })
+            .filter(|m| filter.created_after.is_none_or(|a| m.created_at > a))
+            .filter(|m| filter.created_before.is_none_or(|b| m.created_at < b))
+            .cloned()
+            .collect();
+        found.sort_by_key(|m| (m.created_at, m.id));
+        if page.order == MessageOrder::Newest {
+            found.reverse();
+        }
+        Ok(found
+            .into_iter()
+            .filter(|m| match (page.after, page.order) {
+                (None, _) => true,
+                (Some(after), MessageOrder::Oldest) => (m.created_at, m.id) > after,
+                (Some(after), MessageOrder::Newest) => (m.created_at, m.id) < after,
+            })
+            .take(page.limit as usize)
+            .collect())
+    }
+}
+
+/// A password "hasher" that only prefixes: fast, for use-case tests.
+#[derive(Default)]
+pub struct PlainHasher;
+
+#[async_trait]
+impl PasswordHasher for PlainHasher {
+    async fn hash(&self, password: &str) -> Result<String, HashError> {
+        Ok(format!("plain${password}"))
+    }
+
+    async fn verify(&self, password: &str, hash: &str) -> bool {
+        hash.strip_prefix("plain$") == Some(password)
+    }
+}
+
+/// Readable fake access tokens `user_id|role|expires_unix`, checked against a `ManualClock`.
+pub struct FakeTokens {
+    clock: std::sync::Arc<ManualClock>,
+    ttl: Duration,
+}
+
+impl FakeTokens {
+    /// Tokens that live `ttl` on `clock`.
+    pub fn new(clock: std::sync::Arc<ManualClock>, ttl: Duration) -> Self {
+        FakeTokens { clock, ttl }
+    }
+}
+
+impl TokenService for FakeTokens {
+    fn issue(&self, actor: &Actor, now: OffsetDateTime) -> Result<AccessToken, TokenError> {
+        let exp = (now + self.ttl).unix_timestamp();
+        Ok(AccessToken {
+            token: format!("{}|{}|{exp}", actor.user_id, actor.role),
+            expires_in: self.ttl.whole_seconds().unsigned_abs(),
+        })
+    }
+
+    fn verify(&self, token: &str) -> Result<Actor, TokenError> {
+        let mut parts = token.split('|');
+        let (Some(id), Some(role), Some(exp), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Invalid);
+        };
+        let user_id = id.parse().map_err(|_| TokenError::Invalid)?;
+        let role = role.parse().map_err(|_| TokenError::Invalid)?;
+        let exp: i64 = exp.parse().map_err(|_| TokenError::Invalid)?;
+        if exp <= self.clock.now().unix_timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(Actor { user_id, role })
+    }
+
+    fn new_refresh_token(&self) -> String {
+        Uuid::new_v4().simple().to_string()
+    }
+
+    fn digest(&self, refresh_token: &str) -> String {
+        format!("digest:{refresh_token}")
+    }
+}
+
+/// An in-memory cache that can be told to fail, to test degradation.
+#[derive(Default)]
+pub struct FlakyCache {
+    entries: Mutex<HashMap<String, Vec<u8>>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyCache {
+    /// Makes every call fail (true) or work (false).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Whether a key is present.
+    pub fn holds(&self, key: &str) -> bool {
+        self.entries
+            .lock()
+            .map(|e| e.contains_key(key))
+            .unwrap_or(false)
+    }
+
+    fn check(&self) -> Result<(), CacheError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(CacheError("down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for FlakyCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        self.check()?;
+        Ok(self.entries.lock().ok().and_then(|e| e.get(key).cloned()))
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        _ttl: std::time::Duration,
+    ) -> Result<(), CacheError> {
+        self.check()?;
+        if let Ok(mut e) = self.entries.lock() {
+            e.insert(key.to_owned(), value.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.check()?;
+        if let Ok(mut e) = self.entries.lock() {
+            e.remove(key);
+        }
+        Ok(())
     }
 }
 

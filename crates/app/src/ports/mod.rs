@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use portside_domain::{
-    CustomerId, Failure, Metadata, Money, Payment, PaymentId, PaymentMethod, PaymentStatus,
-    RecordedEvent, Transaction, TransactionId,
+    CustomerId, DomainEvent, Failure, Metadata, Money, Payment, PaymentId, PaymentMethod,
+    PaymentStatus, RecordedEvent, Transaction, TransactionId,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -12,12 +12,26 @@ use uuid::Uuid;
 
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
 
+mod cache;
+mod identity;
+mod messages;
+
+pub use cache::{Cache, CacheError};
+pub use identity::{
+    AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
+    TokenService, UserPage, UserRepository,
+};
+pub use messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+
 /// Why a store could not do what was asked. Adapters map their own errors into this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Someone else changed the row first (optimistic concurrency) or it was already settled.
     #[error("concurrent modification")]
     Conflict,
+    /// A unique value (an email, ...) is already taken.
+    #[error("duplicate value")]
+    Duplicate,
     /// The store cannot be reached right now (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -158,12 +172,16 @@ pub struct OutboxEvent {
 }
 
 impl OutboxEvent {
-    /// The outbox row of a payment event; `id` comes from the caller (a UUID v7).
-    pub fn from_payment_event(id: Uuid, recorded: &RecordedEvent) -> Result<Self, StoreError> {
+    /// The outbox row of an aggregate's event; `id` comes from the caller (a UUID v7).
+    pub fn of<E: DomainEvent>(
+        id: Uuid,
+        aggregate_id: String,
+        recorded: &RecordedEvent<E>,
+    ) -> Result<Self, StoreError> {
         Ok(OutboxEvent {
             id,
-            aggregate_type: "payment".to_owned(),
-            aggregate_id: recorded.event.payment_id().to_string(),
+            aggregate_type: E::AGGREGATE.to_owned(),
+            aggregate_id,
             sequence: recorded.sequence,
             event_type: recorded.event.event_type().to_owned(),
             event_version: recorded.event.version(),

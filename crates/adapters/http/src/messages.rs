@@ -1,0 +1,259 @@
+//! `/api/v1/messages`: post, read, edit and delete (owner or admin), and search with URL queries.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portside_app::AppError;
+use portside_app::messages::Messages;
+use portside_app::ports::{MessageFilter, MessageOrder, MessagePage};
+use portside_domain::{Message, MessageId, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::cursor;
+use crate::json::{JsonBody, QueryParams};
+use crate::problem::{Problem, ProblemBody};
+
+/// `POST /api/v1/messages` and `PATCH /api/v1/messages/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    /// 1 to 10 000 characters.
+    #[schema(example = "Hello, Portside!")]
+    pub body: String,
+}
+
+/// A message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    /// Identity.
+    pub id: Uuid,
+    /// Always `message`.
+    pub object: &'static str,
+    /// Its author.
+    pub owner_id: Uuid,
+    /// The text.
+    pub body: String,
+    /// Incremented by every edit.
+    pub version: i64,
+    /// When posted (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When last edited (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        MessageView {
+            id: m.id.0,
+            object: "message",
+            owner_id: m.owner_id.0,
+            body: m.body.as_str().to_owned(),
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A page of messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageList {
+    /// In the requested order.
+    pub data: Vec<MessageView>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page (with the same `sort`).
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /api/v1/messages`, all text, validated here so errors name the parameter.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMessages {
+    owner_id: Option<String>,
+    q: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    sort: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn message_id(text: &str) -> Result<MessageId, Problem> {
+    Uuid::parse_str(text)
+        .map(MessageId)
+        .map_err(|_| AppError::NotFound("message").into())
+}
+
+fn instant(name: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, Problem> {
+    text.map(|t| {
+        OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+            Problem::bad_parameter(
+                name,
+                "invalid_parameter",
+                format!("{name} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn created(view: MessageView) -> Response {
+    let location = format!("/api/v1/messages/{}", view.id);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response()
+}
+
+/// Posts a message as the caller.
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])), request_body = MessageInput,
+    responses((status = 201, body = MessageView), (status = 422, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn post_message(
+    State(messages): State<Arc<Messages>>,
+    Authenticated(actor): Authenticated,
+    body: JsonBody<MessageInput>,
+) -> Result<Response, Problem> {
+    let m = messages.post(&actor, &body.value.body).await?;
+    Ok(created((&m).into()))
+}
+
+/// One message (your own, or anyone's for administrators).
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = MessageView), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn get_message(
+    State(messages): State<Arc<Messages>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, Problem> {
+    Ok(Json(
+        (&messages.get(&actor, message_id(&id)?).await?).into(),
+    ))
+}
+
+/// Replaces a message's text.
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = MessageInput,
+    responses((status = 200, body = MessageView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 422, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn edit_message(
+    State(messages): State<Arc<Messages>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    body: JsonBody<MessageInput>,
+) -> Result<Json<MessageView>, Problem> {
+    let id = message_id(&id)?;
+    Ok(Json(
+        (&messages.edit(&actor, id, &body.value.body).await?).into(),
+    ))
+}
+
+/// Deletes a message.
+#[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn delete_message(
+    State(messages): State<Arc<Messages>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    messages.delete(&actor, message_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Searches messages: your own, or (administrators) anyone's.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])),
+    params(
+        ("owner_id" = Option<Uuid>, Query, description = "Author; another user's id for administrators only"),
+        ("q" = Option<String>, Query, description = "Body contains this text, case-insensitively (1 to 200 characters)"),
+        ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("sort" = Option<String>, Query, description = "`created_at` (oldest first) or `-created_at` (newest first, default)"),
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = MessageList), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn list_messages(
+    State(messages): State<Arc<Messages>>,
+    Authenticated(actor): Authenticated,
+    QueryParams(q): QueryParams<ListMessages>,
+) -> Result<Json<MessageList>, Problem> {
+    let owner_id = q
+        .owner_id
+        .as_deref()
+        .map(|o| Uuid::parse_str(o).map(UserId))
+        .transpose()
+        .map_err(|_| {
+            Problem::bad_parameter(
+                "owner_id",
+                "invalid_parameter",
+                "owner_id must be a user id (UUID)",
+            )
+        })?;
+    let text = match q.q {
+        Some(t) if t.is_empty() || t.chars().count() > 200 => {
+            return Err(Problem::bad_parameter(
+                "q",
+                "invalid_parameter",
+                "q must be 1 to 200 characters",
+            ));
+        }
+        other => other,
+    };
+    let created_after = instant("created_after", q.created_after.as_deref())?;
+    let created_before = instant("created_before", q.created_before.as_deref())?;
+    let (order, tag) = match q.sort.as_deref() {
+        None | Some("-created_at") => (MessageOrder::Newest, 'n'),
+        Some("created_at") => (MessageOrder::Oldest, 'o'),
+        Some(_) => {
+            return Err(Problem::bad_parameter(
+                "sort",
+                "invalid_parameter",
+                "sort must be created_at or -created_at",
+            ));
+        }
+    };
+    let limit = cursor::limit(q.limit.as_deref())?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode_position(tag, c))
+        .transpose()?
+        .map(|(at, id)| (at, MessageId(id)));
+    let filter = MessageFilter {
+        owner_id,
+        text,
+        created_after,
+        created_before,
+    };
+    let page = messages
+        .list(
+            &actor,
+            filter,
+            MessagePage {
+                limit,
+                order,
+                after,
+            },
+        )
+        .await?;
+    Ok(Json(MessageList {
+        data: page.items.iter().map(MessageView::from).collect(),
+        has_more: page.next.is_some(),
+        next_cursor: page
+            .next
+            .map(|(at, id)| cursor::encode_position(tag, at, id.0)),
+    }))
+}

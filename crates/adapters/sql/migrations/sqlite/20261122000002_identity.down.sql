@@ -1,0 +1,3 @@
+DROP TABLE messages;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

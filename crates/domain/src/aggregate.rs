@@ -1,0 +1,70 @@
+//! Bookkeeping every aggregate shares: the version the store holds (for optimistic
+//! concurrency) and the events recorded since it was loaded (for the outbox).
+
+use time::OffsetDateTime;
+
+use crate::events::RecordedEvent;
+
+/// Version and new events of one aggregate instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changes<E> {
+    loaded_version: Option<i64>,
+    events: Vec<RecordedEvent<E>>,
+}
+
+impl<E> Changes<E> {
+    /// For an aggregate that was never stored.
+    pub fn new() -> Self {
+        Changes {
+            loaded_version: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// For an aggregate read from the store at `version`.
+    pub fn loaded(version: i64) -> Self {
+        Changes {
+            loaded_version: Some(version),
+            events: Vec::new(),
+        }
+    }
+
+    /// The version a save must find in the store (`None`: insert).
+    pub fn loaded_version(&self) -> Option<i64> {
+        self.loaded_version
+    }
+
+    /// Events since load, in order.
+    pub fn events(&self) -> &[RecordedEvent<E>] {
+        &self.events
+    }
+
+    /// Moves `version` forward once per save, however many changes happen before it.
+    pub fn bump(&self, version: &mut i64) {
+        if self.loaded_version == Some(*version) {
+            *version += 1;
+        }
+    }
+
+    /// Records an event with the next sequence number.
+    pub fn record(&mut self, sequence: &mut i64, at: OffsetDateTime, event: E) {
+        *sequence += 1;
+        self.events.push(RecordedEvent {
+            sequence: *sequence,
+            occurred_at: at,
+            event,
+        });
+    }
+
+    /// After a store wrote the aggregate and its events in one transaction.
+    pub fn saved(&mut self, version: i64) {
+        self.loaded_version = Some(version);
+        self.events.clear();
+    }
+}
+
+impl<E> Default for Changes<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,212 @@
+//! The composition root: the one place that knows every adapter. It opens the store, picks the
+//! cache, loads or creates the token secret, and hands the use cases their ports.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use portside_app::accounts::Accounts;
+use portside_app::memberships::Memberships;
+use portside_app::messages::Messages;
+use portside_app::payments::{PaymentSettings, Payments, Providers};
+use portside_app::ports::{
+    Cache, IdempotencyStore, MessageRepository, PaymentRepository, Probe, RefreshTokens,
+    SystemClock, UserRepository, UuidV7,
+};
+use portside_app::user_cache::UserCache;
+use portside_auth::{Argon2Hasher, JwtTokens};
+use portside_cache::{MemoryCache, RedisCache};
+use portside_domain::{AmountLimit, Currency, Money};
+use portside_providers::MockProvider;
+use portside_sql::AnyStore;
+
+use crate::config::Settings;
+use crate::open_store;
+
+/// Everything a process serves with.
+pub struct Wiring {
+    /// The store, to close at shutdown.
+    pub store: AnyStore,
+    /// Payments use cases.
+    pub payments: Arc<Payments>,
+    /// Users and sessions.
+    pub accounts: Arc<Accounts>,
+    /// Messages.
+    pub messages: Arc<Messages>,
+    /// Membership purchase.
+    pub memberships: Arc<Memberships>,
+    /// What readiness checks.
+    pub probes: Vec<Arc<dyn Probe>>,
+}
+
+/// The store's ports as trait objects.
+struct StorePorts {
+    payments: Arc<dyn PaymentRepository>,
+    keys: Arc<dyn IdempotencyStore>,
+    users: Arc<dyn UserRepository>,
+    refresh: Arc<dyn RefreshTokens>,
+    messages: Arc<dyn MessageRepository>,
+    probe: Arc<dyn Probe>,
+}
+
+fn ports_of<S>(s: &S) -> StorePorts
+where
+    S: PaymentRepository
+        + IdempotencyStore
+        + UserRepository
+        + RefreshTokens
+        + MessageRepository
+        + Probe
+        + Clone
+        + 'static,
+{
+    StorePorts {
+        payments: Arc::new(s.clone()),
+        keys: Arc::new(s.clone()),
+        users: Arc::new(s.clone()),
+        refresh: Arc::new(s.clone()),
+        messages: Arc::new(s.clone()),
+        probe: Arc::new(s.clone()),
+    }
+}
+
+fn duration(d: std::time::Duration) -> anyhow::Result<time::Duration> {
+    time::Duration::try_from(d).context("duration out of range")
+}
+
+/// Opens and migrates the store and builds the use cases.
+pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
+    let secret = jwt_secret(settings, settings.database_url().starts_with("postgres"))?;
+    let store = open_store(settings).await?;
+    store
+        .migrate()
+        .await
+        .context("DATABASE_URL: migrating the store failed")?;
+    let ports = match &store {
+        AnyStore::Sqlite(s) => ports_of(s),
+        AnyStore::Postgres(s) => ports_of(s),
+    };
+    let cache = cache(settings).await?;
+    let clock = Arc::new(SystemClock);
+    let ids = Arc::new(UuidV7);
+
+    let payments = Arc::new(Payments::new(
+        ports.payments,
+        ports.keys,
+        Providers::new("mock", Arc::new(MockProvider::new())),
+        clock.clone(),
+        ids.clone(),
+        PaymentSettings {
+            amount_limit: AmountLimit {
+                max_minor: settings.payment_max_amount_minor,
+            },
+            idempotency_ttl: duration(settings.idempotency_ttl)?,
+            key_lock: duration(settings.idempotency_lock)?,
+            recovery_grace: duration(settings.recovery_grace)?,
+        },
+    ));
+    let accounts = Arc::new(Accounts::new(
+        ports.users,
+        ports.refresh,
+        Arc::new(Argon2Hasher::default()),
+        Arc::new(JwtTokens::new(
+            secret.as_bytes(),
+            duration(settings.access_token_ttl)?,
+        )),
+        UserCache::new(cache, settings.user_cache_ttl),
+        clock.clone(),
+        ids.clone(),
+        duration(settings.refresh_token_ttl)?,
+    ));
+    let messages = Arc::new(Messages::new(ports.messages, clock, ids));
+    let memberships = Arc::new(Memberships::new(
+        payments.clone(),
+        accounts.clone(),
+        membership_price(settings)?,
+    ));
+    Ok(Wiring {
+        store,
+        payments,
+        accounts,
+        messages,
+        memberships,
+        probes: vec![ports.probe],
+    })
+}
+
+fn membership_price(settings: &Settings) -> anyhow::Result<Money> {
+    let currency = Currency::from_code(&settings.membership_currency)
+        .map_err(|e| anyhow::anyhow!("MEMBERSHIP_CURRENCY: {e}"))?;
+    let price = Money::parse(&settings.membership_price, currency)
+        .map_err(|e| anyhow::anyhow!("MEMBERSHIP_PRICE: {e}"))?;
+    if !price.is_positive() {
+        bail!("MEMBERSHIP_PRICE: must be greater than zero");
+    }
+    Ok(price)
+}
+
+async fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+    if settings.cache_url == "memory" {
+        return Ok(Arc::new(MemoryCache::new(settings.cache_capacity)));
+    }
+    let redis = RedisCache::connect(&settings.cache_url, "portside:")
+        .map_err(|e| anyhow::anyhow!("CACHE_URL: {e}"))?;
+    if let Err(e) = redis.ping().await {
+        tracing::warn!(error = %e, "CACHE_URL: Redis is not answering; reads fall back to the store until it does");
+    }
+    Ok(Arc::new(redis))
+}
+
+/// `JWT_SECRET`, or in embedded mode a secret generated once and kept in DATA_DIR (0600).
+/// Several processes on PostgreSQL must share one secret, so there it must be given.
+fn jwt_secret(settings: &Settings, postgres: bool) -> anyhow::Result<String> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Ok(secret.clone());
+    }
+    if postgres {
+        bail!(
+            "JWT_SECRET: required when DATABASE_URL is PostgreSQL (every process must share it); e.g. JWT_SECRET=$(openssl rand -hex 32)"
+        );
+    }
+    let path = settings.data_dir.join("jwt_secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().to_owned()),
+        Ok(_) => bail!(
+            "JWT_SECRET: {} is shorter than 32 characters; delete it or set JWT_SECRET",
+            path.display()
+        ),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("JWT_SECRET: cannot read {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let secret = generate_secret();
+    write_private(&path, &secret)
+        .with_context(|| format!("JWT_SECRET: cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated one and kept it in the data directory (mode 0600); set JWT_SECRET in production");
+    Ok(secret)
+}
+
+fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()
+}
