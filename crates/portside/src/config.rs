@@ -147,7 +147,7 @@ pub struct Settings {
     #[arg(long, env = "REFRESH_TOKEN_TTL", value_name = "REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration, global = true)]
     pub refresh_token_ttl: Duration,
 
-    /// `memory` (bounded, in-process) or `redis://HOST:PORT/DB`.
+    /// `memory` (bounded, in-process), `redis://HOST:PORT/DB`, or `none`.
     #[arg(long, env = "CACHE_URL", value_name = "CACHE_URL", default_value = "memory", value_parser = parse_cache_url, global = true)]
     pub cache_url: String,
 
@@ -209,10 +209,10 @@ fn parse_secret(text: &str) -> Result<String, String> {
 }
 
 fn parse_cache_url(text: &str) -> Result<String, String> {
-    if text == "memory" || text.starts_with("redis://") || text.starts_with("rediss://") {
+    if text == "memory" || text == "none" || text.starts_with("redis://") || text.starts_with("rediss://") {
         Ok(text.to_owned())
     } else {
-        Err("must be `memory` or redis://HOST:PORT/DB".into())
+        Err("must be `memory`, `none` or redis://HOST:PORT/DB".into())
     }
 }
 

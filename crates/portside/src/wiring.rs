@@ -16,7 +16,7 @@ use portside_app::ports::{
 };
 use portside_app::user_cache::UserCache;
 use portside_auth::{Argon2Hasher, JwtTokens};
-use portside_cache::{MemoryCache, RedisCache};
+use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_providers::MockProvider;
 use portside_sql::AnyStore;
@@ -147,8 +147,10 @@ fn membership_price(settings: &Settings) -> anyhow::Result<Money> {
 }
 
 async fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
-    if settings.cache_url == "memory" {
-        return Ok(Arc::new(MemoryCache::new(settings.cache_capacity)));
+    match settings.cache_url.as_str() {
+        "memory" => return Ok(Arc::new(MemoryCache::new(settings.cache_capacity))),
+        "none" => return Ok(Arc::new(NoCache)),
+        _ => {}
     }
     let redis = RedisCache::connect(&settings.cache_url, "portside:")
         .map_err(|e| anyhow::anyhow!("CACHE_URL: {e}"))?;

@@ -607,3 +607,28 @@ async fn create_admin_from_the_command_line() {
     assert!(server.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_cache_degrades_to_the_store() {
+    let dir = temp_dir("nocache");
+    let mut server = start(&dir, &[("CACHE_URL", "redis://127.0.0.1:1/0")]);
+    let (http, me) = signed_in(&server.base).await;
+    for _ in 0..3 {
+        let r = http.get(format!("{}/api/v1/users/{me}", server.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a cache outage is never the caller's error");
+    }
+    let renamed = http
+        .patch(format!("{}/api/v1/users/{me}", server.base))
+        .json(&json!({"name": "Still Works"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    let got: Value = http.get(format!("{}/api/v1/users/{me}", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["name"], "Still Works");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(log.contains("cache read failed"), "the failure is logged");
+    let _ = std::fs::remove_dir_all(&dir);
+}
