@@ -209,7 +209,11 @@ fn parse_secret(text: &str) -> Result<String, String> {
 }
 
 fn parse_cache_url(text: &str) -> Result<String, String> {
-    if text == "memory" || text == "none" || text.starts_with("redis://") || text.starts_with("rediss://") {
+    if text == "memory"
+        || text == "none"
+        || text.starts_with("redis://")
+        || text.starts_with("rediss://")
+    {
         Ok(text.to_owned())
     } else {
         Err("must be `memory`, `none` or redis://HOST:PORT/DB".into())

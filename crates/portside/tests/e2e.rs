@@ -614,8 +614,16 @@ async fn an_unreachable_redis_cache_degrades_to_the_store() {
     let mut server = start(&dir, &[("CACHE_URL", "redis://127.0.0.1:1/0")]);
     let (http, me) = signed_in(&server.base).await;
     for _ in 0..3 {
-        let r = http.get(format!("{}/api/v1/users/{me}", server.base)).send().await.unwrap();
-        assert_eq!(r.status(), 200, "a cache outage is never the caller's error");
+        let r = http
+            .get(format!("{}/api/v1/users/{me}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "a cache outage is never the caller's error"
+        );
     }
     let renamed = http
         .patch(format!("{}/api/v1/users/{me}", server.base))
@@ -624,7 +632,14 @@ async fn an_unreachable_redis_cache_degrades_to_the_store() {
         .await
         .unwrap();
     assert_eq!(renamed.status(), 200);
-    let got: Value = http.get(format!("{}/api/v1/users/{me}", server.base)).send().await.unwrap().json().await.unwrap();
+    let got: Value = http
+        .get(format!("{}/api/v1/users/{me}", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["name"], "Still Works");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
