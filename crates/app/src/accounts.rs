@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::ports::{
-    Clock, IdGenerator, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, StoreError,
-    TokenService, UserPage, UserRepository,
+    Clock, IdGenerator, InboxMark, PasswordHasher, Redeemed, RefreshToken, RefreshTokens,
+    StoreError, TokenService, UserPage, UserRepository,
 };
 use crate::user_cache::{UserCache, UserProfile};
 
@@ -160,7 +160,7 @@ impl Accounts {
                     .map_err(|e| AppError::Internal(e.to_string()))?;
                 let mut user = existing;
                 user.update(None, None, Some(hash), Some(Role::Admin), self.clock.now());
-                self.users.update_user(&mut user).await?;
+                self.users.update_user(&mut user, None).await?;
                 self.cache.invalidate(user.id()).await;
                 Ok(UserProfile::from(&user))
             }
@@ -349,7 +349,7 @@ impl Accounts {
                 changes.role,
                 self.clock.now(),
             );
-            match self.users.update_user(&mut user).await {
+            match self.users.update_user(&mut user, None).await {
                 Ok(()) => {
                     self.cache.invalidate(id).await;
                     if hash.is_some() {
@@ -365,8 +365,13 @@ impl Accounts {
         Err(AppError::Conflict)
     }
 
-    /// Makes a user premium; a no-op when already premium (replays upgrade once).
-    pub async fn upgrade_membership(&self, id: UserId) -> Result<bool, AppError> {
+    /// Makes a user premium; a no-op when already premium. With an inbox mark, the mark is
+    /// stored in the same transaction, so one event upgrades at most once.
+    pub async fn upgrade_membership(
+        &self,
+        id: UserId,
+        mark: Option<&InboxMark>,
+    ) -> Result<bool, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut user = self
                 .users
@@ -376,12 +381,13 @@ impl Accounts {
             if !user.upgrade_membership(self.clock.now()) {
                 return Ok(false);
             }
-            match self.users.update_user(&mut user).await {
+            match self.users.update_user(&mut user, mark).await {
                 Ok(()) => {
                     self.cache.invalidate(id).await;
                     return Ok(true);
                 }
                 Err(StoreError::Conflict) => continue,
+                Err(StoreError::AlreadyProcessed) => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
         }

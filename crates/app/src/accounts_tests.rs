@@ -19,6 +19,8 @@ use crate::testing::fakes::{
 use crate::user_cache::UserCache;
 
 struct World {
+    store: Arc<InMemoryStore>,
+    price: Money,
     accounts: Arc<Accounts>,
     messages: Messages,
     memberships: Memberships,
@@ -53,7 +55,9 @@ fn world() -> World {
     ));
     let price = Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap();
     World {
-        memberships: Memberships::new(payments, accounts.clone(), price),
+        memberships: Memberships::new(payments, price),
+        store: store.clone(),
+        price,
         messages: Messages::new(store.clone(), clock.clone(), ids),
         accounts,
         cache,
@@ -411,7 +415,11 @@ async fn messages_belong_to_their_owner() {
 }
 
 #[tokio::test]
-async fn a_membership_checkout_charges_once_and_upgrades_once() {
+async fn a_membership_checkout_charges_once_and_the_event_upgrades_once() {
+    use crate::handlers::MembershipUpgrade;
+    use crate::ports::{InboxMark, Outbox};
+    use crate::worker::EventHandler;
+
     let w = world();
     let me = signed_up(&w, "vip@example.com").await;
     let checkout = || Checkout {
@@ -428,18 +436,9 @@ async fn a_membership_checkout_charges_once_and_upgrades_once() {
     assert_eq!(first.outcome.payment.status, PaymentStatus::Succeeded);
     assert_eq!(first.outcome.payment.amount.to_decimal_string(), "9.99");
     assert_eq!(
-        first
-            .outcome
-            .payment
-            .metadata
-            .as_map()
-            .get("purpose")
-            .map(String::as_str),
-        Some("membership")
-    );
-    assert_eq!(
         w.accounts.get(&me, me.user_id).await.unwrap().membership,
-        Membership::Premium
+        Membership::Free,
+        "not before the event"
     );
     let again = w.memberships.checkout(&me, checkout()).await.unwrap();
     assert!(again.replayed);
@@ -447,4 +446,44 @@ async fn a_membership_checkout_charges_once_and_upgrades_once() {
         again.outcome.payment.id, first.outcome.payment.id,
         "no second charge"
     );
+
+    let succeeded = w
+        .store
+        .unpublished(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "payment.succeeded")
+        .unwrap();
+    let handler = MembershipUpgrade::new(w.accounts.clone(), w.price);
+    let mark = InboxMark {
+        group: "membership".into(),
+        event_id: succeeded.id,
+        at: OffsetDateTime::UNIX_EPOCH,
+    };
+    handler.handle(&succeeded, &mark).await.unwrap();
+    assert_eq!(
+        w.accounts.get(&me, me.user_id).await.unwrap().membership,
+        Membership::Premium
+    );
+    handler.handle(&succeeded, &mark).await.unwrap();
+    let upgrades = w
+        .store
+        .unpublished(1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "user.membership_upgraded")
+        .count();
+    assert_eq!(upgrades, 1, "a redelivered event upgrades once");
+
+    // A payment that only claims to be a membership purchase upgrades nobody.
+    let mut forged = succeeded.clone();
+    forged.data["payment"]["amount_minor"] = serde_json::json!(1);
+    let other = InboxMark {
+        group: "membership".into(),
+        event_id: uuid::Uuid::now_v7(),
+        at: OffsetDateTime::UNIX_EPOCH,
+    };
+    assert!(handler.handle(&forged, &other).await.is_err());
 }

@@ -60,7 +60,9 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict | StoreError::Duplicate => AppError::Conflict,
+            StoreError::Conflict | StoreError::Duplicate | StoreError::AlreadyProcessed => {
+                AppError::Conflict
+            }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Other(m) => AppError::Internal(m),
         }

@@ -6,6 +6,8 @@ pub mod accounts;
 #[cfg(test)]
 mod accounts_tests;
 pub mod error;
+pub mod events;
+pub mod handlers;
 pub mod idempotency;
 pub mod memberships;
 pub mod messages;
@@ -13,9 +15,13 @@ pub mod payments;
 #[cfg(test)]
 mod payments_tests;
 pub mod ports;
+pub mod relay;
+#[cfg(test)]
+mod relay_tests;
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;
 pub mod user_cache;
+pub mod worker;
 
 pub use error::AppError;

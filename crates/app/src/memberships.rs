@@ -1,20 +1,24 @@
-//! Membership purchase: a checkout charges the configured price; when that payment succeeds
-//! the buyer becomes premium. The upgrade runs here, in the use case, until the event worker
-//! exists (then it moves behind `payment.succeeded`). Replays never charge or upgrade twice:
-//! the payment is idempotent on its key and the upgrade is a no-op for a premium user.
+//! Membership purchase: a checkout charges the configured price. The upgrade happens behind the
+//! `payment.succeeded` event (`handlers::MembershipUpgrade`, consumer group `membership`), so a
+//! payment finished later by a retry or by the recovery task upgrades too. Replays never charge
+//! or upgrade twice: the payment is idempotent on its key, the inbox records the event, and the
+//! upgrade is a no-op for a premium user.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use portside_domain::{Actor, Metadata, Money, PaymentMethod, PaymentStatus};
+use portside_domain::{Actor, Metadata, Money, PaymentMethod};
 
-use crate::accounts::Accounts;
 use crate::error::AppError;
 use crate::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply};
 
-/// Metadata marking a payment as a membership purchase.
-pub const PURPOSE: (&str, &str) = ("purpose", "membership");
+/// Metadata key marking what a payment buys; reserved (clients cannot set `portside_` keys).
+pub const PURPOSE_KEY: &str = "portside_purpose";
+/// Value of [`PURPOSE_KEY`] for a membership purchase.
+pub const PURPOSE_MEMBERSHIP: &str = "membership";
+/// Metadata key naming the user to upgrade.
+pub const USER_KEY: &str = "portside_user_id";
 
 /// A checkout request.
 #[derive(Debug, Clone)]
@@ -32,18 +36,13 @@ pub struct Checkout {
 /// The membership use case.
 pub struct Memberships {
     payments: Arc<Payments>,
-    accounts: Arc<Accounts>,
     price: Money,
 }
 
 impl Memberships {
     /// Membership costs `price`.
-    pub fn new(payments: Arc<Payments>, accounts: Arc<Accounts>, price: Money) -> Self {
-        Memberships {
-            payments,
-            accounts,
-            price,
-        }
+    pub fn new(payments: Arc<Payments>, price: Money) -> Self {
+        Memberships { payments, price }
     }
 
     /// What a membership costs.
@@ -51,11 +50,11 @@ impl Memberships {
         self.price
     }
 
-    /// Charges the price to the actor and upgrades them once the payment succeeded.
+    /// Charges the price to the actor; the upgrade follows the payment's success event.
     pub async fn checkout(&self, actor: &Actor, c: Checkout) -> Result<Reply, AppError> {
         let metadata = Metadata::new(BTreeMap::from([
-            (PURPOSE.0.to_owned(), PURPOSE.1.to_owned()),
-            ("user_id".to_owned(), actor.user_id.to_string()),
+            (PURPOSE_KEY.to_owned(), PURPOSE_MEMBERSHIP.to_owned()),
+            (USER_KEY.to_owned(), actor.user_id.to_string()),
         ]))
         .map_err(AppError::invalid("metadata"))?;
         let reply = self
@@ -74,9 +73,6 @@ impl Memberships {
                 },
             )
             .await?;
-        if reply.outcome.payment.status == PaymentStatus::Succeeded {
-            self.accounts.upgrade_membership(actor.user_id).await?;
-        }
         Ok(reply)
     }
 }

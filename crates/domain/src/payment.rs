@@ -168,6 +168,17 @@ impl Metadata {
         Ok(Metadata(map))
     }
 
+    /// Validates a client's map: on top of the limits, keys starting with `portside_` are
+    /// reserved for Portside's own markers (a client must not pose as a membership purchase).
+    pub fn from_client(map: BTreeMap<String, String>) -> Result<Self, DomainError> {
+        if let Some(k) = map.keys().find(|k| k.starts_with("portside_")) {
+            return Err(DomainError::InvalidMetadata(format!(
+                "key {k:?} is reserved (keys starting with portside_ are Portside's own)"
+            )));
+        }
+        Metadata::new(map)
+    }
+
     /// The entries.
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0

@@ -28,6 +28,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the all-in-one server (migrates the store first).
     Serve,
+    /// Run only the outbox relay (split mode; needs a broker in EVENT_BUS).
+    Relay,
+    /// Run only the event consumers (split mode; needs a broker in EVENT_BUS).
+    Worker,
+    /// Operate the event backbone.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// Manage users from the command line.
     Users {
         /// What to do.
@@ -54,6 +64,47 @@ pub enum UsersAction {
         /// Display name.
         #[arg(long, default_value = "Administrator")]
         name: String,
+    },
+}
+
+/// Event backbone operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum EventsAction {
+    /// How many events wait in the outbox, and since when.
+    Lag,
+    /// The dead-letter queues of the consumer groups.
+    Dlq {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+/// Dead-letter operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DlqAction {
+    /// List dead letters (all groups unless --group).
+    List {
+        /// Only this consumer group.
+        #[arg(long)]
+        group: Option<String>,
+        /// At most this many per group.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Publish a dead letter again and remove it.
+    Replay {
+        /// The dead letter's id (from `list`).
+        id: String,
+        /// Its consumer group.
+        #[arg(long)]
+        group: String,
+    },
+    /// Delete dead letters (all groups unless --group).
+    Purge {
+        /// Only this consumer group.
+        #[arg(long)]
+        group: Option<String>,
     },
 }
 
@@ -179,6 +230,24 @@ pub struct Settings {
     )]
     pub membership_currency: String,
 
+    /// `inprocess` (embedded), `amqp://USER:PASS@HOST:5672/%2f` (RabbitMQ) or `redis://HOST:6379` (Redis Streams).
+    #[arg(long, env = "EVENT_BUS", value_name = "EVENT_BUS", default_value = "inprocess", value_parser = parse_event_bus, global = true)]
+    pub event_bus: String,
+
+    /// Prefix of the exchange, queue and stream names on the broker.
+    #[arg(
+        long,
+        env = "EVENT_NAMESPACE",
+        value_name = "EVENT_NAMESPACE",
+        default_value = "portside",
+        global = true
+    )]
+    pub event_namespace: String,
+
+    /// Attempts a consumer makes before it dead-letters an event.
+    #[arg(long, env = "WORKER_MAX_ATTEMPTS", value_name = "WORKER_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
+    pub worker_max_attempts: u32,
+
     /// `json` (default) or `text`.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
     pub log_format: String,
@@ -206,6 +275,18 @@ fn parse_secret(text: &str) -> Result<String, String> {
         return Err("must be at least 32 characters (e.g. `openssl rand -hex 32`)".into());
     }
     Ok(text.to_owned())
+}
+
+fn parse_event_bus(text: &str) -> Result<String, String> {
+    if text == "inprocess"
+        || text.starts_with("amqp://")
+        || text.starts_with("amqps://")
+        || text.starts_with("redis://")
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("must be `inprocess`, amqp://… (RabbitMQ) or redis://… (Redis Streams)".into())
+    }
 }
 
 fn parse_cache_url(text: &str) -> Result<String, String> {

@@ -7,7 +7,7 @@ mod wiring;
 
 use std::process::ExitCode;
 
-use config::{Command, Direction, UsersAction};
+use config::{Command, Direction, DlqAction, EventsAction, UsersAction};
 use portside_sql::{AnyStore, PoolSettings};
 use tracing_subscriber::EnvFilter;
 
@@ -35,6 +35,9 @@ fn main() -> ExitCode {
             Command::Serve => serve::run(&cli.settings).await,
             Command::Migrate { direction } => migrate(&cli.settings, direction).await,
             Command::Users { action } => users(&cli.settings, action).await,
+            Command::Relay => serve::run_part(&cli.settings, serve::Part::Relay).await,
+            Command::Worker => serve::run_part(&cli.settings, serve::Part::Worker).await,
+            Command::Events { action } => events(&cli.settings, action).await,
         }
     });
     match result {
@@ -139,6 +142,86 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
             }
         }
     }
+}
+
+async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Result<ExitCode> {
+    let wiring = wiring::wire(settings).await?;
+    let ev = &wiring.events;
+    let groups = |only: Option<String>| -> anyhow::Result<Vec<String>> {
+        let known: Vec<String> = ev.groups().iter().map(|g| (*g).to_owned()).collect();
+        match only {
+            None => Ok(known),
+            Some(g) if known.contains(&g) => Ok(vec![g]),
+            Some(g) => anyhow::bail!("unknown consumer group {g:?}; groups: {}", known.join(", ")),
+        }
+    };
+    if ev.in_process && !matches!(action, EventsAction::Lag) {
+        anyhow::bail!(
+            "EVENT_BUS: the in-process bus keeps dead letters in the memory of `serve`; set EVENT_BUS to the broker to operate them"
+        );
+    }
+    match action {
+        EventsAction::Lag => {
+            let lag = ev.outbox.lag().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let age = lag
+                .oldest
+                .map(|t| {
+                    format!(
+                        "{:.1}s",
+                        (time::OffsetDateTime::now_utc() - t).as_seconds_f64()
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            println!("unpublished {}  oldest {age}", lag.unpublished);
+        }
+        EventsAction::Dlq {
+            action: DlqAction::List { group, limit },
+        } => {
+            for g in groups(group)? {
+                for d in ev
+                    .dead
+                    .dead_letters(&g, limit)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                {
+                    println!(
+                        "{}\t{g}\t{}\t{}\t{}\t{}",
+                        d.id, d.envelope.event_type, d.envelope.id, d.failed_at, d.error
+                    );
+                }
+            }
+        }
+        EventsAction::Dlq {
+            action: DlqAction::Replay { id, group },
+        } => {
+            let g = groups(Some(group))?.remove(0);
+            if !ev
+                .dead
+                .replay(&g, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                eprintln!("portside: no dead letter {id} in group {g}");
+                wiring.store.close().await;
+                return Ok(ExitCode::from(2));
+            }
+            println!("replayed {id}");
+        }
+        EventsAction::Dlq {
+            action: DlqAction::Purge { group },
+        } => {
+            for g in groups(group)? {
+                let n = ev
+                    .dead
+                    .purge(&g)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("purged {n} dead letters of {g}");
+            }
+        }
+    }
+    wiring.store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! `portside serve`: the all-in-one server. Migrates the store, serves the HTTP API, runs the
-//! recovery and key-purge tasks, and shuts down gracefully on SIGINT or SIGTERM.
+//! outbox relay, the event consumers, the recovery and key-purge tasks, and shuts down
+//! gracefully on SIGINT or SIGTERM: HTTP first, then the relay (its last batch still reaches the
+//! consumers), then the consumers (finishing and acknowledging what they hold).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         messages,
         memberships,
         probes,
+        events,
     } = wire(settings).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
@@ -37,6 +40,15 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         memberships,
         probes: Arc::new(probes),
     });
+
+    let stop_relay = CancellationToken::new();
+    let stop_worker = CancellationToken::new();
+    let relay = Arc::new(events.relay());
+    let relay_task = tokio::spawn({
+        let (relay, stop) = (relay.clone(), stop_relay.clone());
+        async move { relay.run(stop).await }
+    });
+    let worker_task = tokio::spawn(events.worker().run(stop_worker.clone()));
 
     let stop = CancellationToken::new();
     let tasks = [
@@ -83,6 +95,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         ended = &mut server => {
             // The server stopped on its own: that is a failure, not a shutdown.
             stop.cancel();
+            stop_relay.cancel();
+            stop_worker.cancel();
             store.close().await;
             return match ended {
                 Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
@@ -98,6 +112,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         for task in tasks {
             let _ = task.await;
         }
+        stop_relay.cancel();
+        let _ = relay_task.await;
+        stop_worker.cancel();
+        let _ = worker_task.await;
         served
     })
     .await;
@@ -112,6 +130,57 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         Err(_) => {
             tracing::error!("in-flight work did not finish within SHUTDOWN_TIMEOUT");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `portside relay` or `portside worker`: one part of the backbone alone, until a signal.
+pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCode> {
+    let wiring = wire(settings).await?;
+    if wiring.events.in_process {
+        anyhow::bail!(
+            "EVENT_BUS: `inprocess` only works inside `portside serve`; give a broker (amqp://… or redis://…) to run the relay or the worker alone"
+        );
+    }
+    let stop = CancellationToken::new();
+    let task = match part {
+        Part::Relay => {
+            let relay = wiring.events.relay();
+            let stop = stop.clone();
+            tokio::spawn(async move { relay.run(stop).await })
+        }
+        Part::Worker => tokio::spawn(wiring.events.worker().run(stop.clone())),
+    };
+    println!(
+        "Portside {} running (EVENT_BUS {}); stop with Ctrl-C",
+        part.name(),
+        redact(&settings.event_bus)
+    );
+    shutdown_signal().await;
+    stop.cancel();
+    let finished = tokio::time::timeout(settings.shutdown_timeout, task).await;
+    wiring.store.close().await;
+    Ok(if finished.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The parts of the backbone that run alone in split mode.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    /// The outbox relay.
+    Relay,
+    /// The consumers.
+    Worker,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Relay => "relay",
+            Part::Worker => "worker",
         }
     }
 }

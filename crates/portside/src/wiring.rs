@@ -6,16 +6,22 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use std::time::Duration;
+
 use portside_app::accounts::Accounts;
+use portside_app::handlers::{AuditLog, MembershipUpgrade};
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
-    Cache, IdempotencyStore, MessageRepository, PaymentRepository, Probe, RefreshTokens,
-    SystemClock, UserRepository, UuidV7,
+    Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository, Outbox,
+    PaymentRepository, Probe, RefreshTokens, SystemClock, UserRepository, UuidV7,
 };
+use portside_app::relay::{Relay, RelaySettings};
 use portside_app::user_cache::UserCache;
+use portside_app::worker::{EventHandler, Worker, WorkerSettings};
 use portside_auth::{Argon2Hasher, JwtTokens};
+use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_providers::MockProvider;
@@ -38,10 +44,90 @@ pub struct Wiring {
     pub memberships: Arc<Memberships>,
     /// What readiness checks.
     pub probes: Vec<Arc<dyn Probe>>,
+    /// The event backbone.
+    pub events: Events,
+}
+
+/// The event backbone's ports and what builds the relay and the worker.
+pub struct Events {
+    /// Publishing.
+    pub bus: Arc<dyn EventBus>,
+    /// Consuming.
+    pub source: Arc<dyn EventSource>,
+    /// Dead letters.
+    pub dead: Arc<dyn DeadLetters>,
+    /// The outbox the relay reads.
+    pub outbox: Arc<dyn Outbox>,
+    /// The consumers' inbox.
+    pub inbox: Arc<dyn Inbox>,
+    /// True for the in-process bus: relay and worker must share the process.
+    pub in_process: bool,
+    handlers: Vec<Arc<dyn EventHandler>>,
+    max_attempts: u32,
+}
+
+impl Events {
+    /// A relay named after this host and process.
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.outbox.clone(),
+            self.bus.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            process_name("relay"),
+            RelaySettings::default(),
+        )
+    }
+
+    /// The worker with every handler of this version.
+    pub fn worker(&self) -> Arc<Worker> {
+        Arc::new(Worker::new(
+            self.source.clone(),
+            self.inbox.clone(),
+            Arc::new(SystemClock),
+            self.handlers.clone(),
+            WorkerSettings {
+                max_attempts: self.max_attempts,
+                ..WorkerSettings::default()
+            },
+        ))
+    }
+
+    /// The consumer groups (one per handler).
+    pub fn groups(&self) -> Vec<&'static str> {
+        self.handlers.iter().map(|h| h.group()).collect()
+    }
+}
+
+/// One bus adapter seen through its three ports.
+struct BusPorts {
+    bus: Arc<dyn EventBus>,
+    source: Arc<dyn EventSource>,
+    dead: Arc<dyn DeadLetters>,
+}
+
+impl BusPorts {
+    fn of<B: EventBus + EventSource + DeadLetters + 'static>(b: Arc<B>) -> Self {
+        BusPorts {
+            bus: b.clone(),
+            source: b.clone(),
+            dead: b,
+        }
+    }
+}
+
+/// `<kind>-<host>-<pid>`: names a relay in the outbox and a consumer in Redis groups.
+fn process_name(kind: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{kind}-{host}-{}", std::process::id())
 }
 
 /// The store's ports as trait objects.
 struct StorePorts {
+    outbox: Arc<dyn Outbox>,
+    inbox: Arc<dyn Inbox>,
     payments: Arc<dyn PaymentRepository>,
     keys: Arc<dyn IdempotencyStore>,
     users: Arc<dyn UserRepository>,
@@ -57,11 +143,15 @@ where
         + UserRepository
         + RefreshTokens
         + MessageRepository
+        + Outbox
+        + Inbox
         + Probe
         + Clone
         + 'static,
 {
     StorePorts {
+        outbox: Arc::new(s.clone()),
+        inbox: Arc::new(s.clone()),
         payments: Arc::new(s.clone()),
         keys: Arc::new(s.clone()),
         users: Arc::new(s.clone()),
@@ -120,18 +210,51 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         duration(settings.refresh_token_ttl)?,
     ));
     let messages = Arc::new(Messages::new(ports.messages, clock, ids));
-    let memberships = Arc::new(Memberships::new(
-        payments.clone(),
-        accounts.clone(),
-        membership_price(settings)?,
-    ));
+    let price = membership_price(settings)?;
+    let memberships = Arc::new(Memberships::new(payments.clone(), price));
+    let handlers: Vec<Arc<dyn EventHandler>> = vec![
+        Arc::new(MembershipUpgrade::new(accounts.clone(), price)),
+        Arc::new(AuditLog),
+    ];
+    let mut probes = vec![ports.probe];
+    let (bus, in_process) = match settings.event_bus.as_str() {
+        "inprocess" => (BusPorts::of(Arc::new(InProcessBus::default())), true),
+        url if url.starts_with("redis://") => {
+            let b = Arc::new(
+                RedisStreamsBus::new(
+                    url,
+                    &settings.event_namespace,
+                    &process_name("worker"),
+                    Duration::from_secs(30),
+                )
+                .map_err(|e| anyhow::anyhow!("EVENT_BUS: {e}"))?,
+            );
+            probes.push(b.clone());
+            (BusPorts::of(b), false)
+        }
+        url => {
+            let b = Arc::new(RabbitBus::new(url, &settings.event_namespace));
+            probes.push(b.clone());
+            (BusPorts::of(b), false)
+        }
+    };
     Ok(Wiring {
         store,
         payments,
         accounts,
         messages,
         memberships,
-        probes: vec![ports.probe],
+        probes,
+        events: Events {
+            bus: bus.bus,
+            source: bus.source,
+            dead: bus.dead,
+            outbox: ports.outbox,
+            inbox: ports.inbox,
+            in_process,
+            handlers,
+            max_attempts: settings.worker_max_attempts,
+        },
     })
 }
 

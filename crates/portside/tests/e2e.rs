@@ -197,6 +197,36 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    // The membership upgrade follows the payment.succeeded event through relay and worker.
+    let me: Value = http
+        .post(format!("{b}/memberships/checkout"))
+        .header("Idempotency-Key", "vip-1")
+        .json(&json!({"payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = me["customer_id"].as_str().unwrap().to_owned();
+    let mut membership = Value::Null;
+    for _ in 0..100 {
+        let u: Value = http
+            .get(format!("{b}/users/{user}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        membership = u["membership"].clone();
+        if membership == "premium" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(membership, "premium", "the worker upgraded the buyer");
+
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0, got {status}");

@@ -107,7 +107,8 @@ pub async fn create_payment(
     let metadata = field(
         &mut errors,
         "metadata",
-        Metadata::new(req.metadata.unwrap_or_default()).map_err(|e| (e.code(), e.to_string())),
+        Metadata::from_client(req.metadata.unwrap_or_default())
+            .map_err(|e| (e.code(), e.to_string())),
     );
     let (Some(customer_id), Some(amount), Some(method), Some(metadata)) =
         (customer_id, amount, method, metadata)
@@ -181,7 +182,8 @@ pub async fn create_refund(
     let metadata = field(
         &mut errors,
         "metadata",
-        Metadata::new(req.metadata.unwrap_or_default()).map_err(|e| (e.code(), e.to_string())),
+        Metadata::from_client(req.metadata.unwrap_or_default())
+            .map_err(|e| (e.code(), e.to_string())),
     );
     let (Some(currency), Some(metadata)) = (currency, metadata) else {
         return Err(Problem::invalid(errors));

@@ -56,9 +56,14 @@ macro_rules! identity_impls {
                 save_user_events(tx, user).await
             }
 
-            async fn update_user(&self, user: &mut User) -> Result<(), StoreError> {
+            async fn update_user(&self, user: &mut User, mark: Option<&InboxMark>) -> Result<(), StoreError> {
                 let s = user.state();
                 let mut tx = self.write.begin().await.map_err(store_error)?;
+                if let Some(m) = mark
+                    && !insert_mark(&mut tx, m).await?
+                {
+                    return Err(StoreError::AlreadyProcessed);
+                }
                 let done = sqlx::query(
                     "UPDATE users SET email = $2, name = $3, password_hash = $4, role = $5, \
                      membership = $6, version = $7, event_sequence = $8, updated_at = $9 \

@@ -1,7 +1,7 @@
 //! Rows as the tables hold them, and their conversion to and from the domain.
 
 use portside_app::idempotency::IdempotencyRecord;
-use portside_app::ports::{RefreshToken, StoreError};
+use portside_app::ports::{Envelope, RefreshToken, StoreError};
 use portside_domain::{
     Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
     PaymentId, PaymentState, Transaction, TransactionId, TransactionKind, TransactionStatus,
@@ -176,6 +176,23 @@ pub(crate) struct OutboxRow {
     pub(crate) event_version: i32,
     pub(crate) data: Json<Value>,
     pub(crate) occurred_at: DbTime,
+    pub(crate) traceparent: Option<String>,
+}
+
+impl From<OutboxRow> for Envelope {
+    fn from(r: OutboxRow) -> Self {
+        Envelope {
+            id: r.id.0,
+            event_type: r.event_type,
+            version: r.event_version,
+            aggregate_type: r.aggregate_type,
+            aggregate_id: r.aggregate_id,
+            sequence: r.sequence,
+            occurred_at: r.occurred_at.0,
+            traceparent: r.traceparent,
+            data: r.data.0,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]

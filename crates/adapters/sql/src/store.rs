@@ -76,20 +76,38 @@ pub(crate) const RELEASE_KEY: &str = "UPDATE idempotency_keys SET locked_until =
 pub(crate) const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1";
 
 pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, aggregate_type, aggregate_id, \
-    sequence, event_type, event_version, data, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    sequence, event_type, event_version, data, occurred_at, traceparent) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+pub(crate) const OUTBOX_COLUMNS: &str = "id, aggregate_type, aggregate_id, sequence, event_type, event_version, data, occurred_at, traceparent";
 
 pub(crate) const UNPUBLISHED: &str = "SELECT id, aggregate_type, aggregate_id, sequence, event_type, \
-    event_version, data, occurred_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+    event_version, data, occurred_at, traceparent FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
+/// Leases unpublished rows to a relay ($1) until $3, oldest first, skipping rows leased by
+/// others and rows of an aggregate whose earlier row another relay holds. `{lock}` is
+/// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent relays pass each other by.
+pub(crate) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET claimed_until = $3, claimed_by = $1 WHERE id IN ( \
+         SELECT o.id FROM outbox o WHERE o.published_at IS NULL \
+         AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.aggregate_type = o.aggregate_type \
+           AND e.aggregate_id = o.aggregate_id AND e.sequence < o.sequence \
+           AND e.published_at IS NULL AND e.claimed_until >= $2 AND e.claimed_by <> $1) \
+         ORDER BY o.id LIMIT $4{lock}) RETURNING {OUTBOX_COLUMNS}"
+    )
+}
 
 /// Implements every store port for `SqlStore<$db>`. A macro rather than generics: sqlx's
 /// generic executor bounds would bury the SQL under where-clauses, and the code is identical.
 macro_rules! impl_store {
-    ($db:ty, $name:literal, $strpos:literal) => {
+    ($db:ty, $name:literal, $strpos:literal, $lock:literal) => {
         const _: () = {
             use async_trait::async_trait;
             use portside_app::idempotency::{IdempotencyClaim, IdempotencyRecord};
             use portside_app::ports::{
-                Begin, IdempotencyStore, Outbox, OutboxEvent, PageRequest, PaymentFilter,
+                Begin, Envelope, IdempotencyStore, Inbox, InboxMark, Outbox, OutboxLag, PageRequest, PaymentFilter,
                 PaymentRepository, Probe, StoreError,
             };
             use portside_domain::{DomainEvent, Payment, PaymentId, RecordedEvent, Transaction, TransactionId};
@@ -215,16 +233,17 @@ macro_rules! impl_store {
                 events: &[RecordedEvent<E>],
             ) -> Result<(), StoreError> {
                 for recorded in events {
-                    let e = OutboxEvent::of(Uuid::now_v7(), aggregate_id.clone(), recorded)?;
+                    let e = Envelope::of(Uuid::now_v7(), aggregate_id.clone(), recorded)?;
                     sqlx::query(INSERT_OUTBOX)
                         .bind(DbId(e.id))
                         .bind(&e.aggregate_type)
                         .bind(&e.aggregate_id)
                         .bind(e.sequence)
                         .bind(&e.event_type)
-                        .bind(e.event_version)
+                        .bind(e.version)
                         .bind(Json(&e.data))
                         .bind(DbTime(e.occurred_at))
+                        .bind(&e.traceparent)
                         .execute(&mut **tx)
                         .await
                         .map_err(store_error)?;
@@ -460,25 +479,112 @@ macro_rules! impl_store {
 
             #[async_trait]
             impl Outbox for SqlStore<Db> {
-                async fn unpublished(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
+                async fn unpublished(&self, limit: u32) -> Result<Vec<Envelope>, StoreError> {
                     let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
                         .bind(i64::from(limit))
                         .fetch_all(&self.read)
                         .await
                         .map_err(store_error)?;
-                    Ok(rows
-                        .into_iter()
-                        .map(|r| OutboxEvent {
-                            id: r.id.0,
-                            aggregate_type: r.aggregate_type,
-                            aggregate_id: r.aggregate_id,
-                            sequence: r.sequence,
-                            event_type: r.event_type,
-                            event_version: r.event_version,
-                            data: r.data.0,
-                            occurred_at: r.occurred_at.0,
-                        })
-                        .collect())
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn claim(
+                    &self,
+                    relay: &str,
+                    limit: u32,
+                    now: OffsetDateTime,
+                    lease_until: OffsetDateTime,
+                ) -> Result<Vec<Envelope>, StoreError> {
+                    let rows: Vec<OutboxRow> = sqlx::query_as(&claim_sql($lock))
+                        .bind(relay)
+                        .bind(DbTime(now))
+                        .bind(DbTime(lease_until))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn mark_published(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError> {
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new("UPDATE outbox SET published_at = ");
+                    q.push_bind(DbTime(now)).push(", claimed_until = NULL WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(DbId(*id));
+                    }
+                    q.push(")");
+                    q.build().execute(&self.write).await.map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn release(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE published_at IS NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(DbId(*id));
+                    }
+                    q.push(")");
+                    q.build().execute(&self.write).await.map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn lag(&self) -> Result<OutboxLag, StoreError> {
+                    let (count, oldest): (i64, Option<DbTime>) = sqlx::query_as(
+                        "SELECT count(*), min(occurred_at) FROM outbox WHERE published_at IS NULL",
+                    )
+                    .fetch_one(&self.read)
+                    .await
+                    .map_err(store_error)?;
+                    Ok(OutboxLag {
+                        unpublished: u64::try_from(count).unwrap_or(0),
+                        oldest: oldest.map(|t| t.0),
+                    })
+                }
+            }
+
+            /// Records a mark in the caller's transaction; false if it was there already.
+            async fn insert_mark(tx: &mut Tx, mark: &InboxMark) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO inbox (consumer_group, event_id, processed_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (consumer_group, event_id) DO NOTHING",
+                )
+                .bind(&mark.group)
+                .bind(DbId(mark.event_id))
+                .bind(DbTime(mark.at))
+                .execute(&mut **tx)
+                .await
+                .map_err(store_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            #[async_trait]
+            impl Inbox for SqlStore<Db> {
+                async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError> {
+                    let found: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM inbox WHERE consumer_group = $1 AND event_id = $2",
+                    )
+                    .bind(group)
+                    .bind(DbId(event_id))
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(store_error)?;
+                    Ok(found.is_some())
+                }
+
+                async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError> {
+                    let mut tx = self.write.begin().await.map_err(store_error)?;
+                    let fresh = insert_mark(&mut tx, mark).await?;
+                    tx.commit().await.map_err(store_error)?;
+                    Ok(fresh)
                 }
             }
 
@@ -502,5 +608,10 @@ macro_rules! impl_store {
     };
 }
 
-impl_store!(sqlx::Sqlite, "sqlite", "instr");
-impl_store!(sqlx::Postgres, "postgres", "strpos");
+impl_store!(sqlx::Sqlite, "sqlite", "instr", "");
+impl_store!(
+    sqlx::Postgres,
+    "postgres",
+    "strpos",
+    " FOR UPDATE SKIP LOCKED"
+);

@@ -137,8 +137,13 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(count(&mut admin, &schema).await, 7);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
-        20261122000001,
+        20261122000002,
         "down reverts the latest"
+    );
+    assert_eq!(count(&mut admin, &schema).await, 7);
+    assert_eq!(
+        pg.migrate_down(Some(20261122000001)).await.unwrap(),
+        20261122000001
     );
     assert_eq!(
         count(&mut admin, &schema).await,

@@ -5,7 +5,7 @@ use portside_domain::{Actor, Email, User, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{InboxMark, StoreError};
 
 /// A keyset page of users, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,13 @@ pub trait UserRepository: Send + Sync {
     /// Inserts a new user; `Duplicate` when the email is taken.
     async fn insert_user(&self, user: &mut User) -> Result<(), StoreError>;
     /// Saves changes, version-checked (`Conflict`); `Duplicate` when a new email is taken.
-    async fn update_user(&self, user: &mut User) -> Result<(), StoreError>;
+    /// With `mark`, records it in the inbox in the same transaction (`AlreadyProcessed` if it
+    /// is there already, and then nothing is written).
+    async fn update_user(
+        &self,
+        user: &mut User,
+        mark: Option<&InboxMark>,
+    ) -> Result<(), StoreError>;
     /// Removes the user with their refresh tokens and messages, writing `user.deleted`.
     async fn delete_user(&self, user: &mut User) -> Result<(), StoreError>;
     /// One user.

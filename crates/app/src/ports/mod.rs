@@ -3,19 +3,22 @@
 
 use async_trait::async_trait;
 use portside_domain::{
-    CustomerId, DomainEvent, Failure, Metadata, Money, Payment, PaymentId, PaymentMethod,
-    PaymentStatus, RecordedEvent, Transaction, TransactionId,
+    CustomerId, Failure, Metadata, Money, Payment, PaymentId, PaymentMethod, PaymentStatus,
+    Transaction, TransactionId,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::events::Envelope;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
 
+mod bus;
 mod cache;
 mod identity;
 mod messages;
 
+pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
 pub use cache::{Cache, CacheError};
 pub use identity::{
     AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
@@ -32,6 +35,9 @@ pub enum StoreError {
     /// A unique value (an email, ...) is already taken.
     #[error("duplicate value")]
     Duplicate,
+    /// The inbox already holds this event for this group: the effect happened before.
+    #[error("event already processed")]
+    AlreadyProcessed,
     /// The store cannot be reached right now (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -150,53 +156,62 @@ pub trait IdempotencyStore: Send + Sync {
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
-/// An event as the outbox holds it, before the relay publishes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEvent {
-    /// Event id (UUID v7).
-    pub id: Uuid,
-    /// `payment`, ...
-    pub aggregate_type: String,
-    /// The aggregate's id.
-    pub aggregate_id: String,
-    /// Per-aggregate sequence number.
-    pub sequence: i64,
-    /// `payment.succeeded`, ...
-    pub event_type: String,
-    /// Schema version of `data`.
-    pub event_version: i32,
-    /// The event's data.
-    pub data: Value,
-    /// When it happened.
-    pub occurred_at: OffsetDateTime,
+/// How far the relay is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxLag {
+    /// Rows not yet published.
+    pub unpublished: u64,
+    /// When the oldest of them was written.
+    pub oldest: Option<OffsetDateTime>,
 }
 
-impl OutboxEvent {
-    /// The outbox row of an aggregate's event; `id` comes from the caller (a UUID v7).
-    pub fn of<E: DomainEvent>(
-        id: Uuid,
-        aggregate_id: String,
-        recorded: &RecordedEvent<E>,
-    ) -> Result<Self, StoreError> {
-        Ok(OutboxEvent {
-            id,
-            aggregate_type: E::AGGREGATE.to_owned(),
-            aggregate_id,
-            sequence: recorded.sequence,
-            event_type: recorded.event.event_type().to_owned(),
-            event_version: recorded.event.version(),
-            data: serde_json::to_value(&recorded.event)
-                .map_err(|e| StoreError::Other(format!("event not serializable: {e}")))?,
-            occurred_at: recorded.occurred_at,
-        })
-    }
-}
-
-/// The read side of the outbox (the relay, in a later step, also marks rows published).
+/// The outbox as the relay sees it. Rows are claimed with a lease (so several relays never
+/// publish the same row at once, and a crashed relay's rows come back), published, then marked.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Unpublished events, oldest first.
-    async fn unpublished(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// Unpublished events, oldest first (diagnostics and tests).
+    async fn unpublished(&self, limit: u32) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Leases up to `limit` unpublished rows to `relay` until `lease_until`, oldest first,
+    /// skipping rows leased by others and rows whose aggregate has an earlier row leased by
+    /// another relay (per-aggregate order).
+    async fn claim(
+        &self,
+        relay: &str,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Marks rows published (after the bus confirmed them).
+    async fn mark_published(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Gives leased rows back (the bus refused them).
+    async fn release(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+
+    /// Count and age of what is not yet published.
+    async fn lag(&self) -> Result<OutboxLag, StoreError>;
+}
+
+/// Which consumer group processed which event: the inbox that makes at-least-once delivery
+/// effectively-once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMark {
+    /// Consumer group.
+    pub group: String,
+    /// Event id.
+    pub event_id: Uuid,
+    /// When processed.
+    pub at: OffsetDateTime,
+}
+
+/// The inbox of processed events.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Whether the group already processed the event.
+    async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError>;
+    /// Records the event as processed; false if it already was.
+    async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError>;
 }
 
 /// What a provider is asked to charge.

@@ -14,14 +14,15 @@ use uuid::Uuid;
 
 use crate::idempotency::IdempotencyClaim;
 use crate::ports::{
-    Begin, IdempotencyStore, Outbox, PageRequest, PaymentFilter, PaymentRepository, StoreError,
+    Begin, IdempotencyStore, Inbox, InboxMark, Outbox, PageRequest, PaymentFilter,
+    PaymentRepository, StoreError,
 };
 
 /// Everything a payment store must do. Runs all checks in sequence on one store; each check
 /// uses its own customer ids and keys, so the store may already hold other data.
 pub async fn payment_store<S>(shared: Arc<S>)
 where
-    S: PaymentRepository + IdempotencyStore + Outbox + 'static,
+    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + 'static,
 {
     let store = &*shared;
     round_trips_every_field(store).await;
@@ -34,6 +35,7 @@ where
     lists_newest_first_with_filters_and_cursor(store).await;
     stale_pending_finds_only_old_pending(store).await;
     purge_removes_only_expired_keys(store).await;
+    outbox_leases_and_orders(store).await;
     concurrent_claims_have_one_winner(shared.clone()).await;
     concurrent_refunds_have_one_winner(shared).await;
 }
@@ -189,7 +191,7 @@ async fn charge_without_key_then_settle<S: PaymentRepository + Outbox>(store: &S
         vec![(1, "payment.created"), (2, "payment.succeeded")]
     );
     assert_eq!(events[1].aggregate_type, "payment");
-    assert_eq!(events[1].event_version, 1);
+    assert_eq!(events[1].version, 1);
     assert_eq!(events[1].data["payment"]["status"], "succeeded");
     assert_eq!(events[1].data["payment"]["amount"], "19.99");
     assert_eq!(events[1].data["provider_reference"], "ch_contract");
@@ -559,6 +561,113 @@ async fn purge_removes_only_expired_keys<S: PaymentRepository + IdempotencyStore
     assert!(
         store.payment(p.id()).await.unwrap().is_some(),
         "purging keys never touches payments"
+    );
+}
+
+/// Relays lease rows, never two relays the same row, never a later event of an aggregate while
+/// another relay holds an earlier one; published rows are done; released and lapsed leases
+/// come back. Also the inbox.
+async fn outbox_leases_and_orders<S: PaymentRepository + Outbox + Inbox>(store: &S) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + Duration::seconds(30);
+    // Publish whatever earlier checks left, so this one sees only its own rows.
+    loop {
+        let old = store.claim("drain", 1000, now, later).await.unwrap();
+        if old.is_empty() {
+            break;
+        }
+        let ids: Vec<_> = old.iter().map(|e| e.id).collect();
+        store.mark_published(&ids, now).await.unwrap();
+    }
+    assert_eq!(store.lag().await.unwrap().unpublished, 0);
+
+    let (mut x, cx) = processing_payment(&format!("o_{}", unique()), usd(100), now);
+    store.begin_charge(None, &mut x, &cx).await.unwrap();
+    let (mut y, cy) = processing_payment(&format!("o_{}", unique()), usd(200), now);
+    store.begin_charge(None, &mut y, &cy).await.unwrap();
+    succeed(store, x.clone(), cx, now).await; // x.2 after y.1
+    let lag = store.lag().await.unwrap();
+    assert_eq!(lag.unpublished, 3);
+    assert!(lag.oldest.is_some());
+
+    let a = store.claim("relay-a", 1, now, later).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].aggregate_id.clone(), a[0].sequence),
+        (x.id().to_string(), 1)
+    );
+    let b = store.claim("relay-b", 10, now, later).await.unwrap();
+    let b_keys: Vec<_> = b
+        .iter()
+        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .collect();
+    assert_eq!(
+        b_keys,
+        vec![(y.id().to_string(), 1)],
+        "x.2 waits while relay A holds x.1"
+    );
+    assert!(
+        store
+            .claim("relay-c", 10, now, later)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is leased twice"
+    );
+
+    store.mark_published(&[a[0].id], now).await.unwrap();
+    store.release(&[b[0].id]).await.unwrap();
+    let c = store.claim("relay-c", 10, now, later).await.unwrap();
+    let mut c_keys: Vec<_> = c
+        .iter()
+        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .collect();
+    c_keys.sort();
+    let mut expected = vec![(x.id().to_string(), 2), (y.id().to_string(), 1)];
+    expected.sort();
+    assert_eq!(
+        c_keys, expected,
+        "released rows and the next in order are claimable"
+    );
+    let lapsed = store
+        .claim(
+            "relay-d",
+            10,
+            later + Duration::seconds(1),
+            later + Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lapsed.len(), 2, "a crashed relay's lease lapses");
+    let ids: Vec<_> = lapsed.iter().map(|e| e.id).collect();
+    store.mark_published(&ids, now).await.unwrap();
+    assert_eq!(
+        store.lag().await.unwrap(),
+        crate::ports::OutboxLag::default()
+    );
+    assert!(store.unpublished(10).await.unwrap().is_empty());
+    let data = &lapsed.iter().find(|e| e.sequence == 2).unwrap().data;
+    assert_eq!(
+        data["payment"]["status"], "succeeded",
+        "the envelope carries the event's data"
+    );
+
+    let event = uuid::Uuid::now_v7();
+    let mark = InboxMark {
+        group: "contract".into(),
+        event_id: event,
+        at: now,
+    };
+    assert!(!store.processed("contract", event).await.unwrap());
+    assert!(store.mark_processed(&mark).await.unwrap());
+    assert!(
+        !store.mark_processed(&mark).await.unwrap(),
+        "once per group"
+    );
+    assert!(store.processed("contract", event).await.unwrap());
+    assert!(
+        !store.processed("other-group", event).await.unwrap(),
+        "groups are independent"
     );
 }
 

@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use crate::ports::{
-    AccessToken, Begin, Cache, CacheError, ChargeRequest, Clock, HashError, IdGenerator,
-    IdempotencyStore, MessageFilter, MessageOrder, MessagePage, MessageRepository, Outbox,
-    OutboxEvent, PageRequest, PasswordHasher, PaymentFilter, PaymentProvider, PaymentRepository,
-    ProviderError, ProviderOutcome, Redeemed, RefreshToken, RefreshTokens, RefundRequest,
-    StoreError, TokenError, TokenService, UserPage, UserRepository,
+    AccessToken, Begin, Cache, CacheError, ChargeRequest, Clock, Envelope, HashError, IdGenerator,
+    IdempotencyStore, Inbox, InboxMark, MessageFilter, MessageOrder, MessagePage,
+    MessageRepository, Outbox, OutboxLag, PageRequest, PasswordHasher, PaymentFilter,
+    PaymentProvider, PaymentRepository, ProviderError, ProviderOutcome, Redeemed, RefreshToken,
+    RefreshTokens, RefundRequest, StoreError, TokenError, TokenService, UserPage, UserRepository,
 };
 
 #[derive(Default)]
@@ -28,11 +28,32 @@ struct Tables {
     payments: BTreeMap<PaymentId, PaymentState>,
     transactions: BTreeMap<TransactionId, Transaction>,
     keys: HashMap<(String, String), IdempotencyRecord>,
-    outbox: Vec<OutboxEvent>,
+    outbox: Vec<OutboxRow>,
+    inbox: std::collections::HashSet<(String, Uuid)>,
     users: BTreeMap<UserId, UserState>,
     /// Tokens with their used and revoked times.
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
     messages: BTreeMap<MessageId, Message>,
+}
+
+/// An outbox row with its relay bookkeeping.
+#[derive(Clone)]
+struct OutboxRow {
+    event: Envelope,
+    published_at: Option<OffsetDateTime>,
+    claimed_until: Option<OffsetDateTime>,
+    claimed_by: Option<String>,
+}
+
+impl OutboxRow {
+    fn new(event: Envelope) -> Self {
+        OutboxRow {
+            event,
+            published_at: None,
+            claimed_until: None,
+            claimed_by: None,
+        }
+    }
 }
 
 /// Payments, transactions, keys and outbox in memory, with the same atomicity as the SQL store.
@@ -90,11 +111,11 @@ impl Tables {
 
     fn save(&mut self, payment: &mut Payment) -> Result<(), StoreError> {
         for recorded in payment.pending_events() {
-            self.outbox.push(OutboxEvent::of(
+            self.outbox.push(OutboxRow::new(Envelope::of(
                 Uuid::now_v7(),
                 payment.id().to_string(),
                 recorded,
-            )?);
+            )?));
         }
         self.payments.insert(payment.id(), payment.state().clone());
         payment.mark_saved();
@@ -280,25 +301,116 @@ impl IdempotencyStore for InMemoryStore {
 
 #[async_trait]
 impl Outbox for InMemoryStore {
-    async fn unpublished(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
+    async fn unpublished(&self, limit: u32) -> Result<Vec<Envelope>, StoreError> {
         Ok(self
             .lock()?
             .outbox
             .iter()
+            .filter(|r| r.published_at.is_none())
             .take(limit as usize)
-            .cloned()
+            .map(|r| r.event.clone())
             .collect())
+    }
+
+    async fn claim(
+        &self,
+        relay: &str,
+        limit: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut t = self.lock()?;
+        let leased_elsewhere: Vec<(String, String, i64)> = t
+            .outbox
+            .iter()
+            .filter(|r| {
+                r.published_at.is_none()
+                    && r.claimed_until.is_some_and(|u| u >= now)
+                    && r.claimed_by.as_deref() != Some(relay)
+            })
+            .map(|r| {
+                (
+                    r.event.aggregate_type.clone(),
+                    r.event.aggregate_id.clone(),
+                    r.event.sequence,
+                )
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for row in t.outbox.iter_mut() {
+            if claimed.len() == limit as usize {
+                break;
+            }
+            let free = row.published_at.is_none() && row.claimed_until.is_none_or(|u| u < now);
+            let blocked = leased_elsewhere.iter().any(|(ty, id, seq)| {
+                *ty == row.event.aggregate_type
+                    && *id == row.event.aggregate_id
+                    && *seq < row.event.sequence
+            });
+            if free && !blocked {
+                row.claimed_until = Some(lease_until);
+                row.claimed_by = Some(relay.to_owned());
+                claimed.push(row.event.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_published(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError> {
+        for row in self.lock()?.outbox.iter_mut() {
+            if ids.contains(&row.event.id) {
+                row.published_at = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        for row in self.lock()?.outbox.iter_mut() {
+            if ids.contains(&row.event.id) && row.published_at.is_none() {
+                row.claimed_until = None;
+                row.claimed_by = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn lag(&self) -> Result<OutboxLag, StoreError> {
+        let t = self.lock()?;
+        let waiting: Vec<_> = t
+            .outbox
+            .iter()
+            .filter(|r| r.published_at.is_none())
+            .collect();
+        Ok(OutboxLag {
+            unpublished: waiting.len() as u64,
+            oldest: waiting.iter().map(|r| r.event.occurred_at).min(),
+        })
+    }
+}
+
+#[async_trait]
+impl Inbox for InMemoryStore {
+    async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.lock()?.inbox.contains(&(group.to_owned(), event_id)))
+    }
+
+    async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()?
+            .inbox
+            .insert((mark.group.clone(), mark.event_id)))
     }
 }
 
 impl Tables {
     fn save_user(&mut self, user: &mut User) -> Result<(), StoreError> {
         for recorded in user.pending_events() {
-            self.outbox.push(OutboxEvent::of(
+            self.outbox.push(OutboxRow::new(Envelope::of(
                 Uuid::now_v7(),
                 user.id().to_string(),
                 recorded,
-            )?);
+            )?));
         }
         self.users.insert(user.id(), user.state().clone());
         user.mark_saved();
@@ -322,13 +434,25 @@ impl UserRepository for InMemoryStore {
         t.save_user(user)
     }
 
-    async fn update_user(&self, user: &mut User) -> Result<(), StoreError> {
+    async fn update_user(
+        &self,
+        user: &mut User,
+        mark: Option<&InboxMark>,
+    ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
+        if let Some(m) = mark
+            && t.inbox.contains(&(m.group.clone(), m.event_id))
+        {
+            return Err(StoreError::AlreadyProcessed);
+        }
         if t.users.get(&user.id()).map(|u| u.version) != user.loaded_version() {
             return Err(StoreError::Conflict);
         }
         if t.email_taken(user) {
             return Err(StoreError::Duplicate);
+        }
+        if let Some(m) = mark {
+            t.inbox.insert((m.group.clone(), m.event_id));
         }
         t.save_user(user)
     }
@@ -709,5 +833,37 @@ impl PaymentProvider for ScriptedProvider {
 
     async fn refund(&self, request: &RefundRequest) -> Result<ProviderOutcome, ProviderError> {
         self.answer(&request.provider_key)
+    }
+}
+
+/// A bus that records what it publishes and can be told to fail, for relay tests.
+#[derive(Default)]
+pub struct RecordingBus {
+    published: Mutex<Vec<Envelope>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingBus {
+    /// Makes publishing fail (true) or work (false).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Everything published so far, in order.
+    pub fn published(&self) -> Vec<Envelope> {
+        self.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl crate::ports::EventBus for RecordingBus {
+    async fn publish(&self, events: &[Envelope]) -> Result<(), crate::ports::BusError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(crate::ports::BusError::Unavailable("broker down".into()));
+        }
+        if let Ok(mut p) = self.published.lock() {
+            p.extend_from_slice(events);
+        }
+        Ok(())
     }
 }

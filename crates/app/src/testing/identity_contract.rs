@@ -105,7 +105,7 @@ async fn updates_are_version_checked<S: UserRepository>(s: &S) {
         None,
         t0(),
     );
-    s.update_user(&mut a).await.unwrap();
+    s.update_user(&mut a, None).await.unwrap();
     b.update(
         Some(UserName::parse("Second").unwrap()),
         None,
@@ -113,7 +113,7 @@ async fn updates_are_version_checked<S: UserRepository>(s: &S) {
         None,
         t0(),
     );
-    assert_eq!(s.update_user(&mut b).await, Err(StoreError::Conflict));
+    assert_eq!(s.update_user(&mut b, None).await, Err(StoreError::Conflict));
     let loaded = s.user(u.id()).await.unwrap().unwrap();
     assert_eq!(loaded.state().name.as_str(), "First");
 
@@ -121,10 +121,35 @@ async fn updates_are_version_checked<S: UserRepository>(s: &S) {
     s.insert_user(&mut other).await.unwrap();
     let mut c = s.user(u.id()).await.unwrap().unwrap();
     c.update(None, Some(other.state().email.clone()), None, None, t0());
-    assert_eq!(s.update_user(&mut c).await, Err(StoreError::Duplicate));
+    assert_eq!(
+        s.update_user(&mut c, None).await,
+        Err(StoreError::Duplicate)
+    );
     let mut up = s.user(u.id()).await.unwrap().unwrap();
     assert!(up.upgrade_membership(t0()));
-    s.update_user(&mut up).await.unwrap();
+    let mark = crate::ports::InboxMark {
+        group: "contract".into(),
+        event_id: Uuid::now_v7(),
+        at: t0(),
+    };
+    let mut twice = up.clone();
+    s.update_user(&mut up, Some(&mark)).await.unwrap();
+    twice.update(
+        Some(UserName::parse("Replayed").unwrap()),
+        None,
+        None,
+        None,
+        t0(),
+    );
+    assert_eq!(
+        s.update_user(&mut twice, Some(&mark)).await,
+        Err(StoreError::AlreadyProcessed),
+        "one event, one effect"
+    );
+    assert_ne!(
+        s.user(u.id()).await.unwrap().unwrap().state().name.as_str(),
+        "Replayed"
+    );
     assert_eq!(
         s.user(u.id()).await.unwrap().unwrap().state().membership,
         portside_domain::Membership::Premium

@@ -1,0 +1,533 @@
+//! RabbitMQ: a durable topic exchange (`<ns>.events`, routing key = event type), persistent
+//! messages and publisher confirms; per consumer group a durable queue bound by routing key,
+//! and a dead-letter exchange (`<ns>.dead`) with a dead-letter queue per group that keeps the
+//! error. The connection is re-established after the broker comes back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use portside_app::ports::{
+    BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
+};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+const ERROR_HEADER: &str = "x-portside-error";
+const FAILED_AT_HEADER: &str = "x-portside-failed-at";
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+struct Live {
+    conn: Connection,
+    publisher: Channel,
+    consumers: HashMap<String, (Channel, Consumer)>,
+}
+
+/// The RabbitMQ bus; names are prefixed with a namespace so deployments (and tests) can share
+/// a broker.
+pub struct RabbitBus {
+    url: String,
+    ns: String,
+    live: Mutex<Option<Live>>,
+    subscriptions: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl RabbitBus {
+    /// A bus on `url` (`amqp://user:pass@host:5672/%2f`); connects on first use.
+    pub fn new(url: &str, namespace: &str) -> Self {
+        RabbitBus {
+            url: url.to_owned(),
+            ns: namespace.to_owned(),
+            live: Mutex::new(None),
+            subscriptions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn exchange(&self) -> String {
+        format!("{}.events", self.ns)
+    }
+
+    fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.ns)
+    }
+
+    fn queue(&self, group: &str) -> String {
+        format!("{}.{group}", self.ns)
+    }
+
+    fn dead_queue(&self, group: &str) -> String {
+        format!("{}.{group}.dead", self.ns)
+    }
+
+    /// Deletes the queues of retired consumer groups and, when `exchanges` is set, this
+    /// namespace's exchanges (decommissioning; also how tests clean up).
+    pub async fn retire(&self, groups: &[&str], exchanges: bool) -> Result<(), BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let ch = &live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .publisher;
+        for g in groups {
+            for q in [self.queue(g), self.dead_queue(g)] {
+                ch.queue_delete(q.into(), QueueDeleteOptions::default())
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        if exchanges {
+            for x in [self.exchange(), self.dead_exchange()] {
+                ch.exchange_delete(x.into(), ExchangeDeleteOptions::default())
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        self.subscriptions
+            .lock()
+            .await
+            .retain(|g, _| !groups.contains(&g.as_str()));
+        Ok(())
+    }
+
+    /// Connects (or reconnects) and declares the exchanges.
+    async fn ensure(&self, live: &mut Option<Live>) -> Result<(), BusError> {
+        if live
+            .as_ref()
+            .is_some_and(|l| l.conn.status().connected() && l.publisher.status().connected())
+        {
+            return Ok(());
+        }
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(&self.url, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| unavailable("connecting to RabbitMQ timed out"))?
+        .map_err(unavailable)?;
+        let publisher = conn.create_channel().await.map_err(unavailable)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        publisher
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        publisher
+            .exchange_declare(
+                self.dead_exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        *live = Some(Live {
+            conn,
+            publisher,
+            consumers: HashMap::new(),
+        });
+        // Re-declare what was subscribed before a reconnect.
+        let subs = self.subscriptions.lock().await.clone();
+        for (group, types) in subs {
+            self.declare(live, &group, &types).await?;
+        }
+        Ok(())
+    }
+
+    async fn declare(
+        &self,
+        live: &mut Option<Live>,
+        group: &str,
+        types: &[String],
+    ) -> Result<(), BusError> {
+        let ch = &live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .publisher;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        ch.queue_declare(self.queue(group).into(), durable, FieldTable::default())
+            .await
+            .map_err(unavailable)?;
+        for t in types {
+            ch.queue_bind(
+                self.queue(group).into(),
+                self.exchange().into(),
+                t.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        ch.queue_declare(
+            self.dead_queue(group).into(),
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?;
+        ch.queue_bind(
+            self.dead_queue(group).into(),
+            self.dead_exchange().into(),
+            group.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Publishes with confirms on the publisher channel.
+    async fn publish_raw(
+        &self,
+        exchange: &str,
+        messages: &[(String, Vec<u8>, BasicProperties)],
+    ) -> Result<(), BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let ch = &live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .publisher;
+        let mut confirms = Vec::with_capacity(messages.len());
+        let result = async {
+            for (key, body, props) in messages {
+                let confirm = ch
+                    .basic_publish(
+                        exchange.into(),
+                        key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        props.clone(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                confirms.push(confirm);
+            }
+            for c in confirms {
+                let confirmation = c.await.map_err(unavailable)?;
+                if !confirmation.is_ack() {
+                    return Err(unavailable("RabbitMQ refused a message (nack)"));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            *live = None;
+        }
+        result
+    }
+
+    fn properties(e: &Envelope) -> BasicProperties {
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(e.id.to_string().into())
+            .with_type(e.event_type.as_str().into())
+    }
+
+    fn header(props: &BasicProperties, name: &str) -> String {
+        props
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(name))
+            .and_then(|v| match v {
+                AMQPValue::LongString(s) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Pulls up to `limit` dead letters on a throwaway channel; closing it requeues them all.
+    async fn peek_dead(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> Result<(Channel, Vec<(u64, DeadLetter)>), BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let ch = live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .conn
+            .create_channel()
+            .await
+            .map_err(unavailable)?;
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some(msg) = ch
+                .basic_get(self.dead_queue(group).into(), BasicGetOptions::default())
+                .await
+                .map_err(unavailable)?
+            else {
+                break;
+            };
+            let d = msg.delivery;
+            let Ok(envelope) = Envelope::from_bytes(&d.data) else {
+                continue;
+            };
+            let failed_at = Self::header(&d.properties, FAILED_AT_HEADER)
+                .parse::<i64>()
+                .ok()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            found.push((
+                d.delivery_tag,
+                DeadLetter {
+                    id: envelope.id.to_string(),
+                    group: group.to_owned(),
+                    error: Self::header(&d.properties, ERROR_HEADER),
+                    envelope,
+                    failed_at,
+                },
+            ));
+        }
+        Ok((ch, found))
+    }
+}
+
+#[async_trait]
+impl EventBus for RabbitBus {
+    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError> {
+        let messages: Vec<_> = events
+            .iter()
+            .map(|e| (e.event_type.clone(), e.to_bytes(), Self::properties(e)))
+            .collect();
+        self.publish_raw(&self.exchange(), &messages).await
+    }
+}
+
+#[async_trait]
+impl EventSource for RabbitBus {
+    async fn subscribe(&self, group: &str, event_types: &[&str]) -> Result<(), BusError> {
+        let types: Vec<String> = event_types.iter().map(|t| (*t).to_owned()).collect();
+        {
+            let mut subs = self.subscriptions.lock().await;
+            let have = subs.entry(group.to_owned()).or_default();
+            for t in &types {
+                if !have.contains(t) {
+                    have.push(t.clone());
+                }
+            }
+        }
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        self.declare(&mut live, group, &types).await
+    }
+
+    async fn receive(
+        &self,
+        group: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let l = live.as_mut().ok_or_else(|| unavailable("not connected"))?;
+        if !l
+            .consumers
+            .get(group)
+            .is_some_and(|(ch, _)| ch.status().connected())
+        {
+            let ch = l.conn.create_channel().await.map_err(unavailable)?;
+            let prefetch = u16::try_from(max.max(1)).unwrap_or(u16::MAX);
+            ch.basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .map_err(unavailable)?;
+            let consumer = ch
+                .basic_consume(
+                    self.queue(group).into(),
+                    ShortString::from(""),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            l.consumers.insert(group.to_owned(), (ch, consumer));
+        }
+        let Some((_, consumer)) = l.consumers.get_mut(group) else {
+            return Err(unavailable("no consumer"));
+        };
+        let mut out = Vec::new();
+        let mut patience = wait;
+        while out.len() < max {
+            let next = match tokio::time::timeout(patience, consumer.next()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    l.consumers.remove(group);
+                    return if out.is_empty() {
+                        Err(unavailable("the consumer was cancelled"))
+                    } else {
+                        Ok(out)
+                    };
+                }
+                Ok(Some(Err(e))) => {
+                    l.consumers.remove(group);
+                    return if out.is_empty() {
+                        Err(unavailable(e))
+                    } else {
+                        Ok(out)
+                    };
+                }
+                Ok(Some(Ok(d))) => d,
+            };
+            patience = Duration::from_millis(5);
+            let tag = next.delivery_tag.to_string();
+            match Envelope::from_bytes(&next.data) {
+                Ok(envelope) => out.push(Delivery {
+                    envelope,
+                    attempts: if next.redelivered { 2 } else { 1 },
+                    tag,
+                }),
+                Err(e) => {
+                    // Not an envelope: nobody can handle it. Keep it with the error, drop it here.
+                    tracing::error!(group, error = %e, "undecodable message dead-lettered");
+                    let ch = &l.publisher;
+                    let headers = dead_headers(&e);
+                    let props = BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_headers(headers);
+                    ch.basic_publish(
+                        self.dead_exchange().into(),
+                        group.into(),
+                        BasicPublishOptions::default(),
+                        &next.data,
+                        props,
+                    )
+                    .await
+                    .map_err(unavailable)?
+                    .await
+                    .map_err(unavailable)?;
+                    next.ack(BasicAckOptions::default())
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, group: &str, delivery: &Delivery) -> Result<(), BusError> {
+        let live = self.live.lock().await;
+        let tag: u64 = delivery
+            .tag
+            .parse()
+            .map_err(|_| BusError::Other("bad delivery tag".into()))?;
+        let (ch, _) = live
+            .as_ref()
+            .and_then(|l| l.consumers.get(group))
+            .ok_or_else(|| {
+                unavailable("the consumer's channel is gone; the message will be redelivered")
+            })?;
+        ch.basic_ack(tag, BasicAckOptions::default())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn dead_letter(
+        &self,
+        group: &str,
+        delivery: &Delivery,
+        error: &str,
+    ) -> Result<(), BusError> {
+        let props = Self::properties(&delivery.envelope).with_headers(dead_headers(error));
+        self.publish_raw(
+            &self.dead_exchange(),
+            &[(group.to_owned(), delivery.envelope.to_bytes(), props)],
+        )
+        .await?;
+        self.ack(group, delivery).await
+    }
+}
+
+fn dead_headers(error: &str) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ERROR_HEADER.into(),
+        AMQPValue::LongString(LongString::from(error)),
+    );
+    headers.insert(
+        FAILED_AT_HEADER.into(),
+        AMQPValue::LongString(LongString::from(
+            OffsetDateTime::now_utc().unix_timestamp().to_string(),
+        )),
+    );
+    headers
+}
+
+#[async_trait]
+impl DeadLetters for RabbitBus {
+    async fn dead_letters(&self, group: &str, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let (ch, found) = self.peek_dead(group, limit).await?;
+        let _ = ch.close(200, "OK".into()).await; // requeues what was peeked
+        Ok(found.into_iter().map(|(_, d)| d).collect())
+    }
+
+    async fn replay(&self, group: &str, id: &str) -> Result<bool, BusError> {
+        let (ch, found) = self.peek_dead(group, usize::MAX).await?;
+        let Some((tag, dead)) = found.into_iter().find(|(_, d)| d.id == id) else {
+            let _ = ch.close(200, "OK".into()).await;
+            return Ok(false);
+        };
+        self.publish(std::slice::from_ref(&dead.envelope)).await?;
+        ch.basic_ack(tag, BasicAckOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let _ = ch.close(200, "OK".into()).await;
+        Ok(true)
+    }
+
+    async fn purge(&self, group: &str) -> Result<u64, BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let ch = &live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .publisher;
+        let n = ch
+            .queue_purge(self.dead_queue(group).into(), QueuePurgeOptions::default())
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::from(n))
+    }
+}
+
+#[async_trait]
+impl portside_app::ports::Probe for RabbitBus {
+    fn name(&self) -> &'static str {
+        "bus"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await.map_err(|e| e.to_string())
+    }
+}
