@@ -78,3 +78,47 @@ pub const CATALOG: &[(&str, i32)] = &[
     ("user.membership_upgraded", 1),
     ("user.deleted", 1),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cataloged_event_is_documented_with_an_example() {
+        let doc = include_str!("../../../docs/EVENTS.md");
+        for (event_type, version) in CATALOG {
+            assert!(
+                doc.contains(&format!("### `{event_type}`")),
+                "{event_type} has a section in docs/EVENTS.md"
+            );
+            assert!(
+                doc.contains(&format!("| `{event_type}` | {version} |")),
+                "{event_type} v{version} is in the table"
+            );
+            assert!(
+                doc.contains(&format!("\"type\": \"{event_type}\"")),
+                "{event_type} has an example"
+            );
+        }
+    }
+
+    #[test]
+    fn the_envelope_round_trips_with_type_as_the_key() {
+        let e = Envelope {
+            id: Uuid::now_v7(),
+            event_type: "payment.succeeded".into(),
+            version: 1,
+            aggregate_type: "payment".into(),
+            aggregate_id: "p1".into(),
+            sequence: 2,
+            occurred_at: OffsetDateTime::UNIX_EPOCH,
+            traceparent: None,
+            data: serde_json::json!({"a": 1}),
+        };
+        let json: Value = serde_json::from_slice(&e.to_bytes()).unwrap();
+        assert_eq!(json["type"], "payment.succeeded");
+        assert_eq!(json["occurred_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(Envelope::from_bytes(&e.to_bytes()).unwrap(), e);
+        assert!(Envelope::from_bytes(b"{}").is_err());
+    }
+}

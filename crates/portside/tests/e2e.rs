@@ -677,3 +677,222 @@ async fn an_unreachable_redis_cache_degrades_to_the_store() {
     assert!(log.contains("cache read failed"), "the failure is logged");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TCP forwarder to a broker that the test can cut and restore: "the broker is unreachable"
+/// without stopping the machine's shared broker.
+struct Switch {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<AtomicUsize>,
+}
+
+impl Switch {
+    async fn to(target: u16) -> Switch {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = Arc::new(AtomicUsize::new(0));
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused by reset
+                }
+                let (up3, gen3) = (up2.clone(), gen2.clone());
+                let born = gen2.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let cut = async {
+                        while up3.load(Ordering::SeqCst) && gen3.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, () = cut => {} }
+                });
+            }
+        });
+        Switch {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn wait_delivered(admin: &mut sqlx::PgConnection, undelivered: &str) -> bool {
+    for _ in 0..300 {
+        if pg_scalar(admin, undelivered).await == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn pg_scalar(admin: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+/// Payments flow through relay and broker to the consumers; the broker becomes unreachable
+/// mid-run; payments are still accepted; once it is back every event is delivered, none twice.
+async fn broker_outage(broker_port: u16, scheme: &str) {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = match sqlx::PgConnection::connect(&url).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "PostgreSQL is required (CI=true): {e}"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: PostgreSQL unreachable ({e}) ***\n"
+            );
+            return;
+        }
+    };
+    if tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the broker on port {broker_port} is required (CI=true)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: no broker on port {broker_port} ***\n"
+        );
+        return;
+    }
+    let schema = format!("e_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let switch = Switch::to(broker_port).await;
+    let bus = format!("{scheme}127.0.0.1:{}", switch.port);
+    let ns = format!("e2e{}", uuid::Uuid::now_v7().simple());
+    let dir = temp_dir("outage");
+    let db_url = format!("{url}?options=-c%20search_path%3D{schema}");
+    let mut server = start(
+        &dir,
+        &[
+            ("DATABASE_URL", &db_url),
+            ("JWT_SECRET", "an e2e secret that is long enough to sign"),
+            ("EVENT_BUS", &bus),
+            ("EVENT_NAMESPACE", &ns),
+        ],
+    );
+    let (http, _) = signed_in(&server.base).await;
+    let pay = |amount: String| {
+        let http = http.clone();
+        let base = server.base.clone();
+        async move {
+            http.post(format!("{base}/api/v1/payments"))
+                .json(&pay_body(&amount))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let q = |sql: &str| sql.replace("S.", &format!("{schema}."));
+    let undelivered = q(
+        "SELECT count(*) FROM S.outbox o WHERE NOT EXISTS (SELECT 1 FROM S.inbox i WHERE i.consumer_group = 'audit' AND i.event_id = o.id)",
+    );
+    for i in 0..10 {
+        assert_eq!(pay(format!("{}.00", i + 1)).await, 201);
+    }
+    assert!(
+        wait_delivered(&mut admin, &undelivered).await,
+        "events flow to the consumer"
+    );
+
+    switch.set(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..20 {
+        assert_eq!(
+            pay(format!("{}.50", i + 1)).await,
+            201,
+            "payments are accepted while the broker is away"
+        );
+    }
+    let ready = http
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "readiness reports the broker");
+    let report: Value = ready.json().await.unwrap();
+    assert_ne!(report["checks"]["bus"], "ok");
+    assert_eq!(report["checks"]["store"], "ok");
+    let waiting = pg_scalar(
+        &mut admin,
+        &q("SELECT count(*) FROM S.outbox WHERE published_at IS NULL"),
+    )
+    .await;
+    assert!(waiting > 0, "events wait in the outbox during the outage");
+
+    switch.set(true);
+    assert!(
+        wait_delivered(&mut admin, &undelivered).await,
+        "after the outage every event is delivered"
+    );
+    let events = pg_scalar(&mut admin, &q("SELECT count(*) FROM S.outbox")).await;
+    let handled = pg_scalar(
+        &mut admin,
+        &q("SELECT count(*) FROM S.inbox WHERE consumer_group = 'audit'"),
+    )
+    .await;
+    assert_eq!(
+        handled, events,
+        "each event handled once (the inbox key is the event id)"
+    );
+    assert_eq!(
+        pg_scalar(
+            &mut admin,
+            &q("SELECT count(*) FROM S.outbox WHERE published_at IS NULL")
+        )
+        .await,
+        0
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "outage test ({scheme}): {events} events, {waiting} waited in the outbox during the outage, {handled} handled once each"
+    );
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_outage_loses_and_duplicates_nothing() {
+    broker_outage(5672, "amqp://guest:guest@").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_streams_outage_loses_and_duplicates_nothing() {
+    broker_outage(6379, "redis://").await;
+}

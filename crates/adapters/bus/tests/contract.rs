@@ -140,3 +140,288 @@ async fn redis_claims_what_a_lost_consumer_held() {
     );
     second.retire(&["g"]).await.unwrap();
 }
+
+mod poison {
+    use super::*;
+    use async_trait::async_trait;
+    use portside_app::ports::{DeadLetters, InboxMark};
+    use portside_app::testing::fakes::{InMemoryStore, ManualClock};
+    use portside_app::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Handles payment events; the one of aggregate "poison" fails until `cured`.
+    struct Picky {
+        handled: Mutex<Vec<String>>,
+        poison_attempts: Mutex<u32>,
+        cured: AtomicBool,
+    }
+
+    #[async_trait]
+    impl EventHandler for Picky {
+        fn group(&self) -> &'static str {
+            "picky"
+        }
+        fn event_types(&self) -> &'static [&'static str] {
+            &["payment.succeeded"]
+        }
+        async fn handle(
+            &self,
+            e: &portside_app::ports::Envelope,
+            _: &InboxMark,
+        ) -> Result<(), HandlerError> {
+            if e.aggregate_id == "poison" && !self.cured.load(Ordering::SeqCst) {
+                *self.poison_attempts.lock().unwrap() += 1;
+                return Err(HandlerError("cannot digest this".into()));
+            }
+            self.handled.lock().unwrap().push(e.aggregate_id.clone());
+            Ok(())
+        }
+    }
+
+    fn payment(aggregate: &str) -> portside_app::ports::Envelope {
+        let mut e = event();
+        e.aggregate_id = aggregate.into();
+        e
+    }
+
+    /// A poison event lands in the dead letters after N attempts while the others flow; once
+    /// the handler is fixed, a replay processes it.
+    async fn poison_is_dead_lettered_while_the_rest_flows<B>(bus: Arc<B>)
+    where
+        B: EventBus + EventSource + DeadLetters + 'static,
+    {
+        let handler = Arc::new(Picky {
+            handled: Mutex::new(Vec::new()),
+            poison_attempts: Mutex::new(0),
+            cured: AtomicBool::new(false),
+        });
+        let worker = Arc::new(Worker::new(
+            bus.clone(),
+            Arc::new(InMemoryStore::new()),
+            Arc::new(ManualClock::at(time::OffsetDateTime::now_utc())),
+            vec![handler.clone()],
+            WorkerSettings {
+                max_attempts: 3,
+                backoff: Duration::from_millis(20),
+                ..WorkerSettings::default()
+            },
+        ));
+        let stop = tokio_util::sync::CancellationToken::new();
+        assert!(worker.subscribe(&stop).await);
+        let running = tokio::spawn(worker.clone().run(stop.clone()));
+        let mut events: Vec<_> = (0..8).map(|i| payment(&format!("ok{i}"))).collect();
+        events.insert(3, payment("poison"));
+        let publishing = tokio::spawn({
+            let (bus, events) = (bus.clone(), events.clone());
+            async move { bus.publish(&events).await }
+        });
+        for _ in 0..200 {
+            if handler.handled.lock().unwrap().len() == 8
+                && !bus.dead_letters("picky", 10).await.unwrap().is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        publishing.await.unwrap().unwrap();
+        assert_eq!(
+            handler.handled.lock().unwrap().len(),
+            8,
+            "the rest kept flowing"
+        );
+        assert_eq!(
+            *handler.poison_attempts.lock().unwrap(),
+            3,
+            "N attempts, then dead-lettered"
+        );
+        let dead = bus.dead_letters("picky", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (
+                dead[0].envelope.aggregate_id.as_str(),
+                dead[0].error.as_str()
+            ),
+            ("poison", "cannot digest this")
+        );
+
+        handler.cured.store(true, Ordering::SeqCst);
+        assert!(bus.replay("picky", &dead[0].id).await.unwrap());
+        for _ in 0..200 {
+            if handler
+                .handled
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|a| a == "poison")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            handler
+                .handled
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|a| a == "poison"),
+            "replayed and processed"
+        );
+        assert!(bus.dead_letters("picky", 10).await.unwrap().is_empty());
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Counts the events it handles, slowly enough that two workers overlap.
+    struct Tally {
+        seen: Arc<Mutex<Vec<uuid::Uuid>>>,
+        mine: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Tally {
+        fn group(&self) -> &'static str {
+            "shared"
+        }
+        fn event_types(&self) -> &'static [&'static str] {
+            &["#"]
+        }
+        async fn handle(
+            &self,
+            e: &portside_app::ports::Envelope,
+            _: &InboxMark,
+        ) -> Result<(), HandlerError> {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            self.seen.lock().unwrap().push(e.id);
+            *self.mine.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    /// Two workers in one consumer group (one inbox, as two processes on one database) share
+    /// the events, and each event is handled once.
+    async fn two_workers_share_one_group<B>(first: Arc<B>, second: Arc<B>)
+    where
+        B: EventBus + EventSource + DeadLetters + 'static,
+    {
+        let inbox = Arc::new(InMemoryStore::new());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut tallies = Vec::new();
+        let mut running = Vec::new();
+        for bus in [first.clone(), second] {
+            let tally = Arc::new(Tally {
+                seen: seen.clone(),
+                mine: Mutex::new(0),
+            });
+            let worker = Arc::new(Worker::new(
+                bus,
+                inbox.clone(),
+                Arc::new(ManualClock::at(time::OffsetDateTime::now_utc())),
+                vec![tally.clone()],
+                WorkerSettings {
+                    batch: 4,
+                    wait: Duration::from_millis(100),
+                    ..WorkerSettings::default()
+                },
+            ));
+            assert!(worker.subscribe(&stop).await);
+            running.push(tokio::spawn(worker.run(stop.clone())));
+            tallies.push(tally);
+        }
+        let events: Vec<_> = (0..60).map(|i| payment(&format!("a{i}"))).collect();
+        let publishing = tokio::spawn({
+            let (bus, events) = (first.clone(), events.clone());
+            async move { bus.publish(&events).await }
+        });
+        for _ in 0..200 {
+            if seen.lock().unwrap().len() >= 60 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        publishing.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ids = seen.lock().unwrap().clone();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 60, "every event handled");
+        assert_eq!(seen.lock().unwrap().len(), 60, "none handled twice");
+        let shares: Vec<usize> = tallies.iter().map(|t| *t.mine.lock().unwrap()).collect();
+        assert!(
+            shares.iter().all(|n| *n > 0),
+            "both workers took a share: {shares:?}"
+        );
+        stop.cancel();
+        for r in running {
+            tokio::time::timeout(Duration::from_secs(10), r)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_process() {
+        poison_is_dead_lettered_while_the_rest_flows(Arc::new(InProcessBus::default())).await;
+        let bus = Arc::new(InProcessBus::default());
+        two_workers_share_one_group(bus.clone(), bus).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shared_load_on_rabbitmq() {
+        let ns = unique("t");
+        let (a, b) = (
+            Arc::new(RabbitBus::new(&amqp_url(), &ns)),
+            Arc::new(RabbitBus::new(&amqp_url(), &ns)),
+        );
+        if let Err(e) = a.subscribe("shared", &["#"]).await {
+            return skip("RabbitMQ", e);
+        }
+        two_workers_share_one_group(a.clone(), b).await;
+        a.retire(&["shared"], true).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shared_load_on_redis_streams() {
+        let ns = unique("t");
+        let a = Arc::new(
+            RedisStreamsBus::new(&redis_url(), &ns, "w1", Duration::from_secs(30)).unwrap(),
+        );
+        let b = Arc::new(
+            RedisStreamsBus::new(&redis_url(), &ns, "w2", Duration::from_secs(30)).unwrap(),
+        );
+        if let Err(e) = a.subscribe("shared", &["#"]).await {
+            return skip("Redis", e);
+        }
+        two_workers_share_one_group(a.clone(), b).await;
+        a.retire(&["shared"]).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rabbitmq() {
+        let bus = Arc::new(RabbitBus::new(&amqp_url(), &unique("t")));
+        if let Err(e) = bus.subscribe("picky", &["payment.succeeded"]).await {
+            return skip("RabbitMQ", e);
+        }
+        poison_is_dead_lettered_while_the_rest_flows(bus.clone()).await;
+        bus.retire(&["picky"], true).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_streams() {
+        let bus = Arc::new(
+            RedisStreamsBus::new(&redis_url(), &unique("t"), "w1", Duration::from_secs(30))
+                .unwrap(),
+        );
+        if let Err(e) = bus.subscribe("picky", &["#"]).await {
+            return skip("Redis", e);
+        }
+        poison_is_dead_lettered_while_the_rest_flows(bus.clone()).await;
+        bus.retire(&["picky"]).await.unwrap();
+    }
+}
