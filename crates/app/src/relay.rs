@@ -134,6 +134,7 @@ impl Relay {
                 }
                 Ok(_) => {
                     failures = 0;
+                    self.report_lag().await;
                     self.settings.idle
                 }
                 Err(e) => {
@@ -149,6 +150,26 @@ impl Relay {
             }
         }
         tracing::info!(relay = %self.name, "relay stopped");
+    }
+
+    /// Publishes the outbox lag as gauges (and a warning when events wait for long).
+    async fn report_lag(&self) {
+        let Ok(lag) = self.outbox.lag().await else {
+            return;
+        };
+        let age = lag
+            .oldest
+            .map(|t| (self.clock.now() - t).as_seconds_f64().max(0.0))
+            .unwrap_or(0.0);
+        metrics::gauge!("portside_outbox_unpublished").set(lag.unpublished as f64);
+        metrics::gauge!("portside_outbox_oldest_age_seconds").set(age);
+        if age > 60.0 {
+            tracing::warn!(
+                unpublished = lag.unpublished,
+                oldest_age_s = age,
+                "events wait in the outbox"
+            );
+        }
     }
 
     /// Exponential backoff with full jitter: uniform in [0, min(max, base · 2^failures)].

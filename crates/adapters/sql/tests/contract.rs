@@ -160,3 +160,97 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
         .await
         .unwrap();
 }
+
+/// Several relays on one store at once: every event published exactly once.
+async fn relays_share_the_outbox(
+    outbox: Arc<dyn portside_app::ports::Outbox>,
+    payments: Arc<dyn portside_app::ports::PaymentRepository>,
+) {
+    use portside_app::ports::{SystemClock, UuidV7};
+    use portside_app::relay::{Relay, RelaySettings};
+    use portside_app::testing::fakes::RecordingBus;
+    // Drain what earlier checks left, then write 150 fresh events (one per new payment).
+    let bus = Arc::new(RecordingBus::default());
+    let drain = Relay::new(
+        outbox.clone(),
+        bus.clone(),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+        "drain".into(),
+        RelaySettings {
+            batch: 10_000,
+            ..RelaySettings::default()
+        },
+    );
+    while drain.pass().await.unwrap() > 0 {}
+    let already = bus.published().len();
+    for i in 0..150 {
+        let (mut p, c) = contract::processing_payment(
+            &format!("relays{i}"),
+            portside_domain::Money::from_minor(
+                100,
+                portside_domain::Currency::from_code("USD").unwrap(),
+            ),
+            time::OffsetDateTime::now_utc(),
+        );
+        payments.begin_charge(None, &mut p, &c).await.unwrap();
+    }
+    let mut relays = tokio::task::JoinSet::new();
+    for n in 0..3 {
+        let r = Relay::new(
+            outbox.clone(),
+            bus.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            format!("relay-{n}"),
+            RelaySettings {
+                batch: 7,
+                ..RelaySettings::default()
+            },
+        );
+        relays.spawn(async move {
+            let mut total = 0;
+            loop {
+                match r.pass().await.unwrap() {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        });
+    }
+    let mut per_relay = Vec::new();
+    while let Some(n) = relays.join_next().await {
+        per_relay.push(n.unwrap());
+    }
+    let published: Vec<_> = bus.published().into_iter().skip(already).collect();
+    let mut ids: Vec<_> = published.iter().map(|e| e.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(published.len(), 150, "every event once: {per_relay:?}");
+    assert_eq!(ids.len(), 150, "no event twice");
+    assert_eq!(outbox.lag().await.unwrap().unpublished, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_relays_publish_each_event_once() {
+    let path = sqlite_path();
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
+    let store = SqlStore::sqlite(options, PoolSettings::default())
+        .await
+        .unwrap();
+    AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
+    relays_share_the_outbox(Arc::new(store.clone()), Arc::new(store)).await;
+    let _ = std::fs::remove_file(&path);
+
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let (any, store) = pg_store(&schema).await;
+    any.migrate().await.unwrap();
+    relays_share_the_outbox(Arc::new(store.clone()), Arc::new(store)).await;
+    any.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
