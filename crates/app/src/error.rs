@@ -39,6 +39,9 @@ pub enum AppError {
     /// The first request with this idempotency key is still running.
     #[error("a request with this idempotency key is still in progress; retry later")]
     IdempotencyKeyInUse,
+    /// The client's `If-Match` names a version that is no longer current.
+    #[error("the resource changed since the version in If-Match")]
+    PreconditionFailed,
     /// Concurrent changes kept winning; the client may retry.
     #[error("the resource was changed concurrently; retry")]
     Conflict,

@@ -77,6 +77,11 @@ pub const CATALOG: &[(&str, i32)] = &[
     ("user.updated", 1),
     ("user.membership_upgraded", 1),
     ("user.deleted", 1),
+    ("order.created", 1),
+    ("order.updated", 1),
+    ("order.confirmed", 1),
+    ("order.shipped", 1),
+    ("order.cancelled", 1),
 ];
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
-//! The event handlers of this version: the membership upgrade on `payment.succeeded`, and the
-//! audit log of every event.
+//! The event handlers of this version: the membership upgrade and the order confirmation on
+//! `payment.succeeded`, and the audit log of every event.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_domain::{Money, UserId};
+use portside_domain::{Currency, Money, OrderId, PaymentId, UserId};
 
 use crate::accounts::Accounts;
 use crate::error::AppError;
 use crate::events::Envelope;
 use crate::memberships::{PURPOSE_KEY, PURPOSE_MEMBERSHIP, USER_KEY};
+use crate::orders::{ORDER_KEY, Orders, PURPOSE_ORDER};
 use crate::ports::InboxMark;
 use crate::worker::{EventHandler, HandlerError};
 
@@ -65,6 +66,61 @@ impl EventHandler for MembershipUpgrade {
             }
             Err(e) => Err(HandlerError(e.to_string())),
         }
+    }
+}
+
+/// Confirms the order a succeeded payment paid for.
+pub struct OrderConfirmation {
+    orders: Arc<Orders>,
+}
+
+impl OrderConfirmation {
+    /// Confirms through the orders use cases.
+    pub fn new(orders: Arc<Orders>) -> Self {
+        OrderConfirmation { orders }
+    }
+}
+
+#[async_trait]
+impl EventHandler for OrderConfirmation {
+    fn group(&self) -> &'static str {
+        "orders"
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["payment.succeeded"]
+    }
+
+    async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {
+        let payment = &event.data["payment"];
+        if payment["metadata"][PURPOSE_KEY] != PURPOSE_ORDER {
+            return Ok(());
+        }
+        let invalid =
+            |why: &str| HandlerError(format!("order payment {}: {why}", event.aggregate_id));
+        let order: OrderId = payment["metadata"][ORDER_KEY]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("no valid order id in its metadata"))?;
+        let id: PaymentId = payment["payment_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("no payment id"))?;
+        let currency = payment["currency"]
+            .as_str()
+            .and_then(|c| Currency::from_code(c).ok())
+            .ok_or_else(|| invalid("no currency"))?;
+        let paid = Money::from_minor(
+            payment["amount_minor"]
+                .as_i64()
+                .ok_or_else(|| invalid("no amount"))?,
+            currency,
+        );
+        let payer = payment["customer_id"].as_str().unwrap_or_default();
+        self.orders
+            .confirm_paid(order, id, paid, payer, mark)
+            .await
+            .map_err(|e| HandlerError(e.to_string()))
     }
 }
 

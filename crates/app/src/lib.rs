@@ -11,6 +11,9 @@ pub mod handlers;
 pub mod idempotency;
 pub mod memberships;
 pub mod messages;
+pub mod orders;
+#[cfg(test)]
+mod orders_tests;
 pub mod payments;
 #[cfg(test)]
 mod payments_tests;

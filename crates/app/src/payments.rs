@@ -242,6 +242,25 @@ impl Payments {
         })
     }
 
+    /// The stored reply of a finished request with this key, if there is one; refuses a key
+    /// used for another request or still in flight. Never charges.
+    pub async fn replay(&self, req: &IdempotentRequest) -> Result<Option<Reply>, AppError> {
+        let now = self.clock.now();
+        let Some(record) = self.keys.find(&req.scope, req.key.as_str(), now).await? else {
+            return Ok(None);
+        };
+        if record.fingerprint != req.fingerprint {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        match record.outcome {
+            Some(stored) => Ok(Some(Reply {
+                outcome: serde_json::from_value(stored).map_err(internal)?,
+                replayed: true,
+            })),
+            None => Err(AppError::IdempotencyKeyInUse),
+        }
+    }
+
     /// Refunds all or part of a succeeded payment the actor may see.
     pub async fn refund(&self, actor: &Actor, cmd: RefundCommand) -> Result<Reply, AppError> {
         if let Some(req) = &cmd.idempotency {

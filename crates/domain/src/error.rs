@@ -71,6 +71,20 @@ pub enum DomainError {
     /// A message body that is empty or too long.
     #[error("message {0}")]
     InvalidMessage(&'static str),
+    /// An order line or item list that breaks the order rules.
+    #[error("{0}")]
+    InvalidItems(String),
+    /// An order status change the order machine does not allow.
+    #[error("an order cannot go from {from} to {to}")]
+    InvalidOrderTransition {
+        /// Current status.
+        from: &'static str,
+        /// Wanted status.
+        to: &'static str,
+    },
+    /// The order is not in a state that allows this.
+    #[error("{0}")]
+    OrderLocked(&'static str),
     /// A transaction that is already settled cannot be settled again.
     #[error("transaction is already {0}")]
     AlreadySettled(&'static str),
@@ -99,6 +113,9 @@ impl DomainError {
             DomainError::InvalidName => "name_invalid",
             DomainError::WeakPassword(_) => "password_weak",
             DomainError::InvalidMessage(_) => "message_invalid",
+            DomainError::InvalidItems(_) => "items_invalid",
+            DomainError::InvalidOrderTransition { .. } => "invalid_state_transition",
+            DomainError::OrderLocked(_) => "order_not_modifiable",
         }
     }
 
@@ -110,6 +127,8 @@ impl DomainError {
             DomainError::InvalidTransition { .. }
                 | DomainError::NotRefundable(_)
                 | DomainError::AlreadySettled(_)
+                | DomainError::InvalidOrderTransition { .. }
+                | DomainError::OrderLocked(_)
         )
     }
 }

@@ -45,6 +45,10 @@ uuid_id!(
     /// Identity of a message.
     MessageId
 );
+uuid_id!(
+    /// Identity of an order.
+    OrderId
+);
 
 /// The customer a payment belongs to: 1 to 64 visible ASCII characters, no spaces
 /// (`cust_001`, a user's UUID, ...).

@@ -1,4 +1,4 @@
-//! Portside's domain: the pure model of payments, identity and messages. No I/O, no framework: value objects,
+//! Portside's domain: the pure model of payments, identity, messages and orders. No I/O, no framework: value objects,
 //! aggregates with their state machines, and the events they record.
 
 pub mod aggregate;
@@ -8,6 +8,7 @@ pub mod identity;
 pub mod ids;
 pub mod message;
 pub mod money;
+pub mod order;
 pub mod payment;
 pub mod transaction;
 
@@ -17,9 +18,10 @@ pub use identity::{
     Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
     check_password,
 };
-pub use ids::{CustomerId, MessageId, PaymentId, TransactionId, UserId};
+pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
+pub use order::{Order, OrderEvent, OrderItem, OrderSnapshot, OrderState, OrderStatus};
 pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,
 };

@@ -25,6 +25,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         accounts,
         messages,
         memberships,
+        orders,
         probes,
         events,
     } = wire(settings).await?;
@@ -38,6 +39,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         accounts,
         messages,
         memberships,
+        orders,
         probes: Arc::new(probes),
     });
 

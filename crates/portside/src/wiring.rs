@@ -9,13 +9,15 @@ use anyhow::{Context, bail};
 use std::time::Duration;
 
 use portside_app::accounts::Accounts;
-use portside_app::handlers::{AuditLog, MembershipUpgrade};
+use portside_app::handlers::{AuditLog, MembershipUpgrade, OrderConfirmation};
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
+use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
-    Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository, Outbox,
-    PaymentRepository, Probe, RefreshTokens, SystemClock, UserRepository, UuidV7,
+    Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository,
+    OrderRepository, Outbox, PaymentRepository, Probe, RefreshTokens, SystemClock, UserRepository,
+    UuidV7,
 };
 use portside_app::relay::{Relay, RelaySettings};
 use portside_app::user_cache::UserCache;
@@ -42,6 +44,8 @@ pub struct Wiring {
     pub messages: Arc<Messages>,
     /// Membership purchase.
     pub memberships: Arc<Memberships>,
+    /// Orders.
+    pub orders: Arc<Orders>,
     /// What readiness checks.
     pub probes: Vec<Arc<dyn Probe>>,
     /// The event backbone.
@@ -133,6 +137,7 @@ struct StorePorts {
     users: Arc<dyn UserRepository>,
     refresh: Arc<dyn RefreshTokens>,
     messages: Arc<dyn MessageRepository>,
+    orders: Arc<dyn OrderRepository>,
     probe: Arc<dyn Probe>,
 }
 
@@ -143,6 +148,7 @@ where
         + UserRepository
         + RefreshTokens
         + MessageRepository
+        + OrderRepository
         + Outbox
         + Inbox
         + Probe
@@ -157,6 +163,7 @@ where
         users: Arc::new(s.clone()),
         refresh: Arc::new(s.clone()),
         messages: Arc::new(s.clone()),
+        orders: Arc::new(s.clone()),
         probe: Arc::new(s.clone()),
     }
 }
@@ -209,11 +216,13 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         ids.clone(),
         duration(settings.refresh_token_ttl)?,
     ));
-    let messages = Arc::new(Messages::new(ports.messages, clock, ids));
+    let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
+    let orders = Arc::new(Orders::new(ports.orders, payments.clone(), clock, ids));
     let price = membership_price(settings)?;
     let memberships = Arc::new(Memberships::new(payments.clone(), price));
     let handlers: Vec<Arc<dyn EventHandler>> = vec![
         Arc::new(MembershipUpgrade::new(accounts.clone(), price)),
+        Arc::new(OrderConfirmation::new(orders.clone())),
         Arc::new(AuditLog),
     ];
     let mut probes = vec![ports.probe];
@@ -244,6 +253,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         accounts,
         messages,
         memberships,
+        orders,
         probes,
         events: Events {
             bus: bus.bus,

@@ -227,6 +227,43 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     }
     assert_eq!(membership, "premium", "the worker upgraded the buyer");
 
+    // An order is confirmed by its payment's success event.
+    let order: Value = http
+        .post(format!("{b}/orders"))
+        .json(&json!({"currency": "EUR", "items": [{"product_id": "sku-1", "name": "Mug", "quantity": 2, "unit_price": "4.50"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let oid = order["id"].as_str().unwrap().to_owned();
+    let paid = http
+        .post(format!("{b}/orders/{oid}/pay"))
+        .header("Idempotency-Key", "order-1")
+        .json(&json!({"payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let o: Value = http
+            .get(format!("{b}/orders/{oid}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = o["status"].clone();
+        if status == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "confirmed", "the worker confirmed the paid order");
+
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0, got {status}");

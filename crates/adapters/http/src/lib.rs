@@ -1,5 +1,5 @@
 //! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
-//! sessions, messages, memberships), bearer-token authentication, problem+json errors,
+//! sessions, messages, memberships, orders), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
@@ -11,6 +11,7 @@ mod json;
 mod memberships;
 mod messages;
 mod openapi;
+mod orders;
 mod payments;
 mod problem;
 mod users;
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use portside_app::accounts::Accounts;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
+use portside_app::orders::Orders;
 use portside_app::payments::Payments;
 use portside_app::ports::Probe;
 use tower::ServiceBuilder;
@@ -50,6 +52,8 @@ pub struct ApiState {
     pub messages: Arc<Messages>,
     /// Membership purchase.
     pub memberships: Arc<Memberships>,
+    /// Orders.
+    pub orders: Arc<Orders>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }
@@ -64,7 +68,13 @@ macro_rules! from_state {
     )+};
 }
 
-from_state!(payments: Payments, accounts: Accounts, messages: Messages, memberships: Memberships);
+from_state!(
+    payments: Payments,
+    accounts: Accounts,
+    messages: Messages,
+    memberships: Memberships,
+    orders: Orders
+);
 
 impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
     fn from_ref(s: &ApiState) -> Self {
@@ -107,6 +117,18 @@ pub fn router(state: ApiState) -> Router {
                 .delete(messages::delete_message),
         )
         .route("/api/v1/memberships/checkout", post(memberships::checkout))
+        .route(
+            "/api/v1/orders",
+            post(orders::place_order).get(orders::list_orders),
+        )
+        .route(
+            "/api/v1/orders/{id}",
+            get(orders::get_order)
+                .put(orders::replace_items)
+                .delete(orders::cancel_order),
+        )
+        .route("/api/v1/orders/{id}/ship", post(orders::ship_order))
+        .route("/api/v1/orders/{id}/pay", post(orders::pay_order))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state)
@@ -139,6 +161,7 @@ pub fn router(state: ApiState) -> Router {
                             HeaderName::from_static(payments::REPLAYED),
                             HeaderName::from_static("location"),
                             HeaderName::from_static("retry-after"),
+                            HeaderName::from_static("etag"),
                         ]),
                 )
                 .layer(CatchPanicLayer::custom(|_| {

@@ -11,6 +11,9 @@ use crate::dto::{
 use crate::health::{self, Health};
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageList, MessageView};
+use crate::orders::{
+    self, CreateOrder, ItemInput, ItemView, OrderList, OrderView, PayOrderRequest, ReplaceItems,
+};
 use crate::payments;
 use crate::problem::{FieldError, ProblemBody};
 use crate::users::{self, Register, UpdateUser, UserList, UserView};
@@ -43,6 +46,13 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         messages::edit_message,
         messages::delete_message,
         memberships::checkout,
+        orders::place_order,
+        orders::list_orders,
+        orders::get_order,
+        orders::replace_items,
+        orders::ship_order,
+        orders::cancel_order,
+        orders::pay_order,
         health::live,
         health::ready,
     ),
@@ -50,7 +60,8 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         CreatePayment, CreateRefund, PaymentView, TransactionView, RefundView, PaymentList,
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
         UserView, UserList, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
-        MessageList, CheckoutRequest
+        MessageList, CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
+        OrderList, PayOrderRequest
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -58,6 +69,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         (name = "auth", description = "Sessions: login, refresh (rotating), logout"),
         (name = "messages", description = "Messages and their search"),
         (name = "memberships", description = "Premium membership purchase"),
+        (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

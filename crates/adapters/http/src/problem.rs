@@ -186,6 +186,11 @@ impl From<AppError> for Problem {
                 e.to_string(),
             )
             .retry_after(1),
+            e @ AppError::PreconditionFailed => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                e.to_string(),
+            ),
             e @ AppError::Conflict => Problem::new(
                 StatusCode::CONFLICT,
                 "concurrent_modification",

@@ -15,11 +15,12 @@ use axum::http::{Request, StatusCode};
 use portside_app::accounts::Accounts;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
+use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
-    ChargeRequest, IdempotencyStore, MessageRepository, PaymentProvider, PaymentRepository, Probe,
-    ProviderError, ProviderOutcome, RefreshTokens, RefundRequest, SystemClock, UserRepository,
-    UuidV7,
+    ChargeRequest, IdempotencyStore, MessageRepository, OrderRepository, PaymentProvider,
+    PaymentRepository, Probe, ProviderError, ProviderOutcome, RefreshTokens, RefundRequest,
+    SystemClock, UserRepository, UuidV7,
 };
 use portside_app::user_cache::UserCache;
 use portside_auth::{Argon2Hasher, JwtTokens};
@@ -47,13 +48,17 @@ impl PaymentProvider for Boom {
     }
 }
 
-fn app<S>(store: S) -> Router
+/// Credentials of the administrator every test app has.
+const ADMIN: (&str, &str) = ("admin@example.com", "correct horse battery staple");
+
+async fn app<S>(store: S) -> Router
 where
     S: PaymentRepository
         + IdempotencyStore
         + UserRepository
         + RefreshTokens
         + MessageRepository
+        + OrderRepository
         + Probe
         + Clone
         + 'static,
@@ -82,11 +87,20 @@ where
         time::Duration::days(30),
     ));
     let price = Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap();
+    accounts
+        .create_admin(ADMIN.0, ADMIN.1, "Admin")
+        .await
+        .unwrap();
     router(ApiState {
         payments: payments.clone(),
         accounts: accounts.clone(),
-        messages: Arc::new(Messages::new(Arc::new(store.clone()), clock, ids)),
-        memberships: Arc::new(Memberships::new(payments, price)),
+        messages: Arc::new(Messages::new(
+            Arc::new(store.clone()),
+            clock.clone(),
+            ids.clone(),
+        )),
+        memberships: Arc::new(Memberships::new(payments.clone(), price)),
+        orders: Arc::new(Orders::new(Arc::new(store.clone()), payments, clock, ids)),
         probes: Arc::new(vec![Arc::new(store)]),
     })
 }
@@ -106,7 +120,7 @@ async fn sqlite_app() -> Router {
         .migrate()
         .await
         .unwrap();
-    app(store)
+    app(store).await
 }
 
 fn require_services() -> bool {
@@ -143,7 +157,7 @@ async fn postgres_app() -> Option<(Router, String, sqlx::PgConnection)> {
         .migrate()
         .await
         .unwrap();
-    Some((app(store), schema, admin))
+    Some((app(store).await, schema, admin))
 }
 
 /// The router and, once signed up, the caller's access token.
@@ -159,6 +173,24 @@ impl Api {
         Api {
             router,
             token: None,
+            user_id: String::new(),
+        }
+    }
+
+    /// The administrator, logged in.
+    async fn admin(&self) -> Api {
+        let anon = Api::anonymous(self.router.clone());
+        let login = post(
+            &anon,
+            "/api/v1/auth/login",
+            json!({"email": ADMIN.0, "password": ADMIN.1}),
+            None,
+        )
+        .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        Api {
+            router: self.router.clone(),
+            token: Some(login.body["access_token"].as_str().unwrap().to_owned()),
             user_id: String::new(),
         }
     }
@@ -1602,6 +1634,338 @@ async fn membership(anon: &Api) {
     assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED);
 }
 
+fn order_body(items: Value) -> Value {
+    json!({"currency": "USD", "items": items})
+}
+
+fn line(qty: Value, price: &str) -> Value {
+    json!({"product_id": "sku-1", "name": "Mug — ünïcode", "quantity": qty, "unit_price": price})
+}
+
+/// Orders: totals, ETag and If-Match, the status machine over HTTP, paying, authorization.
+async fn orders_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let other = anon.signed_up().await;
+    let admin = anon.admin().await;
+    let placed = post(
+        &me,
+        "/api/v1/orders",
+        order_body(json!([line(json!(2), "19.99"), line(json!(1), "0.02")])),
+        None,
+    )
+    .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(
+        (
+            placed.body["total"].as_str(),
+            placed.body["status"].as_str(),
+            placed.body["version"].as_i64()
+        ),
+        (Some("40.00"), Some("pending"), Some(1))
+    );
+    assert_eq!(placed.headers["etag"], "\"1\"");
+    assert_eq!(placed.body["items"][0]["line_total"], "39.98");
+    assert_eq!(placed.body["customer_id"], me.user_id.as_str());
+    let id = placed.body["id"].as_str().unwrap().to_owned();
+    let uri = format!("/api/v1/orders/{id}");
+
+    // Bad input changes nothing.
+    let thousand: Vec<Value> = (0..1000).map(|_| line(json!(1), "1.00")).collect();
+    let cases: Vec<(&str, Value, StatusCode, &str, &str)> = vec![
+        (
+            "no items",
+            order_body(json!([])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items_invalid",
+            "items",
+        ),
+        (
+            "quantity 0",
+            order_body(json!([line(json!(0), "1.00")])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items_invalid",
+            "items",
+        ),
+        (
+            "negative quantity",
+            order_body(json!([line(json!(-1), "1.00")])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "items[0].quantity",
+        ),
+        (
+            "negative price",
+            order_body(json!([line(json!(1), "-1.00")])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items_invalid",
+            "items",
+        ),
+        (
+            "mixed currencies",
+            json!({"currency": "USD", "items": [{"product_id": "a", "name": "A", "quantity": 1, "unit_price": "1.00", "currency": "EUR"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            "items[0].currency",
+        ),
+        (
+            "a client total",
+            json!({"currency": "USD", "items": [line(json!(1), "1.00")], "total": "0.01"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "total_not_accepted",
+            "total",
+        ),
+        (
+            "1000 items",
+            order_body(json!(thousand)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items_invalid",
+            "items",
+        ),
+        (
+            "three decimals",
+            order_body(json!([line(json!(1), "1.001")])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_too_precise",
+            "items[0].unit_price",
+        ),
+        (
+            "someone else's order",
+            json!({"customer_id": other.user_id, "currency": "USD", "items": [line(json!(1), "1.00")]}),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "",
+        ),
+    ];
+    for (name, body, status, code, field) in cases {
+        let r = post(&me, "/api/v1/orders", body, None).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {}",
+            r.body
+        );
+        if !field.is_empty() {
+            assert_eq!(r.body["errors"][0]["field"], field, "{name}: {}", r.body);
+        }
+    }
+    let big = order_body(
+        json!([{"product_id": "a", "name": "n".repeat(1024 * 1024), "quantity": 1, "unit_price": "1.00"}]),
+    );
+    assert_eq!(
+        post(&me, "/api/v1/orders", big, None).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a 1 MB name"
+    );
+    let listed = call(&me, "GET", "/api/v1/orders", &[], None).await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing else was created"
+    );
+    for (query, param) in [
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("cursor=zz", "cursor"),
+        ("created_after=soon", "created_after"),
+        ("sort=x", "sort"),
+    ] {
+        let r = call(&me, "GET", &format!("/api/v1/orders?{query}"), &[], None).await;
+        assert_eq!(
+            (r.status, r.body["errors"][0]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(param)),
+            "{query}"
+        );
+    }
+
+    // If-Match: two writers with the same ETag, one wins, one 412.
+    let change = |qty: i64| json!({"items": [line(json!(qty), "5.00")]}).to_string();
+    let first = call(
+        &me,
+        "PUT",
+        &uri,
+        &[JSON, ("if-match", "\"1\"")],
+        Some(&change(2)),
+    )
+    .await;
+    assert_eq!(
+        (first.status, first.body["total"].as_str()),
+        (StatusCode::OK, Some("10.00"))
+    );
+    assert_eq!(first.headers["etag"], "\"2\"");
+    let second = call(
+        &me,
+        "PUT",
+        &uri,
+        &[JSON, ("if-match", "\"1\"")],
+        Some(&change(3)),
+    )
+    .await;
+    assert_eq!(
+        (second.status, second.body["code"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("precondition_failed"))
+    );
+    let bad_tag = call(
+        &me,
+        "PUT",
+        &uri,
+        &[JSON, ("if-match", "yesterday")],
+        Some(&change(3)),
+    )
+    .await;
+    assert_eq!(bad_tag.status, StatusCode::BAD_REQUEST);
+    let got = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(
+        (
+            got.body["total"].as_str(),
+            got.headers["etag"].to_str().unwrap()
+        ),
+        (Some("10.00"), "\"2\"")
+    );
+
+    // Another customer sees nothing of it.
+    for (method, path, body) in [
+        ("GET", uri.clone(), None),
+        ("PUT", uri.clone(), Some(change(9))),
+        ("DELETE", uri.clone(), None),
+        (
+            "POST",
+            format!("{uri}/pay"),
+            Some(json!({"payment_method_token": "tok_visa"}).to_string()),
+        ),
+    ] {
+        let r = call(
+            &other,
+            method,
+            &path,
+            &[JSON, ("idempotency-key", "x-1")],
+            body.as_deref(),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("order_not_found")),
+            "{method} {path}"
+        );
+    }
+    let spying = call(
+        &other,
+        "GET",
+        &format!("/api/v1/orders?customer_id={}", me.user_id),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(spying.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&admin, "GET", &uri, &[], None).await.status,
+        StatusCode::OK,
+        "administrators see every order"
+    );
+
+    // The machine over HTTP.
+    let ship = call(&me, "POST", &format!("{uri}/ship"), &[], None).await;
+    assert_eq!(ship.status, StatusCode::FORBIDDEN, "customers do not ship");
+    let ship = call(&admin, "POST", &format!("{uri}/ship"), &[], None).await;
+    assert_eq!(
+        (ship.status, ship.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_state_transition")),
+        "not before payment"
+    );
+
+    // Paying: key required; declined leaves it pending; success freezes it.
+    let pay = |token: &str| json!({"payment_method_token": token});
+    let no_key = post(&me, &format!("{uri}/pay"), pay("tok_visa"), None).await;
+    assert_eq!(no_key.body["code"], "idempotency_key_required");
+    let declined = post(
+        &me,
+        &format!("{uri}/pay"),
+        pay("tok_chargeDeclined"),
+        Some("order-pay-1"),
+    )
+    .await;
+    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED);
+    let still = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(
+        (
+            still.body["status"].as_str(),
+            still.body["payment_id"].as_str()
+        ),
+        (Some("pending"), None)
+    );
+    let paid = post(
+        &me,
+        &format!("{uri}/pay"),
+        pay("tok_visa"),
+        Some("order-pay-2"),
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(paid.body["amount"], "10.00");
+    let paying = call(&me, "GET", &uri, &[], None).await;
+    assert_eq!(paying.body["payment_id"], paid.body["id"]);
+    let replay = post(
+        &me,
+        &format!("{uri}/pay"),
+        pay("tok_visa"),
+        Some("order-pay-2"),
+    )
+    .await;
+    assert_eq!(
+        (
+            replay.status,
+            replay.headers["idempotent-replayed"].to_str().unwrap()
+        ),
+        (StatusCode::CREATED, "true")
+    );
+    let again = post(
+        &me,
+        &format!("{uri}/pay"),
+        pay("tok_visa"),
+        Some("order-pay-3"),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("order_not_modifiable")),
+        "no second payment"
+    );
+    let frozen = call(&me, "PUT", &uri, &[JSON], Some(&change(1))).await;
+    assert_eq!(frozen.status, StatusCode::CONFLICT);
+
+    // Cancel, then nothing more.
+    let other_order = post(
+        &me,
+        "/api/v1/orders",
+        order_body(json!([line(json!(1), "3.00")])),
+        None,
+    )
+    .await;
+    let other_uri = format!(
+        "/api/v1/orders/{}",
+        other_order.body["id"].as_str().unwrap()
+    );
+    let cancelled = call(&me, "DELETE", &other_uri, &[("if-match", "\"1\"")], None).await;
+    assert_eq!(
+        (cancelled.status, cancelled.body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let pay_cancelled = post(
+        &me,
+        &format!("{other_uri}/pay"),
+        pay("tok_visa"),
+        Some("order-pay-4"),
+    )
+    .await;
+    assert_eq!(
+        (pay_cancelled.status, pay_cancelled.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("order_not_modifiable"))
+    );
+    let twice = call(&me, "DELETE", &other_uri, &[], None).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    let filtered = call(&me, "GET", "/api/v1/orders?status=cancelled", &[], None).await;
+    assert_eq!(filtered.body["data"].as_array().unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_sqlite() {
     let app = Api::anonymous(sqlite_app().await);
@@ -1611,6 +1975,7 @@ async fn the_api_on_sqlite() {
     users_api(&app).await;
     messages_api(&app).await;
     membership(&app).await;
+    orders_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     provider_outcomes(&app).await;
@@ -1630,6 +1995,7 @@ async fn the_api_on_postgres() {
     users_api(&app).await;
     messages_api(&app).await;
     membership(&app).await;
+    orders_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     provider_outcomes(&app).await;

@@ -4,6 +4,7 @@
 mod connect;
 mod error;
 mod identity_store;
+mod order_store;
 mod rows;
 mod store;
 mod types;

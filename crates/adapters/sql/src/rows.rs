@@ -4,8 +4,8 @@ use portside_app::idempotency::IdempotencyRecord;
 use portside_app::ports::{Envelope, RefreshToken, StoreError};
 use portside_domain::{
     Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
-    PaymentId, PaymentState, Transaction, TransactionId, TransactionKind, TransactionStatus,
-    UserId, UserName, UserState,
+    OrderId, OrderItem, OrderState, PaymentId, PaymentState, Transaction, TransactionId,
+    TransactionKind, TransactionStatus, UserId, UserName, UserState,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -270,6 +270,73 @@ impl TryFrom<MessageRow> for Message {
             owner_id: UserId(r.owner_id.0),
             body: MessageBody::parse(&r.body).map_err(|e| corrupt("message body", e))?,
             version: r.version,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+/// An order line as stored in the `items` JSON: price in minor units of the order currency.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct ItemJson {
+    product_id: String,
+    name: String,
+    quantity: u32,
+    unit_price_minor: i64,
+}
+
+/// The `items` column of an order.
+pub(crate) fn items_json(items: &[OrderItem]) -> Vec<ItemJson> {
+    items
+        .iter()
+        .map(|i| ItemJson {
+            product_id: i.product_id.clone(),
+            name: i.name.clone(),
+            quantity: i.quantity,
+            unit_price_minor: i.unit_price.minor(),
+        })
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrderRow {
+    id: DbId,
+    customer_id: String,
+    items: Json<Vec<ItemJson>>,
+    currency: String,
+    total_minor: i64,
+    status: String,
+    payment_id: Option<DbId>,
+    version: i64,
+    event_sequence: i64,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl TryFrom<OrderRow> for OrderState {
+    type Error = StoreError;
+    fn try_from(r: OrderRow) -> Result<Self, StoreError> {
+        let currency = Currency::from_code(&r.currency).map_err(|e| corrupt("currency", e))?;
+        Ok(OrderState {
+            id: OrderId(r.id.0),
+            customer_id: CustomerId::parse(&r.customer_id)
+                .map_err(|e| corrupt("customer_id", e))?,
+            items: r
+                .items
+                .0
+                .into_iter()
+                .map(|i| OrderItem {
+                    product_id: i.product_id,
+                    name: i.name,
+                    quantity: i.quantity,
+                    unit_price: Money::from_minor(i.unit_price_minor, currency),
+                })
+                .collect(),
+            total: Money::from_minor(r.total_minor, currency),
+            status: r.status.parse().map_err(|e| corrupt("order status", e))?,
+            payment_id: r.payment_id.map(|p| PaymentId(p.0)),
+            version: r.version,
+            event_sequence: r.event_sequence,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })

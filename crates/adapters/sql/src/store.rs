@@ -589,6 +589,7 @@ macro_rules! impl_store {
             }
 
             crate::identity_store::identity_impls!($strpos);
+            crate::order_store::order_impls!();
 
             #[async_trait]
             impl Probe for SqlStore<Db> {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::{contract, identity_contract};
+use portside_app::testing::{contract, identity_contract, order_contract};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -77,7 +77,8 @@ async fn sqlite_keeps_the_store_contract() {
     let store = Arc::new(store);
     contract::payment_store(store.clone()).await;
     identity_contract::user_store(store.clone()).await;
-    identity_contract::message_store(store).await;
+    identity_contract::message_store(store.clone()).await;
+    order_contract::order_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -91,7 +92,8 @@ async fn postgres_keeps_the_store_contract() {
     let store = Arc::new(store);
     contract::payment_store(store.clone()).await;
     identity_contract::user_store(store.clone()).await;
-    identity_contract::message_store(store).await;
+    identity_contract::message_store(store.clone()).await;
+    order_contract::order_store(store).await;
     any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -107,17 +109,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 7, "up creates them again");
+    assert_eq!(tables, 8, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -127,20 +129,24 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
-    assert_eq!(count(&mut admin, &schema).await, 7);
+    assert_eq!(count(&mut admin, &schema).await, 8);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
-        20261122000002,
+        20261122000003,
         "down reverts the latest"
     );
-    assert_eq!(count(&mut admin, &schema).await, 7);
+    assert_eq!(
+        count(&mut admin, &schema).await,
+        7,
+        "the orders table is gone"
+    );
     assert_eq!(
         pg.migrate_down(Some(20261122000001)).await.unwrap(),
         20261122000001
@@ -153,7 +159,7 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 7);
+    assert_eq!(count(&mut admin, &schema).await, 8);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

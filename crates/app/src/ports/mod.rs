@@ -17,6 +17,7 @@ mod bus;
 mod cache;
 mod identity;
 mod messages;
+mod orders;
 
 pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
 pub use cache::{Cache, CacheError};
@@ -25,6 +26,7 @@ pub use identity::{
     TokenService, UserPage, UserRepository,
 };
 pub use messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+pub use orders::{OrderFilter, OrderPage, OrderRepository};
 
 /// Why a store could not do what was asked. Adapters map their own errors into this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use portside_domain::{
-    Actor, Email, Message, MessageId, Payment, PaymentId, PaymentState, Transaction, TransactionId,
-    TransactionStatus, User, UserId, UserState,
+    Actor, Email, Message, MessageId, Order, OrderId, OrderState, Payment, PaymentId, PaymentState,
+    Transaction, TransactionId, TransactionStatus, User, UserId, UserState,
 };
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -18,9 +18,10 @@ use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use crate::ports::{
     AccessToken, Begin, Cache, CacheError, ChargeRequest, Clock, Envelope, HashError, IdGenerator,
     IdempotencyStore, Inbox, InboxMark, MessageFilter, MessageOrder, MessagePage,
-    MessageRepository, Outbox, OutboxLag, PageRequest, PasswordHasher, PaymentFilter,
-    PaymentProvider, PaymentRepository, ProviderError, ProviderOutcome, Redeemed, RefreshToken,
-    RefreshTokens, RefundRequest, StoreError, TokenError, TokenService, UserPage, UserRepository,
+    MessageRepository, OrderFilter, OrderPage, OrderRepository, Outbox, OutboxLag, PageRequest,
+    PasswordHasher, PaymentFilter, PaymentProvider, PaymentRepository, ProviderError,
+    ProviderOutcome, Redeemed, RefreshToken, RefreshTokens, RefundRequest, StoreError, TokenError,
+    TokenService, UserPage, UserRepository,
 };
 
 #[derive(Default)]
@@ -34,6 +35,7 @@ struct Tables {
     /// Tokens with their used and revoked times.
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
     messages: BTreeMap<MessageId, Message>,
+    orders: BTreeMap<OrderId, OrderState>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -619,6 +621,84 @@ impl MessageRepository for InMemoryStore {
             })
             .take(page.limit as usize)
             .collect())
+    }
+}
+
+#[async_trait]
+impl OrderRepository for InMemoryStore {
+    async fn insert_order(&self, order: &mut Order) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.orders.contains_key(&order.id()) {
+            return Err(StoreError::Duplicate);
+        }
+        t.save_order(order)
+    }
+
+    async fn update_order(
+        &self,
+        order: &mut Order,
+        mark: Option<&InboxMark>,
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if let Some(m) = mark
+            && t.inbox.contains(&(m.group.clone(), m.event_id))
+        {
+            return Err(StoreError::AlreadyProcessed);
+        }
+        if t.orders.get(&order.id()).map(|o| o.version) != order.loaded_version() {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(m) = mark {
+            t.inbox.insert((m.group.clone(), m.event_id));
+        }
+        t.save_order(order)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        Ok(self.lock()?.orders.get(&id).cloned().map(Order::restore))
+    }
+
+    async fn orders(
+        &self,
+        filter: &OrderFilter,
+        page: OrderPage,
+    ) -> Result<Vec<Order>, StoreError> {
+        let t = self.lock()?;
+        let mut found: Vec<OrderState> = t
+            .orders
+            .values()
+            .filter(|o| {
+                filter
+                    .customer_id
+                    .as_ref()
+                    .is_none_or(|c| &o.customer_id == c)
+            })
+            .filter(|o| filter.status.is_none_or(|s| o.status == s))
+            .filter(|o| filter.created_after.is_none_or(|a| o.created_at > a))
+            .filter(|o| page.after.is_none_or(|after| (o.created_at, o.id) < after))
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
+        Ok(found
+            .into_iter()
+            .take(page.limit as usize)
+            .map(Order::restore)
+            .collect())
+    }
+}
+
+impl Tables {
+    fn save_order(&mut self, order: &mut Order) -> Result<(), StoreError> {
+        for recorded in order.pending_events() {
+            self.outbox.push(OutboxRow::new(Envelope::of(
+                Uuid::now_v7(),
+                order.id().to_string(),
+                recorded,
+            )?));
+        }
+        self.orders.insert(order.id(), order.state().clone());
+        order.mark_saved();
+        Ok(())
     }
 }
 

@@ -6,3 +6,4 @@ pub mod cache_contract;
 pub mod contract;
 pub mod fakes;
 pub mod identity_contract;
+pub mod order_contract;

@@ -1,0 +1,117 @@
+//! Orders in SQL. Expanded inside `impl_store!` (it shares that block's `Db`, `Tx`,
+//! `write_events`, `insert_mark` and imports).
+
+pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, items, currency, total_minor, status, payment_id, \
+    version, event_sequence, created_at, updated_at";
+
+macro_rules! order_impls {
+    () => {
+        use portside_app::ports::{OrderFilter, OrderPage, OrderRepository};
+        use portside_domain::{Order, OrderId};
+
+        use crate::order_store::ORDER_COLUMNS;
+        use crate::rows::{OrderRow, items_json};
+
+        async fn save_order_events(mut tx: Tx, order: &mut Order) -> Result<(), StoreError> {
+            write_events(&mut tx, order.id().to_string(), order.pending_events()).await?;
+            tx.commit().await.map_err(store_error)?;
+            order.mark_saved();
+            Ok(())
+        }
+
+        #[async_trait]
+        impl OrderRepository for SqlStore<Db> {
+            async fn insert_order(&self, order: &mut Order) -> Result<(), StoreError> {
+                let s = order.state();
+                let mut tx = self.write.begin().await.map_err(store_error)?;
+                sqlx::query(
+                    "INSERT INTO orders (id, customer_id, items, currency, total_minor, status, payment_id, \
+                     version, event_sequence, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(DbId(s.id.0))
+                .bind(s.customer_id.as_str())
+                .bind(Json(items_json(&s.items)))
+                .bind(s.total.currency().code())
+                .bind(s.total.minor())
+                .bind(s.status.as_str())
+                .bind(s.payment_id.map(|p| DbId(p.0)))
+                .bind(s.version)
+                .bind(s.event_sequence)
+                .bind(DbTime(s.created_at))
+                .bind(DbTime(s.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                save_order_events(tx, order).await
+            }
+
+            async fn update_order(&self, order: &mut Order, mark: Option<&InboxMark>) -> Result<(), StoreError> {
+                let s = order.state();
+                let mut tx = self.write.begin().await.map_err(store_error)?;
+                if let Some(m) = mark
+                    && !insert_mark(&mut tx, m).await?
+                {
+                    return Err(StoreError::AlreadyProcessed);
+                }
+                let done = sqlx::query(
+                    "UPDATE orders SET items = $2, total_minor = $3, status = $4, payment_id = $5, \
+                     version = $6, event_sequence = $7, updated_at = $8 WHERE id = $1 AND version = $9",
+                )
+                .bind(DbId(s.id.0))
+                .bind(Json(items_json(&s.items)))
+                .bind(s.total.minor())
+                .bind(s.status.as_str())
+                .bind(s.payment_id.map(|p| DbId(p.0)))
+                .bind(s.version)
+                .bind(s.event_sequence)
+                .bind(DbTime(s.updated_at))
+                .bind(order.loaded_version())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                save_order_events(tx, order).await
+            }
+
+            async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+                let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+                let row: Option<OrderRow> = sqlx::query_as(&sql)
+                    .bind(DbId(id.0))
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|r| r.try_into().map(Order::restore)).transpose()
+            }
+
+            async fn orders(&self, filter: &OrderFilter, page: OrderPage) -> Result<Vec<Order>, StoreError> {
+                let mut q = sqlx::QueryBuilder::<Db>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1"));
+                if let Some(c) = &filter.customer_id {
+                    q.push(" AND customer_id = ").push_bind(c.as_str().to_owned());
+                }
+                if let Some(s) = filter.status {
+                    q.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some(after) = filter.created_after {
+                    q.push(" AND created_at > ").push_bind(DbTime(after));
+                }
+                if let Some((at, id)) = page.after {
+                    q.push(" AND (created_at < ")
+                        .push_bind(DbTime(at))
+                        .push(" OR (created_at = ")
+                        .push_bind(DbTime(at))
+                        .push(" AND id < ")
+                        .push_bind(DbId(id.0))
+                        .push("))");
+                }
+                q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(page.limit));
+                let rows: Vec<OrderRow> = q.build_query_as().fetch_all(&self.read).await.map_err(store_error)?;
+                rows.into_iter().map(|r| r.try_into().map(Order::restore)).collect()
+            }
+        }
+    };
+}
+
+pub(crate) use order_impls;
