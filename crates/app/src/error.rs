@@ -18,6 +18,9 @@ pub enum AppError {
     /// The current state of a resource does not allow the operation.
     #[error(transparent)]
     State(DomainError),
+    /// A search query the index cannot run (syntax, bounds, unknown facet).
+    #[error("invalid search query: {0}")]
+    BadQuery(String),
     /// No provider of that name is configured.
     #[error("unknown provider {0:?}")]
     UnknownProvider(String),

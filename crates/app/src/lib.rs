@@ -21,6 +21,9 @@ pub mod ports;
 pub mod relay;
 #[cfg(test)]
 mod relay_tests;
+pub mod search;
+#[cfg(test)]
+mod search_tests;
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;

@@ -206,6 +206,23 @@ pub struct OrderSnapshot {
     pub version: i64,
 }
 
+impl OrderSnapshot {
+    /// Takes the snapshot of an order's state.
+    pub fn of(s: &OrderState) -> Self {
+        OrderSnapshot {
+            order_id: s.id,
+            customer_id: s.customer_id.as_str().to_owned(),
+            items: s.items.clone(),
+            currency: s.total.currency().code().to_owned(),
+            total: s.total.to_decimal_string(),
+            total_minor: s.total.minor(),
+            status: s.status,
+            payment_id: s.payment_id,
+            version: s.version,
+        }
+    }
+}
+
 /// Everything that happens to an order.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -404,18 +421,7 @@ impl Order {
     }
 
     fn record(&mut self, now: OffsetDateTime, event: impl FnOnce(OrderSnapshot) -> OrderEvent) {
-        let s = &self.state;
-        let snapshot = OrderSnapshot {
-            order_id: s.id,
-            customer_id: s.customer_id.as_str().to_owned(),
-            items: s.items.clone(),
-            currency: s.total.currency().code().to_owned(),
-            total: s.total.to_decimal_string(),
-            total_minor: s.total.minor(),
-            status: s.status,
-            payment_id: s.payment_id,
-            version: s.version,
-        };
+        let snapshot = OrderSnapshot::of(&self.state);
         self.changes
             .record(&mut self.state.event_sequence, now, event(snapshot));
     }

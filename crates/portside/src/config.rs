@@ -38,6 +38,12 @@ pub enum Command {
         #[command(subcommand)]
         action: EventsAction,
     },
+    /// The search service: `reindex` rebuilds the read model from the store.
+    Search {
+        /// What to do (`reindex`).
+        #[command(subcommand)]
+        action: SearchAction,
+    },
     /// Manage users from the command line.
     Users {
         /// What to do.
@@ -50,6 +56,13 @@ pub enum Command {
         #[command(subcommand)]
         direction: Option<Direction>,
     },
+}
+
+/// Search operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SearchAction {
+    /// Rebuild the search index from every order and payment in the store.
+    Reindex,
 }
 
 /// User administration.
@@ -248,12 +261,23 @@ pub struct Settings {
     #[arg(long, env = "WORKER_MAX_ATTEMPTS", value_name = "WORKER_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
     pub worker_max_attempts: u32,
 
+    /// `tantivy://PATH` (embedded; default tantivy://DATA_DIR/search) or `http(s)://HOST:9200` (OpenSearch/Elasticsearch).
+    #[arg(long, env = "SEARCH_URL", value_name = "SEARCH_URL", value_parser = parse_search_url, global = true)]
+    pub search_url: Option<String>,
+
     /// `json` (default) or `text`.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
     pub log_format: String,
 }
 
 impl Settings {
+    /// The search index URL, derived from the data directory when not given.
+    pub fn search_url(&self) -> String {
+        self.search_url
+            .clone()
+            .unwrap_or_else(|| format!("tantivy://{}/search", self.data_dir.display()))
+    }
+
     /// The store URL, derived from the data directory when not given.
     pub fn database_url(&self) -> String {
         self.database_url
@@ -286,6 +310,15 @@ fn parse_event_bus(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("must be `inprocess`, amqp://… (RabbitMQ) or redis://… (Redis Streams)".into())
+    }
+}
+
+fn parse_search_url(text: &str) -> Result<String, String> {
+    if text.starts_with("tantivy://") || text.starts_with("http://") || text.starts_with("https://")
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("must be tantivy://PATH or http(s)://HOST:PORT".into())
     }
 }
 

@@ -7,7 +7,7 @@ mod wiring;
 
 use std::process::ExitCode;
 
-use config::{Command, Direction, DlqAction, EventsAction, UsersAction};
+use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
 use portside_sql::{AnyStore, PoolSettings};
 use tracing_subscriber::EnvFilter;
 
@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             Command::Relay => serve::run_part(&cli.settings, serve::Part::Relay).await,
             Command::Worker => serve::run_part(&cli.settings, serve::Part::Worker).await,
             Command::Events { action } => events(&cli.settings, action).await,
+            Command::Search {
+                action: SearchAction::Reindex,
+            } => reindex(&cli.settings).await,
         }
     });
     match result {
@@ -142,6 +145,22 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
             }
         }
     }
+}
+
+async fn reindex(settings: &config::Settings) -> anyhow::Result<ExitCode> {
+    let wiring = wiring::wire(settings).await?;
+    let started = std::time::Instant::now();
+    let written = wiring
+        .search
+        .reindex()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "reindexed {written} documents in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    wiring.store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Result<ExitCode> {

@@ -26,8 +26,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         messages,
         memberships,
         orders,
+        search,
         probes,
         events,
+        ..
     } = wire(settings).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
@@ -40,15 +42,16 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         messages,
         memberships,
         orders,
+        search,
         probes: Arc::new(probes),
     });
 
     let stop_relay = CancellationToken::new();
     let stop_worker = CancellationToken::new();
-    let relay = Arc::new(events.relay());
+    let events = Arc::new(events);
     let relay_task = tokio::spawn({
-        let (relay, stop) = (relay.clone(), stop_relay.clone());
-        async move { relay.run(stop).await }
+        let (events, stop) = (events.clone(), stop_relay.clone());
+        async move { events.run_relay(stop).await }
     });
     let worker_task = tokio::spawn(events.worker().run(stop_worker.clone()));
 
@@ -147,9 +150,8 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
     let stop = CancellationToken::new();
     let task = match part {
         Part::Relay => {
-            let relay = wiring.events.relay();
-            let stop = stop.clone();
-            tokio::spawn(async move { relay.run(stop).await })
+            let (events, stop) = (wiring.events, stop.clone());
+            tokio::spawn(async move { events.run_relay(stop).await })
         }
         Part::Worker => tokio::spawn(wiring.events.worker().run(stop.clone())),
     };

@@ -16,10 +16,11 @@ use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
     Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository,
-    OrderRepository, Outbox, PaymentRepository, Probe, RefreshTokens, SystemClock, UserRepository,
-    UuidV7,
+    OrderRepository, Outbox, PaymentRepository, Probe, RefreshTokens, SearchIndex, SystemClock,
+    UserRepository, UuidV7,
 };
 use portside_app::relay::{Relay, RelaySettings};
+use portside_app::search::{Search, SearchProjection};
 use portside_app::user_cache::UserCache;
 use portside_app::worker::{EventHandler, Worker, WorkerSettings};
 use portside_auth::{Argon2Hasher, JwtTokens};
@@ -27,7 +28,9 @@ use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_providers::MockProvider;
+use portside_search::TantivyIndex;
 use portside_sql::AnyStore;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::open_store;
@@ -46,6 +49,8 @@ pub struct Wiring {
     pub memberships: Arc<Memberships>,
     /// Orders.
     pub orders: Arc<Orders>,
+    /// Search.
+    pub search: Arc<Search>,
     /// What readiness checks.
     pub probes: Vec<Arc<dyn Probe>>,
     /// The event backbone.
@@ -81,6 +86,15 @@ impl Events {
             process_name("relay"),
             RelaySettings::default(),
         )
+    }
+
+    /// Runs the relay until `stop`, but only once every consumer group's subscription is
+    /// declared: RabbitMQ drops a message no queue is bound for, and a Redis Streams group
+    /// created later starts after what was already added, so publishing first would lose events.
+    pub async fn run_relay(&self, stop: CancellationToken) {
+        if self.worker().subscribe(&stop).await {
+            self.relay().run(stop).await;
+        }
     }
 
     /// The worker with every handler of this version.
@@ -188,6 +202,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7);
 
+    let payment_store = ports.payments.clone();
     let payments = Arc::new(Payments::new(
         ports.payments,
         ports.keys,
@@ -217,12 +232,16 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         duration(settings.refresh_token_ttl)?,
     ));
     let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
+    let order_store = ports.orders.clone();
     let orders = Arc::new(Orders::new(ports.orders, payments.clone(), clock, ids));
+    let index = search_index(settings)?;
+    let search = Arc::new(Search::new(index.clone(), order_store, payment_store));
     let price = membership_price(settings)?;
     let memberships = Arc::new(Memberships::new(payments.clone(), price));
     let handlers: Vec<Arc<dyn EventHandler>> = vec![
         Arc::new(MembershipUpgrade::new(accounts.clone(), price)),
         Arc::new(OrderConfirmation::new(orders.clone())),
+        Arc::new(SearchProjection::new(index)),
         Arc::new(AuditLog),
     ];
     let mut probes = vec![ports.probe];
@@ -254,6 +273,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         messages,
         memberships,
         orders,
+        search,
         probes,
         events: Events {
             bus: bus.bus,
@@ -266,6 +286,18 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
             max_attempts: settings.worker_max_attempts,
         },
     })
+}
+
+fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex>> {
+    let url = settings.search_url();
+    if let Some(path) = url.strip_prefix("tantivy://") {
+        let index = TantivyIndex::open(std::path::Path::new(path))
+            .map_err(|e| anyhow::anyhow!("SEARCH_URL ({url}): {e}"))?;
+        return Ok(Arc::new(index));
+    }
+    bail!(
+        "SEARCH_URL ({url}): OpenSearch/Elasticsearch is not supported by this build yet; use tantivy://PATH"
+    )
 }
 
 fn membership_price(settings: &Settings) -> anyhow::Result<Money> {

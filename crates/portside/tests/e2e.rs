@@ -123,6 +123,30 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok.success());
 }
 
+/// Searches until `done` holds (the read model is eventually consistent), at most 5 s.
+async fn search_until(
+    http: &reqwest::Client,
+    api: &str,
+    query: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let r = http
+            .get(format!("{api}/search?q={query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        last = r.json().await.unwrap();
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("search for {query} never settled: {last}");
+}
+
 #[tokio::test]
 async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     let dir = temp_dir("walk");
@@ -264,6 +288,35 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     }
     assert_eq!(status, "confirmed", "the worker confirmed the paid order");
 
+    // The search read model follows the order's events: found, then confirmed.
+    let found = search_until(&http, &b, "mug&type=order", |r| {
+        r["data"][0]["fields"]["status"] == "confirmed"
+    })
+    .await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["data"][0]["id"], format!("order:{oid}"));
+    let kite: Value = http
+        .post(format!("{b}/orders"))
+        .json(&json!({"currency": "USD", "items": [{"product_id": "sku-2", "name": "Box kite", "quantity": 1, "unit_price": "30.00"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = kite["id"].as_str().unwrap().to_owned();
+    let pending = search_until(&http, &b, "kite", |r| r["total"] == 1).await;
+    assert_eq!(pending["data"][0]["fields"]["status"], "pending");
+    let cancelled = http
+        .delete(format!("{b}/orders/{kid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let cancelled = search_until(&http, &b, "kite&status=cancelled", |r| r["total"] == 1).await;
+    assert_eq!(cancelled["data"][0]["id"], format!("order:{kid}"));
+    assert_eq!(cancelled["facets"]["status"]["cancelled"], 1);
+
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0, got {status}");
@@ -288,6 +341,14 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     assert_eq!(
         got["status"], "refunded",
         "the kept secret still verifies the token issued before the restart"
+    );
+    let kept = search_until(&http, &format!("{}/api/v1", again.base), "kite", |r| {
+        r["total"] == 1
+    })
+    .await;
+    assert_eq!(
+        kept["data"][0]["fields"]["status"], "cancelled",
+        "the Tantivy index lives in DATA_DIR"
     );
     signal(&again.child, "INT");
     assert!(again.child.wait().unwrap().success(), "SIGINT exits 0");

@@ -14,6 +14,7 @@ mod openapi;
 mod orders;
 mod payments;
 mod problem;
+mod search;
 mod users;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use portside_app::messages::Messages;
 use portside_app::orders::Orders;
 use portside_app::payments::Payments;
 use portside_app::ports::Probe;
+use portside_app::search::Search;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
@@ -54,6 +56,8 @@ pub struct ApiState {
     pub memberships: Arc<Memberships>,
     /// Orders.
     pub orders: Arc<Orders>,
+    /// Search.
+    pub search: Arc<Search>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }
@@ -73,7 +77,8 @@ from_state!(
     accounts: Accounts,
     messages: Messages,
     memberships: Memberships,
-    orders: Orders
+    orders: Orders,
+    search: Search
 );
 
 impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
@@ -129,6 +134,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/orders/{id}/ship", post(orders::ship_order))
         .route("/api/v1/orders/{id}/pay", post(orders::pay_order))
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/search/reindex", post(search::reindex))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state)

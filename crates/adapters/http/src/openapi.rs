@@ -16,6 +16,7 @@ use crate::orders::{
 };
 use crate::payments;
 use crate::problem::{FieldError, ProblemBody};
+use crate::search::{self, Hit, Reindexed, SearchResponse};
 use crate::users::{self, Register, UpdateUser, UserList, UserView};
 
 /// Portside's REST API.
@@ -53,6 +54,8 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         orders::ship_order,
         orders::cancel_order,
         orders::pay_order,
+        search::search,
+        search::reindex,
         health::live,
         health::ready,
     ),
@@ -61,7 +64,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
         UserView, UserList, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
         MessageList, CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
-        OrderList, PayOrderRequest
+        OrderList, PayOrderRequest, SearchResponse, Hit, Reindexed
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -69,6 +72,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         (name = "auth", description = "Sessions: login, refresh (rotating), logout"),
         (name = "messages", description = "Messages and their search"),
         (name = "memberships", description = "Premium membership purchase"),
+        (name = "search", description = "Full-text search over orders and payments (the read model)"),
         (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -164,6 +164,7 @@ impl From<AppError> for Problem {
                     _ => "the access token is invalid",
                 },
             ),
+            AppError::BadQuery(message) => Problem::bad_parameter("q", "query_invalid", message),
             AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
             AppError::Taken(field) => Problem::new(
                 StatusCode::CONFLICT,

@@ -22,12 +22,14 @@ use portside_app::ports::{
     PaymentRepository, Probe, ProviderError, ProviderOutcome, RefreshTokens, RefundRequest,
     SystemClock, UserRepository, UuidV7,
 };
+use portside_app::search::Search;
 use portside_app::user_cache::UserCache;
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
 use portside_domain::{Currency, Money};
 use portside_http::{ApiState, router};
 use portside_providers::MockProvider;
+use portside_search::TantivyIndex;
 use portside_sql::{PoolSettings, SqlStore};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
@@ -65,6 +67,7 @@ where
 {
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7);
+    let search_dir = std::env::temp_dir().join(unique("portside-http-search"));
     let payments = Arc::new(Payments::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
@@ -101,6 +104,11 @@ where
         )),
         memberships: Arc::new(Memberships::new(payments.clone(), price)),
         orders: Arc::new(Orders::new(Arc::new(store.clone()), payments, clock, ids)),
+        search: Arc::new(Search::new(
+            Arc::new(TantivyIndex::open(&search_dir).unwrap()),
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+        )),
         probes: Arc::new(vec![Arc::new(store)]),
     })
 }
@@ -1966,6 +1974,152 @@ async fn orders_api(anon: &Api) {
     assert_eq!(filtered.body["data"].as_array().unwrap().len(), 1);
 }
 
+/// Search over HTTP: the rebuild from the store, owner scoping, filters, facets, bad queries.
+async fn search_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let other = anon.signed_up().await;
+    let admin = anon.admin().await;
+    let word = format!("kite{}", uuid::Uuid::now_v7().simple());
+    let item = json!({"product_id": "sku-kite", "name": format!("Red {word}"), "quantity": 2, "unit_price": "5.00"});
+    for who in [&me, &other] {
+        let r = post(who, "/api/v1/orders", order_body(json!([item])), None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let mut paid = payment(json!("12.50"), "EUR", "tok_visa");
+    paid["metadata"] = json!({"note": word});
+    let r = post(&me, "/api/v1/payments", paid, Some(&unique("k"))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let search = |who: &Api, query: String| {
+        let who = who.clone();
+        async move { call(&who, "GET", &format!("/api/v1/search?{query}"), &[], None).await }
+    };
+    let before = search(&admin, format!("q={word}")).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    assert_eq!(
+        before.body["total"], 0,
+        "nothing indexed before the rebuild"
+    );
+
+    assert_eq!(
+        status_code(&call(anon, "POST", "/api/v1/search/reindex", &[], None).await),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert_eq!(
+        status_code(&call(&me, "POST", "/api/v1/search/reindex", &[], None).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let rebuilt = call(&admin, "POST", "/api/v1/search/reindex", &[], None).await;
+    assert_eq!(rebuilt.status, StatusCode::OK, "{}", rebuilt.body);
+    assert!(rebuilt.body["documents"].as_u64().unwrap() >= 3);
+
+    let all = search(&admin, format!("q={word}")).await;
+    assert_eq!(all.body["total"], 3, "{}", all.body);
+    assert_eq!(all.body["facets"]["type"]["order"], 2);
+    assert_eq!(all.body["facets"]["type"]["payment"], 1);
+    assert_eq!(all.body["facets"]["currency"]["EUR"], 1);
+    assert_eq!(all.body["facets"]["currency"]["USD"], 2);
+
+    let mine = search(&me, format!("q={word}")).await;
+    assert_eq!(mine.body["total"], 2, "{}", mine.body);
+    for hit in mine.body["data"].as_array().unwrap() {
+        assert_eq!(hit["fields"]["customer_id"], me.user_id.as_str());
+    }
+    let theirs = search(&other, format!("q={word}")).await;
+    assert_eq!(theirs.body["total"], 1, "{}", theirs.body);
+    assert_eq!(theirs.body["data"][0]["type"], "order");
+    assert_eq!(theirs.body["data"][0]["fields"]["status"], "pending");
+    assert_eq!(theirs.body["data"][0]["fields"]["total"], "10.00");
+
+    let payments_only = search(&me, format!("q={word}&type=payment")).await;
+    assert_eq!(payments_only.body["total"], 1);
+    assert_eq!(payments_only.body["data"][0]["fields"]["amount"], "12.50");
+    let eur = search(&admin, format!("q={word}&currency=EUR&status=succeeded")).await;
+    assert_eq!(eur.body["total"], 1, "{}", eur.body);
+    let paged = search(&admin, format!("q={word}&limit=1&offset=1")).await;
+    assert_eq!(
+        (
+            paged.body["total"].as_u64(),
+            paged.body["data"].as_array().unwrap().len()
+        ),
+        (Some(3), 1)
+    );
+    let phrase = search(&admin, format!("q=%22red+{word}%22")).await;
+    assert_eq!(phrase.body["total"], 2, "{}", phrase.body);
+
+    let long = "a".repeat(1001);
+    let cases = [
+        ("", StatusCode::BAD_REQUEST, "invalid_parameter", "q"),
+        ("q=", StatusCode::BAD_REQUEST, "query_invalid", "q"),
+        ("q=%20%20", StatusCode::BAD_REQUEST, "query_invalid", "q"),
+        (
+            "q=%22unclosed",
+            StatusCode::BAD_REQUEST,
+            "query_invalid",
+            "q",
+        ),
+        ("q=status:(", StatusCode::BAD_REQUEST, "query_invalid", "q"),
+        (
+            "limit=0&q=a",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "limit",
+        ),
+        (
+            "limit=101&q=a",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "limit",
+        ),
+        (
+            "offset=-1&q=a",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "offset",
+        ),
+        (
+            "offset=10001&q=a",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "offset",
+        ),
+        (
+            "offset=x&q=a",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "offset",
+        ),
+        (
+            "q=a&sort=score",
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "sort",
+        ),
+    ];
+    for (query, status, code, field) in cases {
+        let r = search(&me, query.to_owned()).await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["code"].as_str(),
+                r.body["errors"][0]["field"].as_str()
+            ),
+            (status, Some(code), Some(field)),
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = search(&me, format!("q={long}")).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("query_invalid"))
+    );
+    assert_eq!(
+        status_code(&search(anon, format!("q={word}")).await),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_sqlite() {
     let app = Api::anonymous(sqlite_app().await);
@@ -1982,6 +2136,7 @@ async fn the_api_on_sqlite() {
     idempotency_race(&app).await;
     pagination(&app).await;
     middleware(&app).await;
+    search_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2001,6 +2156,7 @@ async fn the_api_on_postgres() {
     provider_outcomes(&app).await;
     idempotency_race(&app).await;
     pagination(&app).await;
+    search_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

@@ -18,6 +18,7 @@ mod cache;
 mod identity;
 mod messages;
 mod orders;
+mod search;
 
 pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
 pub use cache::{Cache, CacheError};
@@ -27,6 +28,10 @@ pub use identity::{
 };
 pub use messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
 pub use orders::{OrderFilter, OrderPage, OrderRepository};
+pub use search::{
+    FACETS, FILTERS, SearchDocument, SearchError, SearchHit, SearchIndex, SearchQuery,
+    SearchResults,
+};
 
 /// Why a store could not do what was asked. Adapters map their own errors into this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

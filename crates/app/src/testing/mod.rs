@@ -7,3 +7,4 @@ pub mod contract;
 pub mod fakes;
 pub mod identity_contract;
 pub mod order_contract;
+pub mod search_contract;
