@@ -21,6 +21,7 @@ pub mod ports;
 pub mod relay;
 #[cfg(test)]
 mod relay_tests;
+pub mod resilience;
 pub mod search;
 #[cfg(test)]
 mod search_tests;

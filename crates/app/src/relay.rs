@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::ports::{BusError, Clock, EventBus, IdGenerator, Outbox, OutboxLag, StoreError};
+use crate::ports::{BusError, Clock, EventBus, Outbox, OutboxLag, StoreError};
 
 /// Tunables of the relay.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +52,6 @@ pub struct Relay {
     outbox: Arc<dyn Outbox>,
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdGenerator>,
     name: String,
     settings: RelaySettings,
 }
@@ -63,7 +62,6 @@ impl Relay {
         outbox: Arc<dyn Outbox>,
         bus: Arc<dyn EventBus>,
         clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
         name: String,
         settings: RelaySettings,
     ) -> Self {
@@ -71,7 +69,6 @@ impl Relay {
             outbox,
             bus,
             clock,
-            ids,
             name,
             settings,
         }
@@ -139,7 +136,11 @@ impl Relay {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let pause = self.backoff(failures);
+                    let pause = crate::resilience::full_jitter(
+                        self.settings.backoff,
+                        self.settings.max_backoff,
+                        failures,
+                    );
                     tracing::warn!(relay = %self.name, error = %e, retry_in = ?pause, "relay pass failed; events stay in the outbox");
                     pause
                 }
@@ -170,18 +171,5 @@ impl Relay {
                 "events wait in the outbox"
             );
         }
-    }
-
-    /// Exponential backoff with full jitter: uniform in [0, min(max, base · 2^failures)].
-    fn backoff(&self, failures: u32) -> Duration {
-        let ceiling = self
-            .settings
-            .backoff
-            .saturating_mul(1u32 << failures.min(16))
-            .min(self.settings.max_backoff);
-        let random = (self.ids.new_id().as_u128() & 0xffff) as u32;
-        ceiling
-            .mul_f64(f64::from(random) / f64::from(0xffffu32))
-            .max(Duration::from_millis(10))
     }
 }

@@ -13,7 +13,7 @@ use crate::events::Envelope;
 use crate::ports::{BusError, Delivery, EventSource, Inbox, InboxMark, Outbox, PaymentRepository};
 use crate::relay::{Relay, RelaySettings};
 use crate::testing::contract::processing_payment;
-use crate::testing::fakes::{InMemoryStore, ManualClock, RecordingBus, SequentialIds};
+use crate::testing::fakes::{InMemoryStore, ManualClock, RecordingBus};
 use crate::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
 
 fn usd(minor: i64) -> Money {
@@ -35,7 +35,6 @@ fn relay(store: Arc<InMemoryStore>, bus: Arc<RecordingBus>, batch: u32) -> Relay
         store,
         bus,
         Arc::new(ManualClock::at(OffsetDateTime::now_utc())),
-        Arc::new(SequentialIds::default()),
         "test-relay".into(),
         RelaySettings {
             batch,

@@ -17,6 +17,9 @@ use crate::ports::{
 };
 use crate::worker::{EventHandler, HandlerError};
 
+/// The consumer group of the read model.
+pub const PROJECTION_GROUP: &str = "search";
+
 /// Longest query, in characters.
 pub const MAX_QUERY: usize = 1000;
 /// Largest page.
@@ -281,7 +284,7 @@ impl SearchProjection {
 #[async_trait]
 impl EventHandler for SearchProjection {
     fn group(&self) -> &'static str {
-        "search"
+        PROJECTION_GROUP
     }
 
     fn event_types(&self) -> &'static [&'static str] {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use portside_app::ports::{Envelope, EventBus, EventSource, SystemClock, UuidV7};
+use portside_app::ports::{Envelope, EventBus, EventSource, SystemClock};
 use portside_app::relay::{Relay, RelaySettings};
 use portside_bus::{RabbitBus, RedisStreamsBus};
 use portside_sql::{AnyStore, PoolSettings};
@@ -82,7 +82,6 @@ async fn relay_rate(
         Arc::new(pg.clone()),
         bus,
         Arc::new(SystemClock),
-        Arc::new(UuidV7),
         "bench-relay".into(),
         RelaySettings {
             batch: batch as u32,

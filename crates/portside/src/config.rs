@@ -38,11 +38,12 @@ pub enum Command {
         #[command(subcommand)]
         action: EventsAction,
     },
-    /// The search service: `reindex` rebuilds the read model from the store.
+    /// Run only the search service (split mode): gRPC on GRPC_ADDR, fed by the `search`
+    /// consumer group; `reindex` rebuilds the read model from the store instead.
     Search {
-        /// What to do (`reindex`).
+        /// What to do instead of serving (`reindex`).
         #[command(subcommand)]
-        action: SearchAction,
+        action: Option<SearchAction>,
     },
     /// Manage users from the command line.
     Users {
@@ -156,6 +157,16 @@ pub struct Settings {
     )]
     pub http_addr: SocketAddr,
 
+    /// Address of the gRPC search service (internal: it trusts its callers).
+    #[arg(
+        long,
+        env = "GRPC_ADDR",
+        value_name = "GRPC_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub grpc_addr: SocketAddr,
+
     /// Directory of the embedded store's files.
     #[arg(
         long,
@@ -261,9 +272,13 @@ pub struct Settings {
     #[arg(long, env = "WORKER_MAX_ATTEMPTS", value_name = "WORKER_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
     pub worker_max_attempts: u32,
 
-    /// `tantivy://PATH` (embedded; default tantivy://DATA_DIR/search) or `http(s)://HOST:9200` (OpenSearch/Elasticsearch).
+    /// `tantivy://PATH` (embedded; default tantivy://DATA_DIR/search) or `http(s)://[USER:PASSWORD@]HOST:9200[/INDEX]` (OpenSearch/Elasticsearch; index `portside` by default).
     #[arg(long, env = "SEARCH_URL", value_name = "SEARCH_URL", value_parser = parse_search_url, global = true)]
     pub search_url: Option<String>,
+
+    /// Limit for one call to an OpenSearch/Elasticsearch cluster (retried twice, then the circuit opens after 5 failed calls for 30 s).
+    #[arg(long, env = "SEARCH_TIMEOUT", value_name = "SEARCH_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub search_timeout: Duration,
 
     /// `json` (default) or `text`.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]

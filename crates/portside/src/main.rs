@@ -39,8 +39,11 @@ fn main() -> ExitCode {
             Command::Worker => serve::run_part(&cli.settings, serve::Part::Worker).await,
             Command::Events { action } => events(&cli.settings, action).await,
             Command::Search {
-                action: SearchAction::Reindex,
+                action: Some(SearchAction::Reindex),
             } => reindex(&cli.settings).await,
+            Command::Search { action: None } => {
+                serve::run_part(&cli.settings, serve::Part::Search).await
+            }
         }
     });
     match result {

@@ -11,6 +11,8 @@ use anyhow::Context;
 use portside_http::ApiState;
 use tokio_util::sync::CancellationToken;
 
+use portside_app::search::PROJECTION_GROUP;
+
 use crate::config::Settings;
 use crate::redact;
 use crate::wiring::{Wiring, wire};
@@ -36,6 +38,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
     let addr = listener.local_addr()?;
+    let grpc_listener = grpc_listener(settings).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let search_index = search.index().clone();
     let router = portside_http::router(ApiState {
         payments: payments.clone(),
         accounts,
@@ -57,6 +62,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
 
     let stop = CancellationToken::new();
     let tasks = [
+        tokio::spawn(grpc(grpc_listener, search_index, stop.clone())),
         tokio::spawn(every(settings.recovery_interval, stop.clone(), {
             let payments = payments.clone();
             move || {
@@ -89,6 +95,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     println!("  docs     http://{addr}/docs");
     println!("  OpenAPI  http://{addr}/openapi.json");
     println!("  health   http://{addr}/health/live  http://{addr}/health/ready");
+    println!("  search   grpc://{grpc_addr} (search.v1.SearchService, reflection, health)");
     println!("  store    {}", redact(&settings.database_url()));
 
     let server = axum::serve(listener, router)
@@ -139,22 +146,44 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `portside relay` or `portside worker`: one part of the backbone alone, until a signal.
+/// `portside relay`, `portside worker` or `portside search`: one part alone, until a signal.
+/// The worker runs every consumer group but the search projection, which belongs to the search
+/// process: the embedded index has one writer.
 pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCode> {
     let wiring = wire(settings).await?;
     if wiring.events.in_process {
         anyhow::bail!(
-            "EVENT_BUS: `inprocess` only works inside `portside serve`; give a broker (amqp://… or redis://…) to run the relay or the worker alone"
+            "EVENT_BUS: `inprocess` only works inside `portside serve`; give a broker (amqp://… or redis://…) to run the relay, the worker or the search service alone"
         );
     }
     let stop = CancellationToken::new();
-    let task = match part {
+    let mut tasks = Vec::new();
+    let events = Arc::new(wiring.events);
+    match part {
         Part::Relay => {
-            let (events, stop) = (wiring.events, stop.clone());
-            tokio::spawn(async move { events.run_relay(stop).await })
+            let (events, stop) = (events.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move { events.run_relay(stop).await }));
         }
-        Part::Worker => tokio::spawn(wiring.events.worker().run(stop.clone())),
-    };
+        Part::Worker => tasks.push(tokio::spawn(
+            events
+                .worker_of(|g| g != PROJECTION_GROUP)
+                .run(stop.clone()),
+        )),
+        Part::Search => {
+            let listener = grpc_listener(settings).await?;
+            println!("Portside search serving gRPC on {}", listener.local_addr()?);
+            tasks.push(tokio::spawn(grpc(
+                listener,
+                wiring.search.index().clone(),
+                stop.clone(),
+            )));
+            tasks.push(tokio::spawn(
+                events
+                    .worker_of(|g| g == PROJECTION_GROUP)
+                    .run(stop.clone()),
+            ));
+        }
+    }
     println!(
         "Portside {} running (EVENT_BUS {}); stop with Ctrl-C",
         part.name(),
@@ -162,7 +191,12 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
     );
     shutdown_signal().await;
     stop.cancel();
-    let finished = tokio::time::timeout(settings.shutdown_timeout, task).await;
+    let finished = tokio::time::timeout(settings.shutdown_timeout, async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
     wiring.store.close().await;
     Ok(if finished.is_ok() {
         ExitCode::SUCCESS
@@ -171,13 +205,33 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
     })
 }
 
-/// The parts of the backbone that run alone in split mode.
+/// Binds GRPC_ADDR.
+async fn grpc_listener(settings: &Settings) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(settings.grpc_addr)
+        .await
+        .with_context(|| format!("GRPC_ADDR: cannot listen on {}", settings.grpc_addr))
+}
+
+/// Serves the gRPC search service until `stop`; a failure is logged.
+async fn grpc(
+    listener: tokio::net::TcpListener,
+    index: Arc<dyn portside_app::ports::SearchIndex>,
+    stop: CancellationToken,
+) {
+    if let Err(e) = portside_grpc::serve(listener, index, stop.cancelled_owned()).await {
+        tracing::error!(error = %e, "the gRPC server failed");
+    }
+}
+
+/// The parts that run alone in split mode.
 #[derive(Debug, Clone, Copy)]
 pub enum Part {
     /// The outbox relay.
     Relay,
-    /// The consumers.
+    /// The consumers (all but the search projection).
     Worker,
+    /// The gRPC search service and the search projection.
+    Search,
 }
 
 impl Part {
@@ -185,6 +239,7 @@ impl Part {
         match self {
             Part::Relay => "relay",
             Part::Worker => "worker",
+            Part::Search => "search",
         }
     }
 }

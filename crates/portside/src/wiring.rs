@@ -28,7 +28,7 @@ use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_providers::MockProvider;
-use portside_search::TantivyIndex;
+use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use portside_sql::AnyStore;
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +82,6 @@ impl Events {
             self.outbox.clone(),
             self.bus.clone(),
             Arc::new(SystemClock),
-            Arc::new(UuidV7),
             process_name("relay"),
             RelaySettings::default(),
         )
@@ -99,11 +98,20 @@ impl Events {
 
     /// The worker with every handler of this version.
     pub fn worker(&self) -> Arc<Worker> {
+        self.worker_of(|_| true)
+    }
+
+    /// The worker with the handlers whose consumer group `keep` accepts.
+    pub fn worker_of(&self, keep: impl Fn(&str) -> bool) -> Arc<Worker> {
         Arc::new(Worker::new(
             self.source.clone(),
             self.inbox.clone(),
             Arc::new(SystemClock),
-            self.handlers.clone(),
+            self.handlers
+                .iter()
+                .filter(|h| keep(h.group()))
+                .cloned()
+                .collect(),
             WorkerSettings {
                 max_attempts: self.max_attempts,
                 ..WorkerSettings::default()
@@ -234,7 +242,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
     let order_store = ports.orders.clone();
     let orders = Arc::new(Orders::new(ports.orders, payments.clone(), clock, ids));
-    let index = search_index(settings)?;
+    let index = search_index(settings).await?;
     let search = Arc::new(Search::new(index.clone(), order_store, payment_store));
     let price = membership_price(settings)?;
     let memberships = Arc::new(Memberships::new(payments.clone(), price));
@@ -288,16 +296,21 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     })
 }
 
-fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex>> {
+async fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex>> {
     let url = settings.search_url();
     if let Some(path) = url.strip_prefix("tantivy://") {
         let index = TantivyIndex::open(std::path::Path::new(path))
             .map_err(|e| anyhow::anyhow!("SEARCH_URL ({url}): {e}"))?;
         return Ok(Arc::new(index));
     }
-    bail!(
-        "SEARCH_URL ({url}): OpenSearch/Elasticsearch is not supported by this build yet; use tantivy://PATH"
-    )
+    let mut cluster = OpenSearchSettings::new(url.as_str());
+    cluster.timeout = settings.search_timeout;
+    // The message names the variable, never the URL: it may carry a password.
+    let index = OpenSearchIndex::new(cluster).map_err(|e| anyhow::anyhow!("SEARCH_URL: {e}"))?;
+    if let Err(e) = index.prepare().await {
+        tracing::warn!(error = %e, "the search cluster is not ready; the index is prepared at its first use");
+    }
+    Ok(Arc::new(index))
 }
 
 fn membership_price(settings: &Settings) -> anyhow::Result<Money> {

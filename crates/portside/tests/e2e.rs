@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use portside_grpc::pb::SearchRequest;
+use portside_grpc::pb::search_service_client::SearchServiceClient;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use tokio::sync::Semaphore;
@@ -22,6 +24,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_portside");
 struct Server {
     child: Child,
     base: String,
+    /// The gRPC search service's address.
+    grpc: String,
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -43,6 +47,7 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("GRPC_ADDR", "127.0.0.1:0")
         .env("DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -64,9 +69,17 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
             )
         })
         .to_owned();
+    let mut grpc = String::new();
+    while grpc.is_empty() {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no search line");
+        if let Some(rest) = line.trim().strip_prefix("search   grpc://") {
+            grpc = format!("http://{}", rest.split(' ').next().unwrap());
+        }
+    }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in stdout.lines() {});
-    Server { child, base }
+    Server { child, base, grpc }
 }
 
 fn client() -> reqwest::Client {
@@ -85,24 +98,16 @@ fn pay_body(amount: &str) -> Value {
 async fn signed_in(base: &str) -> (reqwest::Client, String) {
     let http = client();
     let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
-    let user: Value = http
-        .post(format!("{base}/api/v1/users"))
-        .json(&json!({"email": email, "password": "correct horse battery", "name": "E2E"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tokens: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = json_of(
+        http.post(format!("{base}/api/v1/users"))
+            .json(&json!({"email": email, "password": "correct horse battery", "name": "E2E"})),
+    )
+    .await;
+    let tokens = json_of(
+        http.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": "correct horse battery"})),
+    )
+    .await;
     let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
@@ -112,6 +117,11 @@ async fn signed_in(base: &str) -> (reqwest::Client, String) {
         .build()
         .unwrap();
     (authed, user["id"].as_str().unwrap().to_owned())
+}
+
+/// Sends a request and reads its JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -147,7 +157,35 @@ async fn search_until(
     panic!("search for {query} never settled: {last}");
 }
 
-#[tokio::test]
+/// Places an order for one `name`, waits until a search for `word` finds it pending, cancels
+/// it, and returns its id with the search answer that shows it cancelled.
+async fn order_found_then_cancelled(
+    http: &reqwest::Client,
+    api: &str,
+    currency: &str,
+    name: &str,
+    word: &str,
+) -> (String, Value) {
+    let order = json_of(http.post(format!("{api}/orders")).json(&json!({"currency": currency, "items": [{"product_id": "sku-1", "name": name, "quantity": 2, "unit_price": "45.00"}]}))).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let pending = search_until(http, api, word, |r| r["total"] == 1).await;
+    assert_eq!(pending["data"][0]["id"], format!("order:{id}"));
+    assert_eq!(pending["data"][0]["fields"]["status"], "pending");
+    let cancelled = http
+        .delete(format!("{api}/orders/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let found = search_until(http, api, &format!("{word}&status=cancelled"), |r| {
+        r["total"] == 1
+    })
+    .await;
+    assert_eq!(found["data"][0]["id"], format!("order:{id}"));
+    (id, found)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     let dir = temp_dir("walk");
     let mut server = start(&dir, &[]);
@@ -295,27 +333,27 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     .await;
     assert_eq!(found["total"], 1, "{found}");
     assert_eq!(found["data"][0]["id"], format!("order:{oid}"));
-    let kite: Value = http
-        .post(format!("{b}/orders"))
-        .json(&json!({"currency": "USD", "items": [{"product_id": "sku-2", "name": "Box kite", "quantity": 1, "unit_price": "30.00"}]}))
-        .send()
+    let (kid, cancelled) = order_found_then_cancelled(&http, &b, "USD", "Box kite", "kite").await;
+    assert_eq!(cancelled["facets"]["status"]["cancelled"], 1);
+
+    // The same read model over the in-process gRPC service.
+    let mut grpc = SearchServiceClient::connect(server.grpc.clone())
+        .await
+        .unwrap();
+    let over_grpc = grpc
+        .search(SearchRequest {
+            query: "kite".into(),
+            limit: 10,
+            facets: vec!["status".into()],
+            ..SearchRequest::default()
+        })
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kid = kite["id"].as_str().unwrap().to_owned();
-    let pending = search_until(&http, &b, "kite", |r| r["total"] == 1).await;
-    assert_eq!(pending["data"][0]["fields"]["status"], "pending");
-    let cancelled = http
-        .delete(format!("{b}/orders/{kid}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
-    let cancelled = search_until(&http, &b, "kite&status=cancelled", |r| r["total"] == 1).await;
-    assert_eq!(cancelled["data"][0]["id"], format!("order:{kid}"));
-    assert_eq!(cancelled["facets"]["status"]["cancelled"], 1);
+        .into_inner();
+    assert_eq!(over_grpc.total, 1);
+    assert_eq!(over_grpc.documents[0].id, format!("order:{kid}"));
+    assert_eq!(over_grpc.documents[0].fields["status"], "cancelled");
+    assert_eq!(over_grpc.facets["status"].counts["cancelled"], 1);
 
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
@@ -993,4 +1031,156 @@ async fn a_rabbitmq_outage_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_streams_outage_loses_and_duplicates_nothing() {
     broker_outage(6379, "redis://").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_service_runs_alone_in_split_mode() {
+    let dir = temp_dir("search");
+    let alone = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", &dir)
+        .arg("search")
+        .output()
+        .unwrap();
+    assert!(!alone.status.success());
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("EVENT_BUS"),
+        "the in-process bus cannot feed a search process alone"
+    );
+
+    if tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "Redis is required (CI=true)");
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: no Redis ***\n");
+        return;
+    }
+    let ns = format!("e2e{}", uuid::Uuid::now_v7().simple());
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", &dir)
+        .env("GRPC_ADDR", "127.0.0.1:0")
+        .env("EVENT_BUS", "redis://127.0.0.1:6379")
+        .env("EVENT_NAMESPACE", &ns)
+        .env("RUST_LOG", "warn")
+        .arg("search")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Portside search serving gRPC on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "search.v1.SearchService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut search = SearchServiceClient::new(channel);
+    let written = search
+        .index_document(portside_grpc::pb::IndexDocumentRequest {
+            document: Some(portside_grpc::pb::Document {
+                id: "note:1".into(),
+                r#type: "note".into(),
+                fields: HashMap::from([("text".to_owned(), "split mode works".to_owned())]),
+                version: 1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(written.written);
+    let found = search
+        .search(SearchRequest {
+            query: "split".into(),
+            limit: 5,
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.total, 1);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success(), "SIGTERM exits 0");
+    let _ = portside_bus::RedisStreamsBus::new(
+        "redis://127.0.0.1:6379",
+        &ns,
+        "cleanup",
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .retire(&["audit", "membership", "orders", "search"])
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_searchable_on_an_opensearch_cluster() {
+    let Some(cluster) = portside_search::testing::Osmem::start() else {
+        return;
+    };
+    let dir = temp_dir("opensearch");
+    let search_url = format!("{}/e2e-{}", cluster.url, uuid::Uuid::now_v7().simple());
+    let mut server = start(&dir, &[("SEARCH_URL", &search_url)]);
+    let (http, _) = signed_in(&server.base).await;
+    let b = format!("{}/api/v1", server.base);
+    let (kid, cancelled) =
+        order_found_then_cancelled(&http, &b, "EUR", "Stunt kite", "stunt").await;
+    assert_eq!(cancelled["facets"]["status"]["cancelled"], 1, "{cancelled}");
+    assert_eq!(cancelled["facets"]["currency"]["EUR"], 1, "{cancelled}");
+    let bad = http
+        .get(format!("{b}/search?q=%22unclosed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        400,
+        "query syntax errors come from the cluster"
+    );
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["code"], "query_invalid", "{bad}");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+
+    // The cluster loses the index; `portside search reindex` rebuilds it from the store.
+    let gone = client().delete(&search_url).send().await.unwrap();
+    assert!(gone.status().is_success());
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", &dir)
+        .env("SEARCH_URL", &search_url)
+        .env("RUST_LOG", "warn")
+        .args(["search", "reindex"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("reindexed 1 documents"), "{said}");
+    let doc = json_of(client().get(format!("{search_url}/_doc/order:{kid}"))).await;
+    assert_eq!(doc["_source"]["status"], "cancelled", "{doc}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
 //! Tantivy on local disk. Keyword fields (`id`, `type`, `status`, `currency`, `owner`) are raw
 //! and fast, so they filter exactly and feed the facet counts; every field value also goes into
-//! `body` for full-text search. One process owns an index directory (Tantivy's writer lock):
-//! in split mode use OpenSearch/Elasticsearch.
+//! `body` for full-text search. Any number of processes may read an index directory; one writes
+//! (Tantivy's writer lock, taken at the first write), so in split mode the search process owns
+//! the embedded index and other processes only read it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -63,7 +64,8 @@ fn schema() -> (Schema, Fields) {
 struct Inner {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    dir: std::path::PathBuf,
+    writer: Mutex<Option<IndexWriter>>,
     f: Fields,
 }
 
@@ -78,29 +80,26 @@ fn other(e: impl std::fmt::Display) -> SearchError {
 }
 
 impl TantivyIndex {
-    /// Opens (creating when missing) the index in `dir`. Fails when another process holds it.
+    /// Opens (creating when missing) the index in `dir`. Writing needs the directory's writer
+    /// lock, taken at the first write: while another process holds it, writes are refused as
+    /// unavailable and reads still work.
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
         let (schema, f) = schema();
         let directory = MmapDirectory::open(dir).map_err(other)?;
         let index = Index::open_or_create(directory, schema).map_err(other)?;
-        let writer = index.writer(50_000_000).map_err(|e| {
-            SearchError::Unavailable(format!(
-                "the index in {} is in use by another process ({e})",
-                dir.display()
-            ))
-        })?;
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()
             .map_err(other)?;
         Ok(TantivyIndex {
             inner: Arc::new(Inner {
                 index,
                 reader,
-                writer: Mutex::new(writer),
+                dir: dir.to_path_buf(),
+                writer: Mutex::new(None),
                 f,
             }),
         })
@@ -119,6 +118,20 @@ impl TantivyIndex {
 }
 
 impl Inner {
+    /// The writer, created at the first write.
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Option<IndexWriter>>, SearchError> {
+        let mut guard = self.writer.lock().map_err(|_| other("poisoned"))?;
+        if guard.is_none() {
+            *guard = Some(self.index.writer(50_000_000).map_err(|e| {
+                SearchError::Unavailable(format!(
+                    "the index in {} is written by another process ({e})",
+                    self.dir.display()
+                ))
+            })?);
+        }
+        Ok(guard)
+    }
+
     fn find(
         &self,
         searcher: &Searcher,
@@ -194,7 +207,8 @@ impl SearchIndex for TantivyIndex {
     async fn upsert(&self, documents: &[SearchDocument]) -> Result<usize, SearchError> {
         let documents = documents.to_vec();
         self.blocking(move |inner| {
-            let mut writer = inner.writer.lock().map_err(|_| other("poisoned"))?;
+            let mut guard = inner.writer()?;
+            let writer = guard.as_mut().ok_or_else(|| other("no writer"))?;
             let searcher = inner.reader.searcher();
             // The highest version per id wins, within the batch and against the index.
             let mut newest: BTreeMap<String, SearchDocument> = BTreeMap::new();
@@ -229,7 +243,8 @@ impl SearchIndex for TantivyIndex {
     async fn delete(&self, id: &str) -> Result<bool, SearchError> {
         let id = id.to_owned();
         self.blocking(move |inner| {
-            let mut writer = inner.writer.lock().map_err(|_| other("poisoned"))?;
+            let mut guard = inner.writer()?;
+            let writer = guard.as_mut().ok_or_else(|| other("no writer"))?;
             if inner.find(&inner.reader.searcher(), &id)?.is_none() {
                 return Ok(false);
             }

@@ -172,7 +172,7 @@ async fn relays_share_the_outbox(
     outbox: Arc<dyn portside_app::ports::Outbox>,
     payments: Arc<dyn portside_app::ports::PaymentRepository>,
 ) {
-    use portside_app::ports::{SystemClock, UuidV7};
+    use portside_app::ports::SystemClock;
     use portside_app::relay::{Relay, RelaySettings};
     use portside_app::testing::fakes::RecordingBus;
     // Drain what earlier checks left, then write 150 fresh events (one per new payment).
@@ -181,7 +181,6 @@ async fn relays_share_the_outbox(
         outbox.clone(),
         bus.clone(),
         Arc::new(SystemClock),
-        Arc::new(UuidV7),
         "drain".into(),
         RelaySettings {
             batch: 10_000,
@@ -207,7 +206,6 @@ async fn relays_share_the_outbox(
             outbox.clone(),
             bus.clone(),
             Arc::new(SystemClock),
-            Arc::new(UuidV7),
             format!("relay-{n}"),
             RelaySettings {
                 batch: 7,
