@@ -6,6 +6,7 @@
 //! backoff and jitter; a circuit breaker stops calling a cluster that keeps failing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,7 +17,6 @@ use portside_app::ports::{
 use portside_app::resilience::{CircuitBreaker, full_jitter};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 /// How to reach a cluster and how hard to try.
 #[derive(Debug, Clone)]
@@ -59,7 +59,10 @@ pub struct OpenSearchIndex {
     index: String,
     settings: OpenSearchSettings,
     breaker: CircuitBreaker,
-    prepared: OnceCell<()>,
+    /// Set once the template and index are in place; cleared when the cluster says the index
+    /// is gone, so the next call puts them again.
+    prepared: AtomicBool,
+    preparing: tokio::sync::Mutex<()>,
 }
 
 /// A cluster's answer.
@@ -138,7 +141,8 @@ impl OpenSearchIndex {
             index,
             settings,
             breaker,
-            prepared: OnceCell::new(),
+            prepared: AtomicBool::new(false),
+            preparing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -148,55 +152,71 @@ impl OpenSearchIndex {
     }
 
     /// Puts the index template (settings and mapping) and creates the index when missing.
-    /// Done once; called at start and, if the cluster was down then, before the first use.
+    /// Done at start and, if the cluster was down then or has lost the index since, before the
+    /// next use.
     pub async fn prepare(&self) -> Result<(), SearchError> {
-        self.prepared
-            .get_or_try_init(|| async {
-                let template = json!({
-                    "index_patterns": [self.index],
-                    "priority": 100,
-                    "template": {
-                        "settings": {
-                            "number_of_shards": 1,
-                            "max_result_window": 10_100,
-                            "refresh_interval": "1s",
-                        },
-                        "mappings": {
-                            "dynamic": "strict",
-                            "properties": {
-                                "id": {"type": "keyword"},
-                                "type": {"type": "keyword"},
-                                "status": {"type": "keyword"},
-                                "currency": {"type": "keyword"},
-                                "owner": {"type": "keyword"},
-                                "version": {"type": "long"},
-                                "body": {"type": "text"},
-                                "fields": {"type": "object", "enabled": false},
-                            }
-                        }
+        if self.prepared.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.preparing.lock().await;
+        if self.prepared.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let template = json!({
+            "index_patterns": [self.index],
+            "priority": 100,
+            "template": {
+                "settings": {
+                    "number_of_shards": 1,
+                    "max_result_window": 10_100,
+                    "refresh_interval": "1s",
+                },
+                "mappings": {
+                    "dynamic": "strict",
+                    "properties": {
+                        "id": {"type": "keyword"},
+                        "type": {"type": "keyword"},
+                        "status": {"type": "keyword"},
+                        "currency": {"type": "keyword"},
+                        "owner": {"type": "keyword"},
+                        "version": {"type": "long"},
+                        "body": {"type": "text"},
+                        "fields": {"type": "object", "enabled": false},
                     }
-                });
-                let a = self
-                    .call(
-                        Method::PUT,
-                        &["_index_template", &self.index],
-                        &[],
-                        Some(template.to_string().into_bytes()),
-                    )
-                    .await?;
-                if !a.status.is_success() {
-                    return Err(other(format!("index template: {}", reason(&a.body))));
                 }
-                let a = self.call(Method::PUT, &[&self.index], &[], None).await?;
-                let exists = a.body["error"]["type"] == "resource_already_exists_exception";
-                if !a.status.is_success() && !exists {
-                    return Err(other(format!("create index: {}", reason(&a.body))));
-                }
-                tracing::info!(cluster = %self.base, index = %self.index, "search index ready");
-                Ok(())
-            })
-            .await
-            .map(|_| ())
+            }
+        });
+        let a = self
+            .call(
+                Method::PUT,
+                &["_index_template", &self.index],
+                &[],
+                Some(template.to_string().into_bytes()),
+            )
+            .await?;
+        if !a.status.is_success() {
+            return Err(other(format!("index template: {}", reason(&a.body))));
+        }
+        let a = self.call(Method::PUT, &[&self.index], &[], None).await?;
+        let exists = a.body["error"]["type"] == "resource_already_exists_exception";
+        if !a.status.is_success() && !exists {
+            return Err(other(format!("create index: {}", reason(&a.body))));
+        }
+        tracing::info!(cluster = %self.base, index = %self.index, "search index ready");
+        self.prepared.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// True when the cluster answered that the index does not exist (deleted, or a cluster that
+    /// lost its data): it holds no documents, and the next call recreates it.
+    fn index_missing(&self, a: &Answer) -> bool {
+        let missing = a.status == StatusCode::NOT_FOUND
+            && a.body["error"]["type"] == "index_not_found_exception";
+        if missing {
+            tracing::warn!(index = %self.index, "the search index is missing; it is recreated at the next call");
+            self.prepared.store(false, Ordering::Release);
+        }
+        missing
     }
 
     /// Removes the whole index (tests, or an operator starting over before a rebuild).
@@ -366,6 +386,11 @@ impl SearchIndex for OpenSearchIndex {
                 Some(ndjson),
             )
             .await?;
+        if self.index_missing(&a) {
+            return Err(SearchError::Unavailable(
+                "the search index is missing; it is recreated at the next call".into(),
+            ));
+        }
         if !a.status.is_success() {
             return Err(other(format!("bulk: {}", reason(&a.body))));
         }
@@ -375,6 +400,12 @@ impl SearchIndex for OpenSearchIndex {
             match item["status"].as_u64() {
                 Some(200 | 201) => written += 1,
                 Some(409) => {} // an equal or newer version is indexed
+                Some(404) if item["error"]["type"] == "index_not_found_exception" => {
+                    self.prepared.store(false, Ordering::Release);
+                    return Err(SearchError::Unavailable(
+                        "the search index is missing; it is recreated at the next call".into(),
+                    ));
+                }
                 Some(429) => {
                     return Err(SearchError::Unavailable(
                         "the cluster refused part of a bulk request (429); retry".into(),
@@ -405,6 +436,9 @@ impl SearchIndex for OpenSearchIndex {
                 None,
             )
             .await?;
+        if self.index_missing(&a) {
+            return Ok(false);
+        }
         match (a.status.as_u16(), a.body["result"].as_str()) {
             (_, Some("deleted")) => Ok(true),
             (_, Some("not_found")) | (404, _) => Ok(false),
@@ -417,6 +451,9 @@ impl SearchIndex for OpenSearchIndex {
         let a = self
             .call(Method::GET, &[&self.index, "_doc", id], &[], None)
             .await?;
+        if self.index_missing(&a) {
+            return Ok(None);
+        }
         if a.body["found"] == true {
             Ok(Some(Self::document(&a.body["_source"])))
         } else if a.status == StatusCode::NOT_FOUND || a.body["found"] == false {
@@ -469,6 +506,16 @@ impl SearchIndex for OpenSearchIndex {
                 Some(request.to_string().into_bytes()),
             )
             .await?;
+        if self.index_missing(&a) {
+            return Ok(SearchResults {
+                facets: q
+                    .facets
+                    .iter()
+                    .map(|f| (f.clone(), BTreeMap::new()))
+                    .collect(),
+                ..SearchResults::default()
+            });
+        }
         if a.status == StatusCode::BAD_REQUEST {
             return Err(SearchError::Invalid(format!(
                 "query syntax: {}",

@@ -93,6 +93,34 @@ async fn opensearch_contract(cluster: &str) {
     let index = Arc::new(OpenSearchIndex::new(OpenSearchSettings::new(url)).unwrap());
     index.prepare().await.unwrap();
     search_contract::search_index(index.clone()).await;
+
+    // The index is lost (deleted, or the cluster lost its data): no documents, no error, and
+    // the next write puts the template and the index back.
+    use portside_app::ports::{SearchDocument, SearchIndex, SearchQuery};
+    index.delete_index().await.unwrap();
+    let query = SearchQuery {
+        text: "again".into(),
+        limit: 10,
+        facets: vec!["status".into()],
+        ..SearchQuery::default()
+    };
+    assert_eq!(index.search(&query).await.unwrap().total, 0);
+    assert_eq!(index.get("order:1").await.unwrap(), None);
+    let doc = SearchDocument {
+        id: "order:7".into(),
+        doc_type: "order".into(),
+        owner: None,
+        version: 1,
+        fields: [("status".to_owned(), "again".to_owned())].into(),
+    };
+    let mut written = index.upsert(std::slice::from_ref(&doc)).await;
+    if written.is_err() {
+        // A cluster that does not create indices on write refused it; the retry recreates.
+        written = index.upsert(std::slice::from_ref(&doc)).await;
+    }
+    assert_eq!(written.unwrap(), 1);
+    let found = index.search(&query).await.unwrap();
+    assert_eq!((found.total, found.facets["status"]["again"]), (1, 1));
     index.delete_index().await.unwrap();
 }
 
