@@ -51,6 +51,14 @@ pub enum AppError {
     /// A dependency (store, provider) is unreachable; the client may retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The payment provider failed repeatedly and its circuit is open; nothing was written.
+    #[error("payment provider {provider} is unavailable; retry in {retry_after_secs} s")]
+    ProviderUnavailable {
+        /// Provider name.
+        provider: String,
+        /// Seconds until the circuit lets a call through again.
+        retry_after_secs: u64,
+    },
     /// A bug or corrupt data; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

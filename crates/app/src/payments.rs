@@ -199,8 +199,9 @@ impl Payments {
         let provider = cmd
             .provider
             .unwrap_or_else(|| self.providers.default_name().to_owned());
-        if self.providers.get(&provider).is_none() {
-            return Err(AppError::UnknownProvider(provider));
+        match self.providers.get(&provider) {
+            None => return Err(AppError::UnknownProvider(provider)),
+            Some(p) => available(&provider, p.as_ref())?,
         }
         let now = self.clock.now();
         let new = NewPayment {
@@ -290,6 +291,9 @@ impl Payments {
                     field: "amount",
                     error: e.into(),
                 })?;
+            if let Some(p) = self.providers.get(&payment.state().provider) {
+                available(&payment.state().provider, p.as_ref())?;
+            }
             let now = self.clock.now();
             let amount = payment.begin_refund(amount, now).map_err(request_error)?;
             let refund = Transaction::refund(
@@ -506,6 +510,7 @@ impl Payments {
             TransactionKind::Charge => {
                 provider
                     .charge(&ChargeRequest {
+                        transaction_id: txn.id,
                         provider_key: txn.provider_key.clone(),
                         amount: txn.amount,
                         method: state.method,
@@ -519,6 +524,7 @@ impl Payments {
             TransactionKind::Refund => {
                 provider
                     .refund(&RefundRequest {
+                        transaction_id: txn.id,
                         provider_key: txn.provider_key.clone(),
                         charge_reference: state.provider_reference.clone().unwrap_or_default(),
                         method_token: state.method_token.clone(),
@@ -638,6 +644,16 @@ fn request_error(error: DomainError) -> AppError {
         _ => "amount",
     };
     AppError::Invalid { field, error }
+}
+
+/// Refuses work for a provider whose circuit is open, before anything is written.
+fn available(name: &str, provider: &dyn PaymentProvider) -> Result<(), AppError> {
+    provider
+        .availability()
+        .map_err(|wait| AppError::ProviderUnavailable {
+            provider: name.to_owned(),
+            retry_after_secs: wait.as_secs().max(1),
+        })
 }
 
 /// A user's payments are recorded under their user id.

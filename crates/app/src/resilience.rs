@@ -77,6 +77,14 @@ impl CircuitBreaker {
         self.lock().state
     }
 
+    /// While open (cool-down not over): how long until a trial call may go. Changes nothing.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let inner = self.lock();
+        (inner.state == BreakerState::Open)
+            .then(|| inner.open_until.saturating_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
+    }
+
     /// Asks to make a call: `Err(retry_after)` while the breaker is open (or a half-open trial
     /// is already under way).
     pub fn acquire(&self) -> Result<(), Duration> {
@@ -175,6 +183,7 @@ mod tests {
             b.failure();
         }
         assert_eq!(b.state(), BreakerState::Open, "a success resets the count");
+        assert!(b.retry_after().is_some());
         let wait = b.acquire().unwrap_err();
         assert!(wait <= Duration::from_millis(50) && wait > Duration::ZERO);
         std::thread::sleep(Duration::from_millis(60));

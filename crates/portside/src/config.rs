@@ -254,6 +254,28 @@ pub struct Settings {
     )]
     pub membership_currency: String,
 
+    /// Provider of payments that name none: `mock` or `stripe` (default: `stripe` when STRIPE_SECRET_KEY is set, else `mock`). The mock is offered only when it is the default or no real provider is configured.
+    #[arg(long, env = "PAYMENT_PROVIDER", value_name = "PAYMENT_PROVIDER", value_parser = ["mock", "stripe"], global = true)]
+    pub payment_provider: Option<String>,
+
+    /// Stripe secret API key (sk_live_… or sk_test_…); enables the `stripe` provider.
+    #[arg(
+        long,
+        env = "STRIPE_SECRET_KEY",
+        value_name = "STRIPE_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_secret_key: Option<String>,
+
+    /// Base URL of Stripe's API (a test double's, in tests).
+    #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE", default_value = "https://api.stripe.com", value_parser = parse_http_url, global = true)]
+    pub stripe_api_base: String,
+
+    /// Limit of one call to a payment provider (retried twice on timeouts, 409, 429 and 5xx; 5 failed calls open the provider's circuit for 30 s).
+    #[arg(long, env = "PROVIDER_TIMEOUT", value_name = "PROVIDER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub provider_timeout: Duration,
+
     /// `inprocess` (embedded), `amqp://USER:PASS@HOST:5672/%2f` (RabbitMQ) or `redis://HOST:6379` (Redis Streams).
     #[arg(long, env = "EVENT_BUS", value_name = "EVENT_BUS", default_value = "inprocess", value_parser = parse_event_bus, global = true)]
     pub event_bus: String,
@@ -334,6 +356,14 @@ fn parse_search_url(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("must be tantivy://PATH or http(s)://HOST:PORT".into())
+    }
+}
+
+fn parse_http_url(text: &str) -> Result<String, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_owned())
+    } else {
+        Err("must be http(s)://HOST[:PORT]".into())
     }
 }
 

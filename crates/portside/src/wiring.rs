@@ -27,7 +27,7 @@ use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
-use portside_providers::MockProvider;
+use portside_providers::{MockProvider, Resilience, StripeProvider, StripeSettings};
 use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use portside_sql::AnyStore;
 use tokio_util::sync::CancellationToken;
@@ -214,7 +214,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     let payments = Arc::new(Payments::new(
         ports.payments,
         ports.keys,
-        Providers::new("mock", Arc::new(MockProvider::new())),
+        providers(settings)?,
         clock.clone(),
         ids.clone(),
         PaymentSettings {
@@ -311,6 +311,39 @@ async fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex
         tracing::warn!(error = %e, "the search cluster is not ready; the index is prepared at its first use");
     }
     Ok(Arc::new(index))
+}
+
+/// The payment providers: Stripe when its key is set; the mock when it is the default or no
+/// real provider is configured (it must never take real orders by accident).
+fn providers(settings: &Settings) -> anyhow::Result<Providers> {
+    let stripe = settings
+        .stripe_secret_key
+        .as_ref()
+        .map(|key| {
+            StripeProvider::new(StripeSettings {
+                secret_key: key.clone(),
+                api_base: settings.stripe_api_base.clone(),
+                resilience: Resilience {
+                    timeout: settings.provider_timeout,
+                    ..Resilience::default()
+                },
+            })
+            .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY: {e}"))
+        })
+        .transpose()?;
+    let default = settings
+        .payment_provider
+        .clone()
+        .unwrap_or_else(|| if stripe.is_some() { "stripe" } else { "mock" }.to_owned());
+    let providers = match (default.as_str(), stripe) {
+        ("stripe", Some(s)) => Providers::new("stripe", Arc::new(s)),
+        ("stripe", None) => bail!("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY"),
+        (_, Some(s)) => {
+            Providers::new("mock", Arc::new(MockProvider::new())).with("stripe", Arc::new(s))
+        }
+        (_, None) => Providers::new("mock", Arc::new(MockProvider::new())),
+    };
+    Ok(providers)
 }
 
 fn membership_price(settings: &Settings) -> anyhow::Result<Money> {

@@ -400,6 +400,10 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         ("DATABASE_URL", "mysql://x"),
         ("IDEMPOTENCY_TTL", "forever"),
         ("DB_MAX_CONNECTIONS", "0"),
+        ("PAYMENT_PROVIDER", "paypal"),
+        ("STRIPE_API_BASE", "ftp://stripe"),
+        ("PROVIDER_TIMEOUT", "0s"),
+        ("SEARCH_URL", "ftp://search"),
     ] {
         let out = Command::new(BIN)
             .env_clear()
@@ -419,6 +423,18 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("PAYMENT_PROVIDER", "stripe")
+        .env("DATA_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("STRIPE_SECRET_KEY"),
+        "stripe as the default needs its key"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -206,6 +206,14 @@ impl From<AppError> for Problem {
                 )
                 .retry_after(2)
             }
+            e @ AppError::ProviderUnavailable {
+                retry_after_secs, ..
+            } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_unavailable",
+                e.to_string(),
+            )
+            .retry_after(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 internal_error()

@@ -50,6 +50,22 @@ impl PaymentProvider for Boom {
     }
 }
 
+/// A provider whose circuit is open: it must not even be called.
+struct Closed;
+
+#[async_trait]
+impl PaymentProvider for Closed {
+    async fn charge(&self, _: &ChargeRequest) -> Result<ProviderOutcome, ProviderError> {
+        panic!("a provider with an open circuit was called")
+    }
+    async fn refund(&self, _: &RefundRequest) -> Result<ProviderOutcome, ProviderError> {
+        panic!("a provider with an open circuit was called")
+    }
+    fn availability(&self) -> Result<(), std::time::Duration> {
+        Err(std::time::Duration::from_secs(42))
+    }
+}
+
 /// Credentials of the administrator every test app has.
 const ADMIN: (&str, &str) = ("admin@example.com", "correct horse battery staple");
 
@@ -71,7 +87,9 @@ where
     let payments = Arc::new(Payments::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
-        Providers::new("mock", Arc::new(MockProvider::new())).with("boom", Arc::new(Boom)),
+        Providers::new("mock", Arc::new(MockProvider::new()))
+            .with("boom", Arc::new(Boom))
+            .with("closed", Arc::new(Closed)),
         clock.clone(),
         ids.clone(),
         PaymentSettings::default(),
@@ -813,6 +831,15 @@ async fn provider_outcomes(app: &Api) {
         !r.body.to_string().contains("exploded"),
         "no panic message leaks"
     );
+
+    // A provider whose circuit is open: 503 at once, with Retry-After, and nothing written.
+    let before = count_payments(app).await;
+    let closed = json!({"amount": "1", "currency": "USD", "provider": "closed", "payment_method_token": "tok_visa"});
+    let r = post(app, "/api/v1/payments", closed, Some(&unique("closed"))).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["code"], "provider_unavailable");
+    assert_eq!(r.headers["retry-after"], "42");
+    assert_eq!(count_payments(app).await, before, "no payment was recorded");
 }
 
 /// 20 requests with one key at once: exactly one payment; every answer is it or a 409.

@@ -1,6 +1,11 @@
-//! Payment provider adapters. For now the mock, whose test tokens behave like Stripe's test
-//! cards so that every branch of the payment flow can be driven from a plain HTTP request.
+//! Payment provider adapters: the mock (test tokens that behave like Stripe's test cards, so
+//! every branch of the payment flow can be driven from a plain HTTP request) and Stripe over
+//! its REST API, each call with a timeout, retries and a circuit breaker.
 
+mod caller;
 mod mock;
+mod stripe;
 
+pub use caller::Resilience;
 pub use mock::MockProvider;
+pub use stripe::{StripeProvider, StripeSettings};

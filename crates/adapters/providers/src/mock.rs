@@ -118,6 +118,7 @@ mod tests {
 
     fn charge(token: &str, key: &str) -> ChargeRequest {
         ChargeRequest {
+            transaction_id: portside_domain::TransactionId(Default::default()),
             provider_key: key.into(),
             amount: Money::from_minor(100, Currency::from_code("USD").unwrap()),
             method: PaymentMethod::Card,

@@ -224,6 +224,8 @@ pub trait Inbox: Send + Sync {
 /// What a provider is asked to charge.
 #[derive(Debug, Clone)]
 pub struct ChargeRequest {
+    /// Our charge transaction (providers store it as metadata, so webhooks find it).
+    pub transaction_id: TransactionId,
     /// Same on every attempt for one transaction.
     pub provider_key: String,
     /// Amount and currency.
@@ -243,6 +245,8 @@ pub struct ChargeRequest {
 /// What a provider is asked to refund.
 #[derive(Debug, Clone)]
 pub struct RefundRequest {
+    /// Our refund transaction.
+    pub transaction_id: TransactionId,
     /// Same on every attempt for one refund.
     pub provider_key: String,
     /// The provider's id of the charge.
@@ -288,6 +292,11 @@ pub trait PaymentProvider: Send + Sync {
     async fn charge(&self, request: &ChargeRequest) -> Result<ProviderOutcome, ProviderError>;
     /// Refunds (part of) a charge.
     async fn refund(&self, request: &RefundRequest) -> Result<ProviderOutcome, ProviderError>;
+    /// Whether calls may be made now: `Err(retry_after)` while the provider's circuit breaker
+    /// is open, so a payment is refused before anything is written.
+    fn availability(&self) -> Result<(), std::time::Duration> {
+        Ok(())
+    }
 }
 
 /// Current time; a port so that tests control it.
