@@ -59,6 +59,9 @@ pub enum AppError {
         /// Seconds until the circuit lets a call through again.
         retry_after_secs: u64,
     },
+    /// A provider's notice was refused (signature, timestamp, payload).
+    #[error(transparent)]
+    Webhook(crate::ports::WebhookError),
     /// A bug or corrupt data; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

@@ -29,6 +29,7 @@ mod search_tests;
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;
 pub mod user_cache;
+pub mod webhooks;
 pub mod worker;
 
 pub use error::AppError;

@@ -21,8 +21,9 @@ use time::{Duration, OffsetDateTime};
 use crate::error::AppError;
 use crate::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
 use crate::ports::{
-    Begin, ChargeRequest, Clock, IdGenerator, IdempotencyStore, PageRequest, PaymentFilter,
-    PaymentProvider, PaymentRepository, ProviderOutcome, RefundRequest, StoreError,
+    Begin, ChargeRequest, Clock, IdGenerator, IdempotencyStore, NoticeOutcome, PageRequest,
+    PaymentFilter, PaymentProvider, PaymentRepository, ProviderChange, ProviderOutcome,
+    RefundRequest, StoreError,
 };
 
 /// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
@@ -419,6 +420,103 @@ impl Payments {
     /// Forgets idempotency keys whose retention ended. Returns how many.
     pub async fn purge_expired_keys(&self) -> Result<u64, AppError> {
         Ok(self.keys.purge_expired(self.clock.now()).await?)
+    }
+
+    /// Applies what a provider's verified notice says: settles the pending charge it names, or
+    /// asks the provider again about the pending refunds of the payment it names. A transaction
+    /// already settled is left alone, so late, repeated or out-of-order notices change nothing.
+    pub async fn apply_provider_change(
+        &self,
+        provider: &str,
+        change: &ProviderChange,
+    ) -> Result<(NoticeOutcome, Option<PaymentId>), AppError> {
+        let (transaction_id, reference) = match change {
+            ProviderChange::ChargeSucceeded {
+                transaction_id,
+                reference,
+            }
+            | ProviderChange::ChargeFailed {
+                transaction_id,
+                reference,
+                ..
+            } => (*transaction_id, reference),
+            ProviderChange::Refunded { reference } => {
+                return self.refresh_refunds(provider, reference).await;
+            }
+        };
+        let by_id = match transaction_id {
+            Some(id) => self.repo.transaction(id).await?,
+            None => None,
+        };
+        let txn = match by_id {
+            Some(t) => Some(t),
+            None => match self.repo.payment_by_reference(provider, reference).await? {
+                Some(p) => self
+                    .repo
+                    .transactions(p.id())
+                    .await?
+                    .into_iter()
+                    .find(|t| t.kind == TransactionKind::Charge),
+                None => None,
+            },
+        };
+        let Some(txn) = txn.filter(|t| t.kind == TransactionKind::Charge) else {
+            return Ok((NoticeOutcome::UnknownPayment, None));
+        };
+        let Some(payment) = self.repo.payment(txn.payment_id).await? else {
+            return Ok((NoticeOutcome::UnknownPayment, None));
+        };
+        let id = payment.id();
+        if payment.state().provider != provider {
+            return Ok((NoticeOutcome::UnknownPayment, None));
+        }
+        if txn.status != TransactionStatus::Pending {
+            return Ok((NoticeOutcome::NoChange, Some(id)));
+        }
+        let settlement = match change {
+            ProviderChange::ChargeFailed { failure, .. } => Settlement::Failed(failure.clone()),
+            _ => Settlement::Succeeded(reference.clone()),
+        };
+        // Settled now (or by a request that won the race: the same final state either way).
+        self.settle(payment, txn, settlement).await?;
+        Ok((NoticeOutcome::Applied, Some(id)))
+    }
+
+    /// A provider says money was refunded on a charge: its payment's pending refunds are asked
+    /// again (with their own provider keys), which settles those that are done.
+    async fn refresh_refunds(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<(NoticeOutcome, Option<PaymentId>), AppError> {
+        let Some(payment) = self.repo.payment_by_reference(provider, reference).await? else {
+            return Ok((NoticeOutcome::UnknownPayment, None));
+        };
+        let id = payment.id();
+        let pending: Vec<Transaction> = self
+            .repo
+            .transactions(id)
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == TransactionKind::Refund && t.status == TransactionStatus::Pending)
+            .collect();
+        let mut settled = 0;
+        for txn in pending {
+            let Some(fresh) = self.repo.payment(id).await? else {
+                break;
+            };
+            if self.run(fresh, txn, None).await?.transaction.status != TransactionStatus::Pending {
+                settled += 1;
+            }
+        }
+        Ok((
+            if settled > 0 {
+                NoticeOutcome::Applied
+            } else {
+                NoticeOutcome::NoChange
+            },
+            Some(id),
+        ))
     }
 
     fn claim(

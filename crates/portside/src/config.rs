@@ -268,6 +268,16 @@ pub struct Settings {
     )]
     pub stripe_secret_key: Option<String>,
 
+    /// Signing secret of the Stripe webhook endpoint (whsec_…); enables POST /api/v1/webhooks/stripe.
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        value_name = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+
     /// Base URL of Stripe's API (a test double's, in tests).
     #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE", default_value = "https://api.stripe.com", value_parser = parse_http_url, global = true)]
     pub stripe_api_base: String,

@@ -29,6 +29,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         memberships,
         orders,
         search,
+        webhooks,
         probes,
         events,
         ..
@@ -48,6 +49,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         memberships,
         orders,
         search,
+        webhooks,
         probes: Arc::new(probes),
     });
 

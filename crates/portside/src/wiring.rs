@@ -16,18 +16,21 @@ use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
     Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository,
-    OrderRepository, Outbox, PaymentRepository, Probe, RefreshTokens, SearchIndex, SystemClock,
-    UserRepository, UuidV7,
+    OrderRepository, Outbox, PaymentRepository, Probe, ProviderEvents, RefreshTokens, SearchIndex,
+    SystemClock, UserRepository, UuidV7,
 };
 use portside_app::relay::{Relay, RelaySettings};
 use portside_app::search::{Search, SearchProjection};
 use portside_app::user_cache::UserCache;
+use portside_app::webhooks::Webhooks;
 use portside_app::worker::{EventHandler, Worker, WorkerSettings};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
-use portside_providers::{MockProvider, Resilience, StripeProvider, StripeSettings};
+use portside_providers::{
+    MockProvider, Resilience, StripeProvider, StripeSettings, StripeWebhooks,
+};
 use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use portside_sql::AnyStore;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +54,8 @@ pub struct Wiring {
     pub orders: Arc<Orders>,
     /// Search.
     pub search: Arc<Search>,
+    /// Provider webhooks.
+    pub webhooks: Arc<Webhooks>,
     /// What readiness checks.
     pub probes: Vec<Arc<dyn Probe>>,
     /// The event backbone.
@@ -160,6 +165,7 @@ struct StorePorts {
     refresh: Arc<dyn RefreshTokens>,
     messages: Arc<dyn MessageRepository>,
     orders: Arc<dyn OrderRepository>,
+    provider_events: Arc<dyn ProviderEvents>,
     probe: Arc<dyn Probe>,
 }
 
@@ -171,6 +177,7 @@ where
         + RefreshTokens
         + MessageRepository
         + OrderRepository
+        + ProviderEvents
         + Outbox
         + Inbox
         + Probe
@@ -186,6 +193,7 @@ where
         refresh: Arc::new(s.clone()),
         messages: Arc::new(s.clone()),
         orders: Arc::new(s.clone()),
+        provider_events: Arc::new(s.clone()),
         probe: Arc::new(s.clone()),
     }
 }
@@ -240,6 +248,11 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         duration(settings.refresh_token_ttl)?,
     ));
     let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
+    let mut webhooks = Webhooks::new(ports.provider_events, payments.clone(), clock.clone());
+    if let Some(secret) = &settings.stripe_webhook_secret {
+        webhooks = webhooks.with("stripe", Arc::new(StripeWebhooks::new(secret.clone())));
+    }
+    let webhooks = Arc::new(webhooks);
     let order_store = ports.orders.clone();
     let orders = Arc::new(Orders::new(ports.orders, payments.clone(), clock, ids));
     let index = search_index(settings).await?;
@@ -282,6 +295,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         memberships,
         orders,
         search,
+        webhooks,
         probes,
         events: Events {
             bus: bus.bus,

@@ -1200,3 +1200,114 @@ async fn orders_are_searchable_on_an_opensearch_cluster() {
     assert_eq!(doc["_source"]["status"], "cancelled", "{doc}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stand-in for Stripe's API: every PaymentIntent and Refund succeeds; it counts what it
+/// was asked and keeps the bearer tokens it saw.
+async fn fake_stripe() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (a, b) = (seen.clone(), seen.clone());
+    let app = axum::Router::new()
+        .route(
+            "/v1/payment_intents",
+            post(move |headers: axum::http::HeaderMap| async move {
+                a.lock()
+                    .unwrap()
+                    .push(format!("intent {:?}", headers.get("authorization")));
+                axum::Json(
+                    json!({"id": "pi_e2e", "object": "payment_intent", "status": "succeeded"}),
+                )
+            }),
+        )
+        .route(
+            "/v1/refunds",
+            post(move |headers: axum::http::HeaderMap| async move {
+                b.lock()
+                    .unwrap()
+                    .push(format!("refund {:?}", headers.get("authorization")));
+                axum::Json(json!({"id": "re_e2e", "object": "refund", "status": "succeeded"}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_is_the_default_provider_once_configured_and_its_secrets_stay_out_of_the_logs() {
+    const KEY: &str = "sk_test_e2eVerySecretKey0123456789";
+    const HOOK: &str = "whsec_e2eVerySecretSigningKey";
+    let (stripe, seen) = fake_stripe().await;
+    let dir = temp_dir("stripe");
+    let mut server = start(
+        &dir,
+        &[
+            ("STRIPE_SECRET_KEY", KEY),
+            ("STRIPE_WEBHOOK_SECRET", HOOK),
+            ("STRIPE_API_BASE", &stripe),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    let (http, _) = signed_in(&server.base).await;
+    let b = format!("{}/api/v1", server.base);
+    let paid = http
+        .post(format!("{b}/payments"))
+        .header("idempotency-key", "e2e-stripe-1")
+        .json(
+            &json!({"amount": "12.00", "currency": "EUR", "payment_method_token": "pm_card_visa"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let paid: Value = paid.json().await.unwrap();
+    assert_eq!(
+        (paid["provider"].as_str(), paid["status"].as_str()),
+        (Some("stripe"), Some("succeeded")),
+        "{paid}"
+    );
+    let id = paid["id"].as_str().unwrap();
+    let refunded = http
+        .post(format!("{b}/payments/{id}/refunds"))
+        .json(&json!({"amount": "2.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refunded.status(), 201);
+    let mock = http
+        .post(format!("{b}/payments"))
+        .json(&json!({"amount": "1.00", "currency": "EUR", "provider": "mock", "payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mock.status(),
+        422,
+        "the mock is not offered beside a real provider"
+    );
+    let unsigned = client()
+        .post(format!("{b}/webhooks/stripe"))
+        .body(r#"{"id":"evt_1","type":"payment_intent.succeeded"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 400);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            format!("intent Some(\"Bearer {KEY}\")"),
+            format!("refund Some(\"Bearer {KEY}\")")
+        ]
+    );
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(log.contains("webhook refused"), "the debug log was read");
+    assert!(
+        !log.contains(KEY) && !log.contains("e2eVerySecret"),
+        "a secret reached the log"
+    );
+    assert!(!log.contains(HOOK));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@ mod payments;
 mod problem;
 mod search;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use portside_app::orders::Orders;
 use portside_app::payments::Payments;
 use portside_app::ports::Probe;
 use portside_app::search::Search;
+use portside_app::webhooks::Webhooks;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub orders: Arc<Orders>,
     /// Search.
     pub search: Arc<Search>,
+    /// Provider webhooks.
+    pub webhooks: Arc<Webhooks>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }
@@ -78,7 +82,8 @@ from_state!(
     messages: Messages,
     memberships: Memberships,
     orders: Orders,
-    search: Search
+    search: Search,
+    webhooks: Webhooks
 );
 
 impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
@@ -136,6 +141,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/orders/{id}/pay", post(orders::pay_order))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/search/reindex", post(search::reindex))
+        .route("/api/v1/webhooks/{provider}", post(webhooks::receive))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state)

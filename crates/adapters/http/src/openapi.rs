@@ -18,6 +18,7 @@ use crate::payments;
 use crate::problem::{FieldError, ProblemBody};
 use crate::search::{self, Hit, Reindexed, SearchResponse};
 use crate::users::{self, Register, UpdateUser, UserList, UserView};
+use crate::webhooks::{self, Received};
 
 /// Portside's REST API.
 #[derive(OpenApi)]
@@ -56,6 +57,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         orders::pay_order,
         search::search,
         search::reindex,
+        webhooks::receive,
         health::live,
         health::ready,
     ),
@@ -64,7 +66,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
         UserView, UserList, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
         MessageList, CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
-        OrderList, PayOrderRequest, SearchResponse, Hit, Reindexed
+        OrderList, PayOrderRequest, SearchResponse, Hit, Reindexed, Received
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -74,6 +76,7 @@ use crate::users::{self, Register, UpdateUser, UserList, UserView};
         (name = "memberships", description = "Premium membership purchase"),
         (name = "search", description = "Full-text search over orders and payments (the read model)"),
         (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
+        (name = "webhooks", description = "Signed notices from payment providers"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
+use portside_app::ports::WebhookError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -214,6 +215,14 @@ impl From<AppError> for Problem {
                 e.to_string(),
             )
             .retry_after(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
+            AppError::Webhook(e) => {
+                let code = match e {
+                    WebhookError::BadSignature(_) => "webhook_signature_invalid",
+                    WebhookError::Stale(_) => "webhook_timestamp_out_of_tolerance",
+                    _ => "webhook_payload_invalid",
+                };
+                Problem::new(StatusCode::BAD_REQUEST, code, e.to_string())
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 internal_error()

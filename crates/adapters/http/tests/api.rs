@@ -19,16 +19,17 @@ use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
     ChargeRequest, IdempotencyStore, MessageRepository, OrderRepository, PaymentProvider,
-    PaymentRepository, Probe, ProviderError, ProviderOutcome, RefreshTokens, RefundRequest,
-    SystemClock, UserRepository, UuidV7,
+    PaymentRepository, Probe, ProviderError, ProviderEvents, ProviderOutcome, RefreshTokens,
+    RefundRequest, SystemClock, UserRepository, UuidV7,
 };
 use portside_app::search::Search;
 use portside_app::user_cache::UserCache;
+use portside_app::webhooks::Webhooks;
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
 use portside_domain::{Currency, Money};
 use portside_http::{ApiState, router};
-use portside_providers::MockProvider;
+use portside_providers::{MockProvider, StripeWebhooks};
 use portside_search::TantivyIndex;
 use portside_sql::{PoolSettings, SqlStore};
 use serde_json::{Value, json};
@@ -66,6 +67,31 @@ impl PaymentProvider for Closed {
     }
 }
 
+/// Stands in for Stripe in the webhook tests: charges wait for a webhook (3-D Secure); a refund
+/// is pending when asked first and done when asked again.
+#[derive(Default)]
+struct SlowBank {
+    asked: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl PaymentProvider for SlowBank {
+    async fn charge(&self, _: &ChargeRequest) -> Result<ProviderOutcome, ProviderError> {
+        Ok(ProviderOutcome::Pending)
+    }
+    async fn refund(&self, r: &RefundRequest) -> Result<ProviderOutcome, ProviderError> {
+        if self.asked.lock().unwrap().insert(r.provider_key.clone()) {
+            Ok(ProviderOutcome::Pending)
+        } else {
+            Ok(ProviderOutcome::Succeeded {
+                reference: format!("re_{}", r.provider_key),
+            })
+        }
+    }
+}
+
+const WEBHOOK_SECRET: &str = "whsec_test_secret";
+
 /// Credentials of the administrator every test app has.
 const ADMIN: (&str, &str) = ("admin@example.com", "correct horse battery staple");
 
@@ -77,6 +103,7 @@ where
         + RefreshTokens
         + MessageRepository
         + OrderRepository
+        + ProviderEvents
         + Probe
         + Clone
         + 'static,
@@ -89,7 +116,8 @@ where
         Arc::new(store.clone()),
         Providers::new("mock", Arc::new(MockProvider::new()))
             .with("boom", Arc::new(Boom))
-            .with("closed", Arc::new(Closed)),
+            .with("closed", Arc::new(Closed))
+            .with("stripe", Arc::new(SlowBank::default())),
         clock.clone(),
         ids.clone(),
         PaymentSettings::default(),
@@ -112,6 +140,7 @@ where
         .create_admin(ADMIN.0, ADMIN.1, "Admin")
         .await
         .unwrap();
+    let payments_for_webhooks = payments.clone();
     router(ApiState {
         payments: payments.clone(),
         accounts: accounts.clone(),
@@ -127,6 +156,14 @@ where
             Arc::new(store.clone()),
             Arc::new(store.clone()),
         )),
+        webhooks: Arc::new(
+            Webhooks::new(
+                Arc::new(store.clone()),
+                payments_for_webhooks,
+                Arc::new(SystemClock),
+            )
+            .with("stripe", Arc::new(StripeWebhooks::new(WEBHOOK_SECRET))),
+        ),
         probes: Arc::new(vec![Arc::new(store)]),
     })
 }
@@ -291,6 +328,10 @@ async fn call(
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+async fn get(app: &Api, uri: &str) -> Reply {
+    call(app, "GET", uri, &[], None).await
+}
+
 async fn post(app: &Api, uri: &str, body: Value, key: Option<&str>) -> Reply {
     let mut headers = vec![JSON];
     if let Some(k) = key {
@@ -308,7 +349,7 @@ fn unique(prefix: &str) -> String {
 }
 
 async fn count_payments(app: &Api) -> usize {
-    let r = call(app, "GET", "/api/v1/payments?limit=100", &[], None).await;
+    let r = get(app, "/api/v1/payments?limit=100").await;
     assert_eq!(r.status, StatusCode::OK);
     r.body["data"].as_array().unwrap().len()
 }
@@ -330,7 +371,7 @@ async fn walk_through(app: &Api) {
     );
     assert!(paid.headers.get("idempotent-replayed").is_none());
 
-    let got = call(app, "GET", &format!("/api/v1/payments/{id}"), &[], None).await;
+    let got = get(app, &format!("/api/v1/payments/{id}")).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(
         got.body, paid.body,
@@ -379,14 +420,7 @@ async fn walk_through(app: &Api) {
         "the original response, byte for byte in content"
     );
 
-    let txns = call(
-        app,
-        "GET",
-        &format!("/api/v1/payments/{id}/transactions"),
-        &[],
-        None,
-    )
-    .await;
+    let txns = get(app, &format!("/api/v1/payments/{id}/transactions")).await;
     let kinds: Vec<_> = txns.body["data"]
         .as_array()
         .unwrap()
@@ -715,17 +749,10 @@ async fn bad_inputs(app: &Api) {
 
     // Nothing above changed anything: one more payment (the keyed one), the first untouched.
     assert_eq!(count_payments(app).await, before + 1);
-    let first = call(app, "GET", &format!("/api/v1/payments/{id}"), &[], None).await;
+    let first = get(app, &format!("/api/v1/payments/{id}")).await;
     assert_eq!(first.body["refunded_amount"], "0.00");
     assert_eq!(first.body["status"], "succeeded");
-    let txns = call(
-        app,
-        "GET",
-        &format!("/api/v1/payments/{id}/transactions"),
-        &[],
-        None,
-    )
-    .await;
+    let txns = get(app, &format!("/api/v1/payments/{id}/transactions")).await;
     assert_eq!(txns.body["data"].as_array().unwrap().len(), 1);
 
     for (query, param) in [
@@ -738,11 +765,11 @@ async fn bad_inputs(app: &Api) {
         ("stauts=failed", "stauts"),
         ("customer_id=a%20b", "customer_id"),
     ] {
-        let r = call(app, "GET", &format!("/api/v1/payments?{query}"), &[], None).await;
+        let r = get(app, &format!("/api/v1/payments?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
         assert_eq!(r.body["errors"][0]["field"], param, "{query}: {}", r.body);
     }
-    let r = call(app, "GET", "/api/v1/nothing-here", &[], None).await;
+    let r = get(app, "/api/v1/nothing-here").await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
@@ -768,7 +795,7 @@ async fn provider_outcomes(app: &Api) {
     assert_eq!(declined.body["decline_code"], "insufficient_funds");
     assert_eq!(declined.body["payment"]["status"], "failed");
     let id = declined.body["payment"]["id"].as_str().unwrap();
-    let stored = call(app, "GET", &format!("/api/v1/payments/{id}"), &[], None).await;
+    let stored = get(app, &format!("/api/v1/payments/{id}")).await;
     assert_eq!(stored.body["failure"]["decline_code"], "insufficient_funds");
 
     let error = post(
@@ -874,14 +901,7 @@ async fn idempotency_race(app: &Api) {
     assert_eq!(ids.len(), 1, "every 201 is the same payment");
     assert_eq!(count_payments(app).await, 1, "exactly one payment exists");
     let id = ids.into_iter().next().unwrap();
-    let txns = call(
-        app,
-        "GET",
-        &format!("/api/v1/payments/{id}/transactions"),
-        &[],
-        None,
-    )
-    .await;
+    let txns = get(app, &format!("/api/v1/payments/{id}/transactions")).await;
     assert_eq!(txns.body["data"].as_array().unwrap().len(), 1, "one charge");
 }
 
@@ -923,12 +943,9 @@ async fn pagination(app: &Api) {
         }
     }
     assert_eq!(seen, made, "newest first, each once");
-    let r = call(
+    let r = get(
         app,
-        "GET",
         &format!("/api/v1/payments?customer_id={}&status=failed", app.user_id),
-        &[],
-        None,
     )
     .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 0);
@@ -936,12 +953,12 @@ async fn pagination(app: &Api) {
 
 async fn middleware(app: &Api) {
     let app = &app.signed_up().await;
-    let r = call(app, "GET", "/health/live", &[], None).await;
+    let r = get(app, "/health/live").await;
     assert_eq!(
         (r.status, r.body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let r = call(app, "GET", "/health/ready", &[], None).await;
+    let r = get(app, "/health/ready").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["checks"]["store"], "ok");
     let r = call(
@@ -953,9 +970,9 @@ async fn middleware(app: &Api) {
     )
     .await;
     assert_eq!(r.headers["x-request-id"], "trace-me-42");
-    let r = call(app, "GET", "/health/live", &[], None).await;
+    let r = get(app, "/health/live").await;
     assert_eq!(r.headers["x-request-id"].len(), 36, "a UUID is generated");
-    let r = call(app, "GET", "/openapi.json", &[], None).await;
+    let r = get(app, "/openapi.json").await;
     assert_eq!(r.status, StatusCode::OK);
     for path in [
         "/api/v1/payments",
@@ -965,7 +982,7 @@ async fn middleware(app: &Api) {
     ] {
         assert!(r.body["paths"].get(path).is_some(), "{path} documented");
     }
-    let r = call(app, "GET", "/docs/", &[], None).await;
+    let r = get(app, "/docs/").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         r.body.as_str().unwrap().contains("swagger"),
@@ -1366,16 +1383,16 @@ async fn authorization_matrix(anon: &Api) {
             "nothing of B leaks"
         );
     }
-    let listed = call(&a, "GET", "/api/v1/payments", &[], None).await;
+    let listed = get(&a, "/api/v1/payments").await;
     assert!(
         listed.body["data"].as_array().unwrap().is_empty(),
         "A's list holds none of B's payments"
     );
-    let listed = call(&a, "GET", "/api/v1/messages", &[], None).await;
+    let listed = get(&a, "/api/v1/messages").await;
     assert!(listed.body["data"].as_array().unwrap().is_empty());
 
     // B's data is untouched.
-    let p = call(&b, "GET", &format!("/api/v1/payments/{bp}"), &[], None).await;
+    let p = get(&b, &format!("/api/v1/payments/{bp}")).await;
     assert_eq!(
         (
             p.body["status"].as_str(),
@@ -1383,39 +1400,26 @@ async fn authorization_matrix(anon: &Api) {
         ),
         (Some("succeeded"), Some("0.00"))
     );
-    let t = call(
-        &b,
-        "GET",
-        &format!("/api/v1/payments/{bp}/transactions"),
-        &[],
-        None,
-    )
-    .await;
+    let t = get(&b, &format!("/api/v1/payments/{bp}/transactions")).await;
     assert_eq!(
         t.body["data"].as_array().unwrap().len(),
         1,
         "no refund was recorded"
     );
-    let m = call(&b, "GET", &format!("/api/v1/messages/{bm}"), &[], None).await;
+    let m = get(&b, &format!("/api/v1/messages/{bm}")).await;
     assert_eq!(
         (m.body["body"].as_str(), m.body["version"].as_i64()),
         (Some("B's secret"), Some(1))
     );
-    let u = call(&b, "GET", &format!("/api/v1/users/{bu}"), &[], None).await;
+    let u = get(&b, &format!("/api/v1/users/{bu}")).await;
     assert_eq!(
         (u.status, u.body["name"].as_str()),
         (StatusCode::OK, Some("Test User"))
     );
     assert_eq!(
-        call(
-            &b,
-            "GET",
-            &format!("/api/v1/payments?customer_id={bu}"),
-            &[],
-            None
-        )
-        .await
-        .body["data"]
+        get(&b, &format!("/api/v1/payments?customer_id={bu}"))
+            .await
+            .body["data"]
             .as_array()
             .unwrap()
             .len(),
@@ -1451,19 +1455,12 @@ async fn users_api(anon: &Api) {
     );
     let bad = call(&me, "PATCH", &uri, &[JSON], Some(r#"{"role":"root"}"#)).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let unknown = call(
-        &me,
-        "GET",
-        "/api/v1/users/00000000-0000-0000-0000-000000000000",
-        &[],
-        None,
-    )
-    .await;
+    let unknown = get(&me, "/api/v1/users/00000000-0000-0000-0000-000000000000").await;
     assert_eq!(
         status_code(&unknown),
         (StatusCode::NOT_FOUND, "user_not_found")
     );
-    let malformed = call(&me, "GET", "/api/v1/users/nope", &[], None).await;
+    let malformed = get(&me, "/api/v1/users/nope").await;
     assert_eq!(
         status_code(&malformed),
         (StatusCode::NOT_FOUND, "user_not_found")
@@ -1500,14 +1497,7 @@ async fn messages_api(anon: &Api) {
         ids.push(r.body["id"].as_str().unwrap().to_owned());
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    let page1 = call(
-        &me,
-        "GET",
-        "/api/v1/messages?q=NOTE&sort=created_at&limit=2",
-        &[],
-        None,
-    )
-    .await;
+    let page1 = get(&me, "/api/v1/messages?q=NOTE&sort=created_at&limit=2").await;
     let bodies: Vec<_> = page1.body["data"]
         .as_array()
         .unwrap()
@@ -1516,22 +1506,16 @@ async fn messages_api(anon: &Api) {
         .collect();
     assert_eq!(bodies, ["Alpha note", "Gamma NOTE"]);
     let cursor = page1.body["next_cursor"].as_str().unwrap();
-    let page2 = call(
+    let page2 = get(
         &me,
-        "GET",
         &format!("/api/v1/messages?q=NOTE&sort=created_at&limit=2&cursor={cursor}"),
-        &[],
-        None,
     )
     .await;
     assert_eq!(page2.body["data"][0]["body"], "delta note");
     assert_eq!(page2.body["has_more"], false);
-    let mixed = call(
+    let mixed = get(
         &me,
-        "GET",
         &format!("/api/v1/messages?q=NOTE&sort=-created_at&cursor={cursor}"),
-        &[],
-        None,
     )
     .await;
     assert_eq!(
@@ -1539,27 +1523,17 @@ async fn messages_api(anon: &Api) {
         StatusCode::BAD_REQUEST,
         "a cursor belongs to its sort order"
     );
-    let newest = call(&me, "GET", "/api/v1/messages", &[], None).await;
+    let newest = get(&me, "/api/v1/messages").await;
     assert_eq!(
         newest.body["data"][0]["id"],
         ids[3].as_str(),
         "newest first by default"
     );
-    let first = call(
-        &me,
-        "GET",
-        &format!("/api/v1/messages/{}", ids[0]),
-        &[],
-        None,
-    )
-    .await;
+    let first = get(&me, &format!("/api/v1/messages/{}", ids[0])).await;
     let after = first.body["created_at"].as_str().unwrap().to_owned();
-    let windowed = call(
+    let windowed = get(
         &me,
-        "GET",
         &format!("/api/v1/messages?created_after={after}&sort=created_at"),
-        &[],
-        None,
     )
     .await;
     assert_eq!(
@@ -1567,14 +1541,7 @@ async fn messages_api(anon: &Api) {
         3,
         "created_after is exclusive"
     );
-    let own = call(
-        &me,
-        "GET",
-        &format!("/api/v1/messages?owner_id={}", me.user_id),
-        &[],
-        None,
-    )
-    .await;
+    let own = get(&me, &format!("/api/v1/messages?owner_id={}", me.user_id)).await;
     assert_eq!(own.body["data"].as_array().unwrap().len(), 4);
     for (query, param) in [
         ("limit=0", "limit"),
@@ -1587,7 +1554,7 @@ async fn messages_api(anon: &Api) {
         ("q=", "q"),
         ("colour=red", "colour"),
     ] {
-        let r = call(&me, "GET", &format!("/api/v1/messages?{query}"), &[], None).await;
+        let r = get(&me, &format!("/api/v1/messages?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
         assert_eq!(r.body["errors"][0]["field"], param, "{query}: {}", r.body);
     }
@@ -1615,14 +1582,7 @@ async fn messages_api(anon: &Api) {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let gone = call(
-        &me,
-        "GET",
-        &format!("/api/v1/messages/{}", ids[1]),
-        &[],
-        None,
-    )
-    .await;
+    let gone = get(&me, &format!("/api/v1/messages/{}", ids[1])).await;
     assert_eq!(
         status_code(&gone),
         (StatusCode::NOT_FOUND, "message_not_found")
@@ -1791,7 +1751,7 @@ async fn orders_api(anon: &Api) {
         StatusCode::PAYLOAD_TOO_LARGE,
         "a 1 MB name"
     );
-    let listed = call(&me, "GET", "/api/v1/orders", &[], None).await;
+    let listed = get(&me, "/api/v1/orders").await;
     assert_eq!(
         listed.body["data"].as_array().unwrap().len(),
         1,
@@ -1804,7 +1764,7 @@ async fn orders_api(anon: &Api) {
         ("created_after=soon", "created_after"),
         ("sort=x", "sort"),
     ] {
-        let r = call(&me, "GET", &format!("/api/v1/orders?{query}"), &[], None).await;
+        let r = get(&me, &format!("/api/v1/orders?{query}")).await;
         assert_eq!(
             (r.status, r.body["errors"][0]["field"].as_str()),
             (StatusCode::BAD_REQUEST, Some(param)),
@@ -1882,12 +1842,9 @@ async fn orders_api(anon: &Api) {
             "{method} {path}"
         );
     }
-    let spying = call(
+    let spying = get(
         &other,
-        "GET",
         &format!("/api/v1/orders?customer_id={}", me.user_id),
-        &[],
-        None,
     )
     .await;
     assert_eq!(spying.status, StatusCode::FORBIDDEN);
@@ -1997,7 +1954,7 @@ async fn orders_api(anon: &Api) {
     );
     let twice = call(&me, "DELETE", &other_uri, &[], None).await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
-    let filtered = call(&me, "GET", "/api/v1/orders?status=cancelled", &[], None).await;
+    let filtered = get(&me, "/api/v1/orders?status=cancelled").await;
     assert_eq!(filtered.body["data"].as_array().unwrap().len(), 1);
 }
 
@@ -2019,7 +1976,7 @@ async fn search_api(anon: &Api) {
 
     let search = |who: &Api, query: String| {
         let who = who.clone();
-        async move { call(&who, "GET", &format!("/api/v1/search?{query}"), &[], None).await }
+        async move { get(&who, &format!("/api/v1/search?{query}")).await }
     };
     let before = search(&admin, format!("q={word}")).await;
     assert_eq!(before.status, StatusCode::OK, "{}", before.body);
@@ -2164,6 +2121,7 @@ async fn the_api_on_sqlite() {
     pagination(&app).await;
     middleware(&app).await;
     search_api(&app).await;
+    stripe_webhooks(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2184,9 +2142,214 @@ async fn the_api_on_postgres() {
     idempotency_race(&app).await;
     pagination(&app).await;
     search_api(&app).await;
+    stripe_webhooks(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
+}
+
+/// Signs a Stripe event as Stripe does, `seconds_ago` in the past.
+fn stripe_signed(event: &Value, seconds_ago: i64) -> (String, String) {
+    use hmac::Mac;
+    let body = event.to_string();
+    let t = time::OffsetDateTime::now_utc().unix_timestamp() - seconds_ago;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (format!("t={t},v1={hex}"), body)
+}
+
+async fn stripe_event(anon: &Api, event: &Value) -> Reply {
+    let (signature, body) = stripe_signed(event, 0);
+    call(
+        anon,
+        "POST",
+        "/api/v1/webhooks/stripe",
+        &[JSON, ("stripe-signature", &signature)],
+        Some(&body),
+    )
+    .await
+}
+
+fn intent_event(id: &str, kind: &str, intent: &str, txn: &str) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "data": {"object": {
+        "id": intent, "object": "payment_intent", "metadata": {"portside_transaction_id": txn},
+        "last_payment_error": {"code": "card_declined", "decline_code": "stolen_card", "message": "Your card was declined."}}}})
+}
+
+/// Stripe webhooks: signature checks, a charge finished by its webhook, out-of-order and
+/// replayed events, unknown payments, and a refund completed by `charge.refunded`.
+async fn stripe_webhooks(anon: &Api) {
+    let app = &anon.signed_up().await;
+    let nobody = &Api::anonymous(anon.router.clone());
+    let key = unique("wh");
+    let body = json!({"amount": "20.00", "currency": "USD", "provider": "stripe", "payment_method_token": "pm_3ds"});
+    let created = post(app, "/api/v1/payments", body.clone(), Some(&key)).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    assert_eq!(created.body["status"], "processing");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let txns = get(app, &format!("/api/v1/payments/{id}/transactions")).await;
+    let txn = txns.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let intent = format!("pi_{}", unique("x"));
+    let succeeded = intent_event(&unique("evt"), "payment_intent.succeeded", &intent, &txn);
+
+    // Refused before anything is read: bad, missing, stale signatures; a tampered body.
+    let (signature, raw) = stripe_signed(&succeeded, 0);
+    let (stale, _) = stripe_signed(&succeeded, 301);
+    let forged = format!(
+        "t={},v1={}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        "ab".repeat(32)
+    );
+    for (headers, body, code) in [
+        (
+            vec![JSON, ("stripe-signature", forged.as_str())],
+            raw.clone(),
+            "webhook_signature_invalid",
+        ),
+        (vec![JSON], raw.clone(), "webhook_signature_invalid"),
+        (
+            vec![JSON, ("stripe-signature", stale.as_str())],
+            raw.clone(),
+            "webhook_timestamp_out_of_tolerance",
+        ),
+        (
+            vec![JSON, ("stripe-signature", signature.as_str())],
+            raw.replace("succeeded", "payment_failed"),
+            "webhook_signature_invalid",
+        ),
+    ] {
+        let r = call(
+            nobody,
+            "POST",
+            "/api/v1/webhooks/stripe",
+            &headers,
+            Some(&body),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{}",
+            r.body
+        );
+    }
+    let r = call(
+        nobody,
+        "POST",
+        "/api/v1/webhooks/paypal",
+        &[JSON],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let still = get(app, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(
+        still.body["status"], "processing",
+        "refused notices change nothing"
+    );
+
+    // The webhook finishes the charge; the client's retry with its key now replays it.
+    let r = stripe_event(nobody, &succeeded).await;
+    assert_eq!(
+        (r.status, r.body["outcome"].as_str()),
+        (StatusCode::OK, Some("applied")),
+        "{}",
+        r.body
+    );
+    let done = get(app, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(done.body["status"], "succeeded");
+    let retry = post(app, "/api/v1/payments", body, Some(&key)).await;
+    assert_eq!(
+        (retry.status, retry.body["status"].as_str()),
+        (StatusCode::CREATED, Some("succeeded"))
+    );
+
+    // Replayed, and out of order (a failure notice after the success): 200, nothing changes.
+    let r = stripe_event(nobody, &succeeded).await;
+    assert_eq!(r.body["outcome"], "duplicate");
+    let late = intent_event(
+        &unique("evt"),
+        "payment_intent.payment_failed",
+        &intent,
+        &txn,
+    );
+    let r = stripe_event(nobody, &late).await;
+    assert_eq!(
+        (r.status, r.body["outcome"].as_str()),
+        (StatusCode::OK, Some("no_change"))
+    );
+    let after = get(app, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(after.body["status"], "succeeded");
+
+    // A payment that is not ours: stored, answered 200, no effect. Types we ignore: 200.
+    let stranger = intent_event(
+        &unique("evt"),
+        "payment_intent.succeeded",
+        "pi_unknown",
+        &uuid::Uuid::now_v7().to_string(),
+    );
+    assert_eq!(
+        stripe_event(nobody, &stranger).await.body["outcome"],
+        "unknown_payment"
+    );
+    let other = json!({"id": unique("evt"), "type": "customer.created", "data": {"object": {}}});
+    assert_eq!(
+        stripe_event(nobody, &other).await.body["outcome"],
+        "ignored"
+    );
+
+    // A refund the bank has not finished: pending until charge.refunded arrives.
+    let refund = post(
+        app,
+        &format!("/api/v1/payments/{id}/refunds"),
+        json!({"amount": "5.00"}),
+        None,
+    )
+    .await;
+    assert_eq!(refund.status, StatusCode::ACCEPTED, "{}", refund.body);
+    let refunded = json!({"id": unique("evt"), "type": "charge.refunded", "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": intent}}});
+    let r = stripe_event(nobody, &refunded).await;
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    let paid_back = get(app, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(
+        paid_back.body["status"], "partially_refunded",
+        "{}",
+        paid_back.body
+    );
+    assert_eq!(paid_back.body["refundable_amount"], "15.00");
+    let again = json!({"id": unique("evt"), "type": "charge.refunded", "data": {"object": {"id": "ch_1", "payment_intent": intent}}});
+    assert_eq!(
+        stripe_event(nobody, &again).await.body["outcome"],
+        "no_change"
+    );
+
+    // A failure notice for a payment still waiting fails it with the decline code.
+    let pending = post(app, "/api/v1/payments", json!({"amount": "3.00", "currency": "USD", "provider": "stripe", "payment_method_token": "pm_3ds"}), Some(&unique("wh"))).await;
+    let pid = pending.body["id"].as_str().unwrap().to_owned();
+    let txns = get(app, &format!("/api/v1/payments/{pid}/transactions")).await;
+    let failed = intent_event(
+        &unique("evt"),
+        "payment_intent.payment_failed",
+        "pi_failed",
+        txns.body["data"][0]["id"].as_str().unwrap(),
+    );
+    assert_eq!(
+        stripe_event(nobody, &failed).await.body["outcome"],
+        "applied"
+    );
+    let f = get(app, &format!("/api/v1/payments/{pid}")).await;
+    assert_eq!(f.body["status"], "failed");
+    assert_eq!(
+        f.body["failure"]["decline_code"], "stolen_card",
+        "{}",
+        f.body
+    );
 }

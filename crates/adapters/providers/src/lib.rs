@@ -5,7 +5,9 @@
 mod caller;
 mod mock;
 mod stripe;
+mod stripe_webhook;
 
 pub use caller::Resilience;
 pub use mock::MockProvider;
 pub use stripe::{StripeProvider, StripeSettings};
+pub use stripe_webhook::{StripeWebhooks, parse_header as parse_stripe_signature};

@@ -62,7 +62,7 @@ fn failure(body: &Value, fallback: &str) -> Failure {
 }
 
 /// The last payment error of a PaymentIntent that needs a new payment method.
-fn intent_failure(intent: &Value) -> Failure {
+pub(crate) fn intent_failure(intent: &Value) -> Failure {
     let error = &intent["last_payment_error"];
     if error.is_object() {
         failure(&serde_json::json!({ "error": error }), "payment_failed")

@@ -108,7 +108,7 @@ macro_rules! impl_store {
             use portside_app::idempotency::{IdempotencyClaim, IdempotencyRecord};
             use portside_app::ports::{
                 Begin, Envelope, IdempotencyStore, Inbox, InboxMark, Outbox, OutboxLag, PageRequest, PaymentFilter,
-                PaymentRepository, Probe, StoreError,
+                PaymentRepository, Probe, ProviderEventRecord, ProviderEvents, StoreError,
             };
             use portside_domain::{DomainEvent, Payment, PaymentId, RecordedEvent, Transaction, TransactionId};
             use serde_json::Value;
@@ -415,6 +415,64 @@ macro_rules! impl_store {
                         .await
                         .map_err(store_error)?;
                     rows.into_iter().map(TryInto::try_into).collect()
+                }
+
+                async fn payment_by_reference(
+                    &self,
+                    provider: &str,
+                    reference: &str,
+                ) -> Result<Option<Payment>, StoreError> {
+                    let sql = format!(
+                        "SELECT {PAYMENT_COLUMNS} FROM payments \
+                         WHERE provider = $1 AND provider_reference = $2"
+                    );
+                    let row: Option<PaymentRow> = sqlx::query_as(&sql)
+                        .bind(provider)
+                        .bind(reference)
+                        .fetch_optional(&self.read)
+                        .await
+                        .map_err(store_error)?;
+                    row.map(|r| r.try_into().map(Payment::restore)).transpose()
+                }
+            }
+
+            #[async_trait]
+            impl ProviderEvents for SqlStore<Db> {
+                async fn provider_event_seen(
+                    &self,
+                    provider: &str,
+                    event_id: &str,
+                ) -> Result<bool, StoreError> {
+                    let found: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM provider_events WHERE provider = $1 AND event_id = $2",
+                    )
+                    .bind(provider)
+                    .bind(event_id)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(store_error)?;
+                    Ok(found.is_some())
+                }
+
+                async fn record_provider_event(
+                    &self,
+                    r: &ProviderEventRecord,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "INSERT INTO provider_events \
+                         (provider, event_id, event_type, payment_id, outcome, received_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider, event_id) DO NOTHING",
+                    )
+                    .bind(&r.provider)
+                    .bind(&r.event_id)
+                    .bind(&r.event_type)
+                    .bind(r.payment_id.map(|p| DbId(p.0)))
+                    .bind(r.outcome.as_str())
+                    .bind(DbTime(r.received_at))
+                    .execute(&self.write)
+                    .await
+                    .map_err(store_error)?;
+                    Ok(done.rows_affected() == 1)
                 }
             }
 

@@ -19,6 +19,7 @@ mod identity;
 mod messages;
 mod orders;
 mod search;
+mod webhooks;
 
 pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
 pub use cache::{Cache, CacheError};
@@ -31,6 +32,10 @@ pub use orders::{OrderFilter, OrderPage, OrderRepository};
 pub use search::{
     FACETS, FILTERS, SearchDocument, SearchError, SearchHit, SearchIndex, SearchQuery,
     SearchResults,
+};
+pub use webhooks::{
+    NoticeOutcome, ProviderChange, ProviderEventRecord, ProviderEvents, ProviderNotice,
+    WebhookError, WebhookVerifier,
 };
 
 /// Why a store could not do what was asked. Adapters map their own errors into this.
@@ -134,6 +139,13 @@ pub trait PaymentRepository: Send + Sync {
         started_before: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Transaction>, StoreError>;
+
+    /// The payment a provider knows by `reference` (its id of the charge).
+    async fn payment_by_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<Payment>, StoreError>;
 }
 
 /// The idempotency keys' own operations (claiming happens inside the repository's phase 1).

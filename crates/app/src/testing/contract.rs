@@ -14,17 +14,18 @@ use uuid::Uuid;
 
 use crate::idempotency::IdempotencyClaim;
 use crate::ports::{
-    Begin, IdempotencyStore, Inbox, InboxMark, Outbox, PageRequest, PaymentFilter,
-    PaymentRepository, StoreError,
+    Begin, IdempotencyStore, Inbox, InboxMark, NoticeOutcome, Outbox, PageRequest, PaymentFilter,
+    PaymentRepository, ProviderEventRecord, ProviderEvents, StoreError,
 };
 
 /// Everything a payment store must do. Runs all checks in sequence on one store; each check
 /// uses its own customer ids and keys, so the store may already hold other data.
 pub async fn payment_store<S>(shared: Arc<S>)
 where
-    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + 'static,
+    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + ProviderEvents + 'static,
 {
     let store = &*shared;
+    provider_references_and_events(store).await;
     round_trips_every_field(store).await;
     charge_without_key_then_settle(store).await;
     key_is_claimed_once_and_replayed(store).await;
@@ -109,6 +110,76 @@ async fn succeed<S: PaymentRepository>(
         .await
         .unwrap();
     (p, charge)
+}
+
+/// A payment found by its provider reference; each provider event recorded once.
+async fn provider_references_and_events<S: PaymentRepository + ProviderEvents>(store: &S) {
+    let at = t0();
+    let (mut p, mut charge) = processing_payment(&format!("c_{}", unique()), usd(500), at);
+    store.begin_charge(None, &mut p, &charge).await.unwrap();
+    let reference = format!("pi_{}", unique());
+    p.succeed(reference.clone(), at).unwrap();
+    charge.succeed(reference.clone(), at).unwrap();
+    store.settle(&mut p, &charge, &json!({})).await.unwrap();
+    let found = store
+        .payment_by_reference(&p.state().provider, &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id(), p.id());
+    assert!(
+        store
+            .payment_by_reference("another-provider", &reference)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .payment_by_reference(&p.state().provider, "pi_nothing")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let record = ProviderEventRecord {
+        provider: "stripe".into(),
+        event_id: format!("evt_{}", unique()),
+        event_type: "payment_intent.succeeded".into(),
+        payment_id: Some(p.id()),
+        outcome: NoticeOutcome::Applied,
+        received_at: at,
+    };
+    assert!(
+        !store
+            .provider_event_seen("stripe", &record.event_id)
+            .await
+            .unwrap()
+    );
+    assert!(store.record_provider_event(&record).await.unwrap());
+    assert!(
+        store
+            .provider_event_seen("stripe", &record.event_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .provider_event_seen("paypal", &record.event_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.record_provider_event(&record).await.unwrap(),
+        "a second record of one event is refused"
+    );
+    let unknown = ProviderEventRecord {
+        event_id: format!("evt_{}", unique()),
+        payment_id: None,
+        outcome: NoticeOutcome::UnknownPayment,
+        ..record
+    };
+    assert!(store.record_provider_event(&unknown).await.unwrap());
 }
 
 async fn round_trips_every_field<S: PaymentRepository + Outbox>(store: &S) {

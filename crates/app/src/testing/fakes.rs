@@ -20,8 +20,8 @@ use crate::ports::{
     IdempotencyStore, Inbox, InboxMark, MessageFilter, MessageOrder, MessagePage,
     MessageRepository, OrderFilter, OrderPage, OrderRepository, Outbox, OutboxLag, PageRequest,
     PasswordHasher, PaymentFilter, PaymentProvider, PaymentRepository, ProviderError,
-    ProviderOutcome, Redeemed, RefreshToken, RefreshTokens, RefundRequest, StoreError, TokenError,
-    TokenService, UserPage, UserRepository,
+    ProviderEventRecord, ProviderEvents, ProviderOutcome, Redeemed, RefreshToken, RefreshTokens,
+    RefundRequest, StoreError, TokenError, TokenService, UserPage, UserRepository,
 };
 
 #[derive(Default)]
@@ -31,6 +31,7 @@ struct Tables {
     keys: HashMap<(String, String), IdempotencyRecord>,
     outbox: Vec<OutboxRow>,
     inbox: std::collections::HashSet<(String, Uuid)>,
+    provider_events: HashMap<(String, String), ProviderEventRecord>,
     users: BTreeMap<UserId, UserState>,
     /// Tokens with their used and revoked times.
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
@@ -246,6 +247,47 @@ impl PaymentRepository for InMemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn payment_by_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        Ok(self
+            .lock()?
+            .payments
+            .values()
+            .find(|p| p.provider == provider && p.provider_reference.as_deref() == Some(reference))
+            .cloned()
+            .map(Payment::restore))
+    }
+}
+
+#[async_trait]
+impl ProviderEvents for InMemoryStore {
+    async fn provider_event_seen(
+        &self,
+        provider: &str,
+        event_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()?
+            .provider_events
+            .contains_key(&(provider.to_owned(), event_id.to_owned())))
+    }
+
+    async fn record_provider_event(
+        &self,
+        record: &ProviderEventRecord,
+    ) -> Result<bool, StoreError> {
+        let key = (record.provider.clone(), record.event_id.clone());
+        let mut tables = self.lock()?;
+        if tables.provider_events.contains_key(&key) {
+            return Ok(false);
+        }
+        tables.provider_events.insert(key, record.clone());
+        Ok(true)
     }
 }
 
