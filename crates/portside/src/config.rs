@@ -254,8 +254,8 @@ pub struct Settings {
     )]
     pub membership_currency: String,
 
-    /// Provider of payments that name none: `mock` or `stripe` (default: `stripe` when STRIPE_SECRET_KEY is set, else `mock`). The mock is offered only when it is the default or no real provider is configured.
-    #[arg(long, env = "PAYMENT_PROVIDER", value_name = "PAYMENT_PROVIDER", value_parser = ["mock", "stripe"], global = true)]
+    /// Provider of payments that name none: `mock`, `stripe` or `paypal` (default: the first configured of stripe and paypal, else `mock`). The mock is offered only when it is the default.
+    #[arg(long, env = "PAYMENT_PROVIDER", value_name = "PAYMENT_PROVIDER", value_parser = ["mock", "stripe", "paypal"], global = true)]
     pub payment_provider: Option<String>,
 
     /// Stripe secret API key (sk_live_… or sk_test_…); enables the `stripe` provider.
@@ -281,6 +281,38 @@ pub struct Settings {
     /// Base URL of Stripe's API (a test double's, in tests).
     #[arg(long, env = "STRIPE_API_BASE", value_name = "STRIPE_API_BASE", default_value = "https://api.stripe.com", value_parser = parse_http_url, global = true)]
     pub stripe_api_base: String,
+
+    /// PayPal REST app client id; with PAYPAL_CLIENT_SECRET enables the `paypal` provider.
+    #[arg(
+        long,
+        env = "PAYPAL_CLIENT_ID",
+        value_name = "PAYPAL_CLIENT_ID",
+        global = true
+    )]
+    pub paypal_client_id: Option<String>,
+
+    /// PayPal REST app secret.
+    #[arg(
+        long,
+        env = "PAYPAL_CLIENT_SECRET",
+        value_name = "PAYPAL_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub paypal_client_secret: Option<String>,
+
+    /// Base URL of PayPal's API (https://api-m.sandbox.paypal.com for the sandbox).
+    #[arg(long, env = "PAYPAL_API_BASE", value_name = "PAYPAL_API_BASE", default_value = "https://api-m.paypal.com", value_parser = parse_http_url, global = true)]
+    pub paypal_api_base: String,
+
+    /// Id of the PayPal webhook (from the PayPal app); enables POST /api/v1/webhooks/paypal.
+    #[arg(
+        long,
+        env = "PAYPAL_WEBHOOK_ID",
+        value_name = "PAYPAL_WEBHOOK_ID",
+        global = true
+    )]
+    pub paypal_webhook_id: Option<String>,
 
     /// Limit of one call to a payment provider (retried twice on timeouts, 409, 429 and 5xx; 5 failed calls open the provider's circuit for 30 s).
     #[arg(long, env = "PROVIDER_TIMEOUT", value_name = "PROVIDER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]

@@ -16,8 +16,8 @@ use portside_app::orders::Orders;
 use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::ports::{
     Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository,
-    OrderRepository, Outbox, PaymentRepository, Probe, ProviderEvents, RefreshTokens, SearchIndex,
-    SystemClock, UserRepository, UuidV7,
+    OrderRepository, Outbox, PaymentProvider, PaymentRepository, Probe, ProviderEvents,
+    RefreshTokens, SearchIndex, SystemClock, UserRepository, UuidV7,
 };
 use portside_app::relay::{Relay, RelaySettings};
 use portside_app::search::{Search, SearchProjection};
@@ -29,7 +29,8 @@ use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_providers::{
-    MockProvider, Resilience, StripeProvider, StripeSettings, StripeWebhooks,
+    MockProvider, PayPalProvider, PayPalSettings, PayPalWebhooks, Resilience, StripeProvider,
+    StripeSettings, StripeWebhooks,
 };
 use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use portside_sql::AnyStore;
@@ -218,11 +219,12 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7);
 
+    let real = real_providers(settings)?;
     let payment_store = ports.payments.clone();
     let payments = Arc::new(Payments::new(
         ports.payments,
         ports.keys,
-        providers(settings)?,
+        providers(settings, &real)?,
         clock.clone(),
         ids.clone(),
         PaymentSettings {
@@ -251,6 +253,15 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
     let mut webhooks = Webhooks::new(ports.provider_events, payments.clone(), clock.clone());
     if let Some(secret) = &settings.stripe_webhook_secret {
         webhooks = webhooks.with("stripe", Arc::new(StripeWebhooks::new(secret.clone())));
+    }
+    if let Some(id) = &settings.paypal_webhook_id {
+        let Some(paypal) = &real.paypal else {
+            bail!("PAYPAL_WEBHOOK_ID needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET");
+        };
+        webhooks = webhooks.with(
+            "paypal",
+            Arc::new(PayPalWebhooks::new(paypal.clone(), id.clone())),
+        );
     }
     let webhooks = Arc::new(webhooks);
     let order_store = ports.orders.clone();
@@ -327,37 +338,78 @@ async fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex
     Ok(Arc::new(index))
 }
 
-/// The payment providers: Stripe when its key is set; the mock when it is the default or no
-/// real provider is configured (it must never take real orders by accident).
-fn providers(settings: &Settings) -> anyhow::Result<Providers> {
-    let stripe = settings
-        .stripe_secret_key
-        .as_ref()
-        .map(|key| {
+/// The real providers configured (Stripe, PayPal), shared by payments and webhooks.
+struct RealProviders {
+    stripe: Option<Arc<StripeProvider>>,
+    paypal: Option<Arc<PayPalProvider>>,
+}
+
+fn real_providers(settings: &Settings) -> anyhow::Result<RealProviders> {
+    let resilience = Resilience {
+        timeout: settings.provider_timeout,
+        ..Resilience::default()
+    };
+    let stripe = match &settings.stripe_secret_key {
+        Some(key) => Some(Arc::new(
             StripeProvider::new(StripeSettings {
                 secret_key: key.clone(),
                 api_base: settings.stripe_api_base.clone(),
-                resilience: Resilience {
-                    timeout: settings.provider_timeout,
-                    ..Resilience::default()
-                },
+                resilience: resilience.clone(),
             })
-            .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY: {e}"))
-        })
-        .transpose()?;
-    let default = settings
-        .payment_provider
-        .clone()
-        .unwrap_or_else(|| if stripe.is_some() { "stripe" } else { "mock" }.to_owned());
-    let providers = match (default.as_str(), stripe) {
-        ("stripe", Some(s)) => Providers::new("stripe", Arc::new(s)),
-        ("stripe", None) => bail!("PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY"),
-        (_, Some(s)) => {
-            Providers::new("mock", Arc::new(MockProvider::new())).with("stripe", Arc::new(s))
-        }
-        (_, None) => Providers::new("mock", Arc::new(MockProvider::new())),
+            .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY: {e}"))?,
+        )),
+        None => None,
     };
-    Ok(providers)
+    let paypal = match (&settings.paypal_client_id, &settings.paypal_client_secret) {
+        (Some(id), Some(secret)) => Some(Arc::new(
+            PayPalProvider::new(PayPalSettings {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+                api_base: settings.paypal_api_base.clone(),
+                resilience,
+            })
+            .map_err(|e| anyhow::anyhow!("PAYPAL_CLIENT_ID / PAYPAL_CLIENT_SECRET: {e}"))?,
+        )),
+        (None, None) => None,
+        _ => bail!("PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET must be set together"),
+    };
+    Ok(RealProviders { stripe, paypal })
+}
+
+/// The payment providers by name. The default is PAYMENT_PROVIDER, else the first real one
+/// configured, else the mock; the mock is offered only when it is the default, so a production
+/// deployment never takes a payment with a test token.
+fn providers(settings: &Settings, real: &RealProviders) -> anyhow::Result<Providers> {
+    let default = match &settings.payment_provider {
+        Some(p) => p.clone(),
+        None if real.stripe.is_some() => "stripe".into(),
+        None if real.paypal.is_some() => "paypal".into(),
+        None => "mock".into(),
+    };
+    let mut named: Vec<(&str, Arc<dyn PaymentProvider>)> = Vec::new();
+    if let Some(s) = &real.stripe {
+        named.push(("stripe", s.clone()));
+    }
+    if let Some(p) = &real.paypal {
+        named.push(("paypal", p.clone()));
+    }
+    if default == "mock" {
+        named.push(("mock", Arc::new(MockProvider::new())));
+    }
+    let Some(first) = named.iter().position(|(n, _)| *n == default) else {
+        bail!(
+            "PAYMENT_PROVIDER={default} is not configured (set {})",
+            if default == "stripe" {
+                "STRIPE_SECRET_KEY"
+            } else {
+                "PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET"
+            }
+        );
+    };
+    let (name, provider) = named.remove(first);
+    Ok(named
+        .into_iter()
+        .fold(Providers::new(name, provider), |all, (n, p)| all.with(n, p)))
 }
 
 fn membership_price(settings: &Settings) -> anyhow::Result<Money> {

@@ -400,7 +400,7 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         ("DATABASE_URL", "mysql://x"),
         ("IDEMPOTENCY_TTL", "forever"),
         ("DB_MAX_CONNECTIONS", "0"),
-        ("PAYMENT_PROVIDER", "paypal"),
+        ("PAYMENT_PROVIDER", "bitcoin"),
         ("STRIPE_API_BASE", "ftp://stripe"),
         ("PROVIDER_TIMEOUT", "0s"),
         ("SEARCH_URL", "ftp://search"),
@@ -423,17 +423,22 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("PAYMENT_PROVIDER", "stripe")
-        .env("DATA_DIR", &dir)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("STRIPE_SECRET_KEY"),
-        "stripe as the default needs its key"
-    );
+    for (env, named) in [
+        (vec![("PAYMENT_PROVIDER", "stripe")], "STRIPE_SECRET_KEY"),
+        (vec![("PAYMENT_PROVIDER", "paypal")], "PAYPAL_CLIENT_ID"),
+        (vec![("PAYPAL_CLIENT_ID", "AZ123")], "PAYPAL_CLIENT_SECRET"),
+        (vec![("PAYPAL_WEBHOOK_ID", "WH-1")], "PAYPAL_CLIENT_ID"),
+    ] {
+        let out = Command::new(BIN)
+            .env_clear()
+            .envs(env.clone())
+            .env("DATA_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(named), "{env:?}: {said}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1309,5 +1314,109 @@ async fn stripe_is_the_default_provider_once_configured_and_its_secrets_stay_out
         "a secret reached the log"
     );
     assert!(!log.contains(HOOK));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in for PayPal's API: a token, orders captured at creation but left pending (a
+/// slow funding source), and a verification postback that trusts the signature `good`.
+async fn fake_paypal() -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/v1/oauth2/token",
+            post(|| async { axum::Json(json!({"access_token": "A21AAe2e", "token_type": "Bearer", "expires_in": 32400})) }),
+        )
+        .route(
+            "/v2/checkout/orders",
+            post(|| async {
+                axum::Json(json!({"id": "ORDER-1", "status": "COMPLETED", "purchase_units": [{"payments": {"captures": [{"id": "CAP-E2E", "status": "PENDING"}]}}]}))
+            }),
+        )
+        .route(
+            "/v2/payments/captures/{id}",
+            get(|| async { axum::Json(json!({"id": "CAP-E2E", "status": "PENDING"})) }),
+        )
+        .route(
+            "/v1/notifications/verify-webhook-signature",
+            post(|body: axum::Json<Value>| async move {
+                let ok = body["transmission_sig"] == "good" && body["webhook_id"] == "WH-E2E";
+                axum::Json(json!({"verification_status": if ok { "SUCCESS" } else { "FAILURE" }}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paypal_capture_left_pending_is_completed_by_its_verified_webhook() {
+    let paypal = fake_paypal().await;
+    let dir = temp_dir("paypal");
+    let mut server = start(
+        &dir,
+        &[
+            ("PAYPAL_CLIENT_ID", "AZe2e"),
+            ("PAYPAL_CLIENT_SECRET", "EPe2eSecret"),
+            ("PAYPAL_API_BASE", &paypal),
+            ("PAYPAL_WEBHOOK_ID", "WH-E2E"),
+        ],
+    );
+    let (http, _) = signed_in(&server.base).await;
+    let b = format!("{}/api/v1", server.base);
+    let r = http
+        .post(format!("{b}/payments"))
+        .header("idempotency-key", "e2e-paypal-1")
+        .json(&json!({"amount": "25.00", "currency": "USD", "payment_method": "paypal", "payment_method_token": "vault-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        202,
+        "a pending capture leaves the payment processing"
+    );
+    let paid: Value = r.json().await.unwrap();
+    assert_eq!(paid["provider"], "paypal");
+    let id = paid["id"].as_str().unwrap().to_owned();
+    let txns = json_of(http.get(format!("{b}/payments/{id}/transactions"))).await;
+    let txn = txns["data"][0]["id"].as_str().unwrap().to_owned();
+    let event = json!({"id": "WH-E2E-1", "event_type": "PAYMENT.CAPTURE.COMPLETED",
+        "resource": {"id": "CAP-E2E", "status": "COMPLETED", "custom_id": txn}})
+    .to_string();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let notify = |sig: &'static str| {
+        client()
+            .post(format!("{b}/webhooks/paypal"))
+            .header("content-type", "application/json")
+            .header("paypal-transmission-id", "t-1")
+            .header("paypal-transmission-time", now.clone())
+            .header("paypal-transmission-sig", sig)
+            .header(
+                "paypal-cert-url",
+                "https://api.paypal.com/v1/notifications/certs/CERT-1",
+            )
+            .header("paypal-auth-algo", "SHA256withRSA")
+            .body(event.clone())
+            .send()
+    };
+    let forged = notify("forged").await.unwrap();
+    assert_eq!(forged.status(), 400);
+    let forged: Value = forged.json().await.unwrap();
+    assert_eq!(forged["code"], "webhook_signature_invalid");
+    let still = json_of(http.get(format!("{b}/payments/{id}"))).await;
+    assert_eq!(still["status"], "processing");
+    let ok: Value = notify("good").await.unwrap().json().await.unwrap();
+    assert_eq!(ok["outcome"], "applied", "{ok}");
+    let done = json_of(http.get(format!("{b}/payments/{id}"))).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let again: Value = notify("good").await.unwrap().json().await.unwrap();
+    assert_eq!(again["outcome"], "duplicate");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(!log.contains("EPe2eSecret") && !log.contains("A21AAe2e"));
     let _ = std::fs::remove_dir_all(&dir);
 }

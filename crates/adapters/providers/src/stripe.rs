@@ -127,77 +127,62 @@ impl StripeProvider {
         }
     }
 
-    /// A PaymentIntent's state as an outcome; not final → read it again once.
-    async fn intent_outcome(
+    /// The outcome `classify` reads from an object; when it is not final, the object is read
+    /// again once at `path` + its id (Stripe replays the first answer to a repeated key).
+    async fn final_or_again(
         &self,
-        intent: &Value,
-        fresh: bool,
+        object: &Value,
+        classify: fn(&Value) -> Option<ProviderOutcome>,
+        op: &'static str,
+        path: &str,
     ) -> Result<ProviderOutcome, ProviderError> {
-        let id = intent["id"].as_str().unwrap_or_default();
-        match intent["status"].as_str() {
-            Some("succeeded") => Ok(ProviderOutcome::Succeeded {
-                reference: id.to_owned(),
-            }),
-            Some("requires_payment_method") => Ok(ProviderOutcome::Failed(intent_failure(intent))),
-            Some("canceled") => Ok(ProviderOutcome::Failed(Failure::new(
-                "payment_canceled",
-                "the payment was canceled at Stripe",
-            ))),
-            Some(_) if !fresh && !id.is_empty() => {
-                let a = self
-                    .call(
-                        "charge_status",
-                        Method::GET,
-                        &format!("/v1/payment_intents/{id}"),
-                        &[],
-                        None,
-                    )
-                    .await?;
-                if !a.status.is_success() {
-                    return Self::refusal("charge_status", &a);
-                }
-                Box::pin(self.intent_outcome(&a.body, true)).await
-            }
-            _ => Ok(ProviderOutcome::Pending),
+        if let Some(outcome) = classify(object) {
+            return Ok(outcome);
         }
+        let Some(id) = object["id"].as_str() else {
+            return Ok(ProviderOutcome::Pending);
+        };
+        let a = self
+            .call(op, Method::GET, &format!("{path}{id}"), &[], None)
+            .await?;
+        if !a.status.is_success() {
+            return Self::refusal(op, &a);
+        }
+        Ok(classify(&a.body).unwrap_or(ProviderOutcome::Pending))
     }
+}
 
-    async fn refund_outcome(
-        &self,
-        refund: &Value,
-        fresh: bool,
-    ) -> Result<ProviderOutcome, ProviderError> {
-        let id = refund["id"].as_str().unwrap_or_default();
-        match refund["status"].as_str() {
-            Some("succeeded") => Ok(ProviderOutcome::Succeeded {
-                reference: id.to_owned(),
-            }),
-            Some("failed" | "canceled") => Ok(ProviderOutcome::Failed(Failure::new(
-                "refund_failed",
-                format!(
-                    "Stripe could not refund: {}",
-                    refund["failure_reason"]
-                        .as_str()
-                        .unwrap_or("unknown reason")
-                ),
-            ))),
-            Some(_) if !fresh && !id.is_empty() => {
-                let a = self
-                    .call(
-                        "refund_status",
-                        Method::GET,
-                        &format!("/v1/refunds/{id}"),
-                        &[],
-                        None,
-                    )
-                    .await?;
-                if !a.status.is_success() {
-                    return Self::refusal("refund_status", &a);
-                }
-                Box::pin(self.refund_outcome(&a.body, true)).await
-            }
-            _ => Ok(ProviderOutcome::Pending),
-        }
+/// A PaymentIntent's final outcome; `None` while it is not final.
+fn intent_outcome(intent: &Value) -> Option<ProviderOutcome> {
+    match intent["status"].as_str() {
+        Some("succeeded") => Some(ProviderOutcome::Succeeded {
+            reference: intent["id"].as_str().unwrap_or_default().to_owned(),
+        }),
+        Some("requires_payment_method") => Some(ProviderOutcome::Failed(intent_failure(intent))),
+        Some("canceled") => Some(ProviderOutcome::Failed(Failure::new(
+            "payment_canceled",
+            "the payment was canceled at Stripe",
+        ))),
+        _ => None,
+    }
+}
+
+/// A Refund's final outcome; `None` while it is pending.
+fn refund_outcome(refund: &Value) -> Option<ProviderOutcome> {
+    match refund["status"].as_str() {
+        Some("succeeded") => Some(ProviderOutcome::Succeeded {
+            reference: refund["id"].as_str().unwrap_or_default().to_owned(),
+        }),
+        Some("failed" | "canceled") => Some(ProviderOutcome::Failed(Failure::new(
+            "refund_failed",
+            format!(
+                "Stripe could not refund: {}",
+                refund["failure_reason"]
+                    .as_str()
+                    .unwrap_or("unknown reason")
+            ),
+        ))),
+        _ => None,
     }
 }
 
@@ -237,7 +222,13 @@ impl PaymentProvider for StripeProvider {
             )
             .await?;
         if a.status.is_success() {
-            self.intent_outcome(&a.body, false).await
+            self.final_or_again(
+                &a.body,
+                intent_outcome,
+                "charge_status",
+                "/v1/payment_intents/",
+            )
+            .await
         } else {
             Self::refusal("charge", &a)
         }
@@ -265,7 +256,8 @@ impl PaymentProvider for StripeProvider {
             )
             .await?;
         if a.status.is_success() {
-            self.refund_outcome(&a.body, false).await
+            self.final_or_again(&a.body, refund_outcome, "refund_status", "/v1/refunds/")
+                .await
         } else {
             Self::refusal("refund", &a)
         }
