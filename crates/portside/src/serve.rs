@@ -19,8 +19,25 @@ use crate::wiring::{Wiring, wire};
 
 /// How often expired idempotency keys are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the connection pool gauges are sampled.
+const POOL_GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Installs the process's Prometheus recorder (latency histograms with fixed buckets) and
+/// returns what renders `/metrics`.
+fn install_metrics() -> anyhow::Result<portside_http::MetricsRenderer> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .context("metric buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    Ok(Arc::new(move || handle.render()))
+}
 
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    // Before anything records a metric (the circuit breakers publish their state when built).
+    let metrics = install_metrics()?;
     let Wiring {
         store,
         payments,
@@ -51,6 +68,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         search,
         webhooks,
         probes: Arc::new(probes),
+        metrics: Some(metrics),
     });
 
     let stop_relay = CancellationToken::new();
@@ -74,6 +92,17 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
                         tracing::warn!(error = %e, "recovery pass failed");
                     }
                 }
+            }
+        })),
+        tokio::spawn(every(POOL_GAUGE_INTERVAL, stop.clone(), {
+            let store = store.clone();
+            move || {
+                let usage = store.pool_use();
+                metrics::gauge!("portside_db_pool_connections", "state" => "idle")
+                    .set(f64::from(usage.idle));
+                metrics::gauge!("portside_db_pool_connections", "state" => "in_use")
+                    .set(f64::from(usage.open.saturating_sub(usage.idle)));
+                std::future::ready(())
             }
         })),
         tokio::spawn(every(PURGE_INTERVAL, stop.clone(), {

@@ -388,6 +388,34 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         kept["data"][0]["fields"]["status"], "cancelled",
         "the Tantivy index lives in DATA_DIR"
     );
+
+    // Prometheus metrics of this process: requests by route template, pool, outbox, consumers.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let scraped = client()
+        .get(format!("{}/metrics", again.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = scraped.text().await.unwrap();
+    for needle in [
+        r#"portside_http_requests_total{method="GET",route="/api/v1/payments/{id}",status="200"}"#,
+        r#"portside_http_requests_total{method="GET",route="/api/v1/search",status="200"}"#,
+        "portside_http_request_duration_seconds_bucket",
+        r#"portside_db_pool_connections{state="idle"}"#,
+        "portside_outbox_unpublished",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from /metrics:\n{text}"
+        );
+    }
     signal(&again.child, "INT");
     assert!(again.child.wait().unwrap().success(), "SIGINT exits 0");
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,6 +10,7 @@ mod health;
 mod json;
 mod memberships;
 mod messages;
+mod observe;
 mod openapi;
 mod orders;
 mod payments;
@@ -42,6 +43,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use json::fingerprint;
+pub use observe::MetricsRenderer;
 pub use openapi::ApiDoc;
 pub use problem::{FieldError, Problem};
 
@@ -64,6 +66,8 @@ pub struct ApiState {
     pub webhooks: Arc<Webhooks>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
+    /// Renders `/metrics`; `None` when the process records none.
+    pub metrics: Option<MetricsRenderer>,
 }
 
 macro_rules! from_state {
@@ -85,6 +89,12 @@ from_state!(
     search: Search,
     webhooks: Webhooks
 );
+
+impl FromRef<ApiState> for Option<MetricsRenderer> {
+    fn from_ref(s: &ApiState) -> Self {
+        s.metrics.clone()
+    }
+}
 
 impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
     fn from_ref(s: &ApiState) -> Self {
@@ -144,12 +154,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/webhooks/{provider}", post(webhooks::receive))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(observe::scrape))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(observe::track))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()

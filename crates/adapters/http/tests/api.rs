@@ -165,6 +165,7 @@ where
             .with("stripe", Arc::new(StripeWebhooks::new(WEBHOOK_SECRET))),
         ),
         probes: Arc::new(vec![Arc::new(store)]),
+        metrics: None,
     })
 }
 

@@ -57,6 +57,15 @@ impl Default for PoolSettings {
     }
 }
 
+/// How many pooled connections are open and how many of those wait idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Open connections.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
 /// A store on either engine.
 #[derive(Clone, Debug)]
 pub enum AnyStore {
@@ -96,6 +105,27 @@ impl AnyStore {
         match self {
             AnyStore::Sqlite(s) => undo(&SQLITE_MIGRATIONS, &s.write, target).await,
             AnyStore::Postgres(s) => undo(&POSTGRES_MIGRATIONS, &s.write, target).await,
+        }
+    }
+
+    /// Connections open and idle across the pools, for the pool gauges.
+    pub fn pool_use(&self) -> PoolUse {
+        let of = |size: u32, idle: usize| PoolUse {
+            open: size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        };
+        match self {
+            AnyStore::Sqlite(s) => {
+                let (w, r) = (
+                    of(s.write.size(), s.write.num_idle()),
+                    of(s.read.size(), s.read.num_idle()),
+                );
+                PoolUse {
+                    open: w.open + r.open,
+                    idle: w.idle + r.idle,
+                }
+            }
+            AnyStore::Postgres(s) => of(s.write.size(), s.write.num_idle()),
         }
     }
 

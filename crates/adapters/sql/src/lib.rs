@@ -9,5 +9,5 @@ mod rows;
 mod store;
 mod types;
 
-pub use connect::{AnyStore, OpenError, PoolSettings};
+pub use connect::{AnyStore, OpenError, PoolSettings, PoolUse};
 pub use store::SqlStore;
