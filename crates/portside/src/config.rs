@@ -344,6 +344,44 @@ pub struct Settings {
     #[arg(long, env = "SEARCH_TIMEOUT", value_name = "SEARCH_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     pub search_timeout: Duration,
 
+    /// Requests per second one client IP may make (bursts of twice that); 0 turns it off.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_IP",
+        value_name = "RATE_LIMIT_PER_IP",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub rate_limit_per_ip: u32,
+
+    /// Requests per second one signed-in user may make (bursts of twice that); 0 turns it off.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_USER",
+        value_name = "RATE_LIMIT_PER_USER",
+        default_value_t = 200,
+        global = true
+    )]
+    pub rate_limit_per_user: u32,
+
+    /// Login, registration and refresh attempts per minute from one client IP (bursts of twice that); 0 turns it off.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_CREDENTIALS",
+        value_name = "RATE_LIMIT_CREDENTIALS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_limit_credentials: u32,
+
+    /// Take the client IP from X-Forwarded-For (only behind a proxy that sets it, e.g. the nginx of deploy/).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", value_name = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub trust_forwarded_for: bool,
+
+    /// Longest a request may run before it is answered 503 request_timeout.
+    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
     /// `json` (default) or `text`.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
     pub log_format: String,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use portside_http::ApiState;
+use portside_http::{ApiState, LimitSettings, Limits};
 use tokio_util::sync::CancellationToken;
 
 use portside_app::search::PROJECTION_GROUP;
@@ -59,6 +59,16 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let grpc_listener = grpc_listener(settings).await?;
     let grpc_addr = grpc_listener.local_addr()?;
     let search_index = search.index().clone();
+    let limits = Arc::new(Limits::new(
+        LimitSettings {
+            per_ip_per_second: settings.rate_limit_per_ip,
+            per_user_per_second: settings.rate_limit_per_user,
+            credentials_per_minute: settings.rate_limit_credentials,
+            trust_forwarded_for: settings.trust_forwarded_for,
+            request_timeout: settings.request_timeout,
+        },
+        accounts.clone(),
+    ));
     let router = portside_http::router(ApiState {
         payments: payments.clone(),
         accounts,
@@ -69,6 +79,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         webhooks,
         probes: Arc::new(probes),
         metrics: Some(metrics),
+        limits: Some(limits.clone()),
     });
 
     let stop_relay = CancellationToken::new();
@@ -105,6 +116,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
                 std::future::ready(())
             }
         })),
+        tokio::spawn(every(Duration::from_secs(60), stop.clone(), {
+            let limits = limits.clone();
+            move || {
+                limits.forget_idle();
+                std::future::ready(())
+            }
+        })),
         tokio::spawn(every(PURGE_INTERVAL, stop.clone(), {
             let payments = payments.clone();
             move || {
@@ -129,9 +147,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     println!("  search   grpc://{grpc_addr} (search.v1.SearchService, reflection, health)");
     println!("  store    {}", redact(&settings.database_url()));
 
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .into_future();
     let mut server = tokio::spawn(server);
     tokio::select! {
         () = shutdown_signal() => {}

@@ -1448,3 +1448,75 @@ async fn a_paypal_capture_left_pending_is_completed_by_its_verified_webhook() {
     assert!(!log.contains("EPe2eSecret") && !log.contains("A21AAe2e"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
+    let dir = temp_dir("limits");
+    let mut server = start(
+        &dir,
+        &[
+            ("RATE_LIMIT_CREDENTIALS", "3"),
+            ("RATE_LIMIT_PER_USER", "2"),
+        ],
+    );
+    // signed_in spends two credential attempts (registration, login) of the burst of six.
+    let (http, me) = signed_in(&server.base).await;
+    let login = json!({"email": "nobody@example.com", "password": "wrong password here"});
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = client()
+            .post(format!("{}/api/v1/auth/login", server.base))
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(
+                r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+                    >= 1
+            );
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "rate_limited");
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 401, 429],
+        "burst of 6 credential attempts per IP"
+    );
+    // Per user: 2 per second, bursts of 4.
+    let mut limited = 0;
+    for _ in 0..8 {
+        let r = http
+            .get(format!("{}/api/v1/users/{me}", server.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 3, "{limited} of 8 quick reads were limited");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+
+    // A request over REQUEST_TIMEOUT (login hashes with argon2id: far longer than 5 ms).
+    let mut server = start(&dir, &[("REQUEST_TIMEOUT", "5ms")]);
+    let r = client()
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "request_timeout");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@ mod cursor;
 mod dto;
 mod health;
 mod json;
+mod limits;
 mod memberships;
 mod messages;
 mod observe;
@@ -43,6 +44,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use json::fingerprint;
+pub use limits::{LimitSettings, Limits};
 pub use observe::MetricsRenderer;
 pub use openapi::ApiDoc;
 pub use problem::{FieldError, Problem};
@@ -68,6 +70,8 @@ pub struct ApiState {
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     /// Renders `/metrics`; `None` when the process records none.
     pub metrics: Option<MetricsRenderer>,
+    /// Rate and time limits; `None` for none.
+    pub limits: Option<Arc<Limits>>,
 }
 
 macro_rules! from_state {
@@ -89,6 +93,12 @@ from_state!(
     search: Search,
     webhooks: Webhooks
 );
+
+impl FromRef<ApiState> for Option<Arc<Limits>> {
+    fn from_ref(s: &ApiState) -> Self {
+        s.limits.clone()
+    }
+}
 
 impl FromRef<ApiState> for Option<MetricsRenderer> {
     fn from_ref(s: &ApiState) -> Self {
@@ -155,6 +165,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            limits::enforce,
+        ))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)

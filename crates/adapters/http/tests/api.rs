@@ -166,6 +166,7 @@ where
         ),
         probes: Arc::new(vec![Arc::new(store)]),
         metrics: None,
+        limits: None,
     })
 }
 
