@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the all-in-one server (migrates the store first).
     Serve,
+    /// Run only the HTTP API (split mode; needs a broker in EVENT_BUS, and PostgreSQL to share).
+    Api,
     /// Run only the outbox relay (split mode; needs a broker in EVENT_BUS).
     Relay,
     /// Run only the event consumers (split mode; needs a broker in EVENT_BUS).

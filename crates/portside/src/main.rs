@@ -32,7 +32,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command.clone().unwrap_or(Command::Serve) {
-            Command::Serve => serve::run(&cli.settings).await,
+            Command::Serve => serve::run(&cli.settings, serve::Mode::AllInOne).await,
+            Command::Api => serve::run(&cli.settings, serve::Mode::Api).await,
             Command::Migrate { direction } => migrate(&cli.settings, direction).await,
             Command::Users { action } => users(&cli.settings, action).await,
             Command::Relay => serve::run_part(&cli.settings, serve::Part::Relay).await,

@@ -35,7 +35,16 @@ fn install_metrics() -> anyhow::Result<portside_http::MetricsRenderer> {
     Ok(Arc::new(move || handle.render()))
 }
 
-pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+/// What `run` serves: everything in one process, or the HTTP API alone (split mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `portside serve`: API, gRPC search, relay and consumers.
+    AllInOne,
+    /// `portside api`: the HTTP API (with payment recovery); relay, worker and search run apart.
+    Api,
+}
+
+pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
     // Before anything records a metric (the circuit breakers publish their state when built).
     let metrics = install_metrics()?;
     let Wiring {
@@ -51,13 +60,20 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         events,
         ..
     } = wire(settings).await?;
+    if mode == Mode::Api && events.in_process {
+        anyhow::bail!(
+            "EVENT_BUS: `portside api` needs a broker (amqp://… or redis://…) shared with `portside relay`, `worker` and `search`; `portside serve` runs everything in one process"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("HTTP_ADDR: cannot listen on {}", settings.http_addr))?;
     let addr = listener.local_addr()?;
-    let grpc_listener = grpc_listener(settings).await?;
-    let grpc_addr = grpc_listener.local_addr()?;
+    let grpc_listener = match mode {
+        Mode::AllInOne => Some(grpc_listener(settings).await?),
+        Mode::Api => None,
+    };
     let search_index = search.index().clone();
     let limits = Arc::new(Limits::new(
         LimitSettings {
@@ -85,15 +101,15 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let stop_relay = CancellationToken::new();
     let stop_worker = CancellationToken::new();
     let events = Arc::new(events);
-    let relay_task = tokio::spawn({
+    let relay_task = (mode == Mode::AllInOne).then(|| {
         let (events, stop) = (events.clone(), stop_relay.clone());
-        async move { events.run_relay(stop).await }
+        tokio::spawn(async move { events.run_relay(stop).await })
     });
-    let worker_task = tokio::spawn(events.worker().run(stop_worker.clone()));
+    let worker_task =
+        (mode == Mode::AllInOne).then(|| tokio::spawn(events.worker().run(stop_worker.clone())));
 
     let stop = CancellationToken::new();
-    let tasks = [
-        tokio::spawn(grpc(grpc_listener, search_index, stop.clone())),
+    let mut tasks = vec![
         tokio::spawn(every(settings.recovery_interval, stop.clone(), {
             let payments = payments.clone();
             move || {
@@ -137,14 +153,27 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             }
         })),
     ];
+    let grpc_addr = match grpc_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            tasks.push(tokio::spawn(grpc(listener, search_index, stop.clone())));
+            Some(at)
+        }
+        None => None,
+    };
 
-    tracing::info!(%addr, store = %redact(&settings.database_url()), "portside serving");
+    tracing::info!(%addr, ?mode, store = %redact(&settings.database_url()), "portside serving");
     println!("Portside is serving on http://{addr}");
     println!("  API      http://{addr}/api/v1/payments");
     println!("  docs     http://{addr}/docs");
     println!("  OpenAPI  http://{addr}/openapi.json");
     println!("  health   http://{addr}/health/live  http://{addr}/health/ready");
-    println!("  search   grpc://{grpc_addr} (search.v1.SearchService, reflection, health)");
+    match grpc_addr {
+        Some(at) => {
+            println!("  search   grpc://{at} (search.v1.SearchService, reflection, health)")
+        }
+        None => println!("  search   served by `portside search`; events by `relay` and `worker`"),
+    }
     println!("  store    {}", redact(&settings.database_url()));
 
     let server = axum::serve(
@@ -177,9 +206,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             let _ = task.await;
         }
         stop_relay.cancel();
-        let _ = relay_task.await;
+        if let Some(t) = relay_task {
+            let _ = t.await;
+        }
         stop_worker.cancel();
-        let _ = worker_task.await;
+        if let Some(t) = worker_task {
+            let _ = t.await;
+        }
         served
     })
     .await;

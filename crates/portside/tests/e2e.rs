@@ -39,6 +39,11 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// Starts the binary on a free port and waits for the line that announces its address.
 fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    start_with(data_dir, env, &[])
+}
+
+/// Starts `portside ARGS…` (no argument: `serve`) and waits for its banner.
+fn start_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -55,6 +60,7 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd.args(args);
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -69,12 +75,19 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
             )
         })
         .to_owned();
+    // The banner ends with the store line; `portside api` has no gRPC line.
     let mut grpc = String::new();
-    while grpc.is_empty() {
+    loop {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no search line");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the banner ended early"
+        );
         if let Some(rest) = line.trim().strip_prefix("search   grpc://") {
             grpc = format!("http://{}", rest.split(' ').next().unwrap());
+        }
+        if line.trim().starts_with("store") {
+            break;
         }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
@@ -1518,5 +1531,169 @@ async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
     assert_eq!(body["code"], "request_timeout");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `portside <part>` and waits for its banner.
+fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{part}.log")))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", dir)
+        .env("GRPC_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .arg(part)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "portside {part} ended; see {}",
+            dir.display()
+        );
+        if line.contains("running (EVENT_BUS") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    child
+}
+
+/// Split mode on PostgreSQL, RabbitMQ and Redis: two `api` processes, one `relay`, two
+/// `worker`s and one `search`, and a customer's whole journey across both APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let reachable = sqlx::PgConnection::connect(&url).await.ok();
+    let services = reachable.is_some()
+        && tokio::net::TcpStream::connect("127.0.0.1:5672")
+            .await
+            .is_ok()
+        && tokio::net::TcpStream::connect("127.0.0.1:6379")
+            .await
+            .is_ok();
+    if !services {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PostgreSQL, RabbitMQ and Redis are required (CI=true)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: split mode needs PostgreSQL, RabbitMQ and Redis ***\n"
+        );
+        return;
+    }
+    let mut admin = reachable.unwrap();
+    let schema = format!("e_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let dir = temp_dir("split");
+    let alone = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", &dir)
+        .arg("api")
+        .output()
+        .unwrap();
+    assert!(!alone.status.success());
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("EVENT_BUS"),
+        "an API alone with the in-process bus would never publish its events"
+    );
+    let db_url = format!("{url}?options=-c%20search_path%3D{schema}");
+    let ns = format!("e2e{}", uuid::Uuid::now_v7().simple());
+    let env = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("JWT_SECRET", "an e2e secret that is long enough to sign"),
+        ("EVENT_BUS", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        ("EVENT_NAMESPACE", ns.as_str()),
+        ("CACHE_URL", "redis://127.0.0.1:6379/0"),
+    ];
+    // The search process first: it owns the index the APIs read.
+    let mut parts = vec![start_part(&dir, "search", &env)];
+    let mut api1 = start_with(&dir, &env, &["api"]);
+    let mut api2 = start_with(&dir, &env, &["api"]);
+    assert!(api1.grpc.is_empty(), "`portside api` serves no gRPC");
+    parts.push(start_part(&dir, "relay", &env));
+    parts.push(start_part(&dir, "worker", &env));
+    parts.push(start_part(&dir, "worker", &env));
+
+    // Register on one API, use the session on both.
+    let (http, _) = signed_in(&api1.base).await;
+    let (a, b) = (
+        format!("{}/api/v1", api1.base),
+        format!("{}/api/v1", api2.base),
+    );
+    let order = json_of(http.post(format!("{a}/orders")).json(&json!({"currency": "USD", "items": [{"product_id": "sku-7", "name": "Split kite", "quantity": 1, "unit_price": "40.00"}]}))).await;
+    let oid = order["id"].as_str().unwrap().to_owned();
+    let paid = http
+        .post(format!("{b}/orders/{oid}/pay"))
+        .header("idempotency-key", "split-1")
+        .json(&json!({"payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let paid: Value = paid.json().await.unwrap();
+    let pid = paid["id"].as_str().unwrap().to_owned();
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = json_of(http.get(format!("{a}/orders/{oid}"))).await["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status, "confirmed",
+        "relay → RabbitMQ → a worker confirmed the order"
+    );
+    let found = search_until(&http, &b, "split", |r| {
+        r["data"][0]["fields"]["status"] == "confirmed"
+    })
+    .await;
+    assert_eq!(found["data"][0]["id"], format!("order:{oid}"));
+    let refund = http
+        .post(format!("{a}/payments/{pid}/refunds"))
+        .json(&json!({"amount": "10.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refund.status(), 201);
+    let seen = json_of(http.get(format!("{b}/payments/{pid}"))).await;
+    assert_eq!(seen["status"], "partially_refunded", "{seen}");
+    assert_eq!(seen["refundable_amount"], "30.00");
+
+    for child in parts.iter().chain([&api1.child, &api2.child]) {
+        signal(child, "TERM");
+    }
+    for child in parts.iter_mut().chain([&mut api1.child, &mut api2.child]) {
+        assert!(
+            child.wait().unwrap().success(),
+            "every process exits 0 on SIGTERM"
+        );
+    }
+    let _ = portside_bus::RabbitBus::new("amqp://guest:guest@127.0.0.1:5672/%2f", &ns)
+        .retire(&["audit", "membership", "orders", "search"], true)
+        .await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
