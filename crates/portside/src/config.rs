@@ -169,6 +169,10 @@ pub struct Settings {
     )]
     pub grpc_addr: SocketAddr,
 
+    /// Where `relay`, `worker` and `search` serve /metrics and /health/live (they have no HTTP API); unset: nowhere.
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Directory of the embedded store's files.
     #[arg(
         long,

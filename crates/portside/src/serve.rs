@@ -235,6 +235,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
 /// The worker runs every consumer group but the search projection, which belongs to the search
 /// process: the embedded index has one writer.
 pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCode> {
+    let metrics = install_metrics()?;
     let wiring = wire(settings).await?;
     if wiring.events.in_process {
         anyhow::bail!(
@@ -243,6 +244,30 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
     }
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    if let Some(addr) = settings.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+        println!("  metrics  http://{}/metrics", listener.local_addr()?);
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || std::future::ready(metrics())),
+            )
+            .route(
+                "/health/live",
+                axum::routing::get(|| std::future::ready("ok")),
+            );
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        }));
+    }
     let events = Arc::new(wiring.events);
     match part {
         Part::Relay => {

@@ -1534,8 +1534,8 @@ async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts `portside <part>` and waits for its banner.
-fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> Child {
+/// Starts `portside <part>` and waits for its banner; with the URL of its `/metrics`.
+fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -1546,6 +1546,7 @@ fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> Child {
         .env("DATA_DIR", dir)
         .env("GRPC_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
         .arg(part)
         .stdout(Stdio::piped())
@@ -1554,6 +1555,7 @@ fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> Child {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
+    let mut metrics = String::new();
     loop {
         line.clear();
         assert!(
@@ -1561,12 +1563,15 @@ fn start_part(dir: &Path, part: &str, env: &[(&str, &str)]) -> Child {
             "portside {part} ended; see {}",
             dir.display()
         );
+        if let Some(url) = line.trim().strip_prefix("metrics  ") {
+            metrics = url.to_owned();
+        }
         if line.contains("running (EVENT_BUS") {
             break;
         }
     }
     std::thread::spawn(move || for _ in stdout.lines() {});
-    child
+    (child, metrics)
 }
 
 /// Split mode on PostgreSQL, RabbitMQ and Redis: two `api` processes, one `relay`, two
@@ -1622,13 +1627,18 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         ("CACHE_URL", "redis://127.0.0.1:6379/0"),
     ];
     // The search process first: it owns the index the APIs read.
-    let mut parts = vec![start_part(&dir, "search", &env)];
+    let mut parts = vec![start_part(&dir, "search", &env).0];
     let mut api1 = start_with(&dir, &env, &["api"]);
     let mut api2 = start_with(&dir, &env, &["api"]);
     assert!(api1.grpc.is_empty(), "`portside api` serves no gRPC");
-    parts.push(start_part(&dir, "relay", &env));
-    parts.push(start_part(&dir, "worker", &env));
-    parts.push(start_part(&dir, "worker", &env));
+    let (relay, relay_metrics) = start_part(&dir, "relay", &env);
+    parts.push(relay);
+    let mut worker_metrics = Vec::new();
+    for _ in 0..2 {
+        let (worker, metrics) = start_part(&dir, "worker", &env);
+        parts.push(worker);
+        worker_metrics.push(metrics);
+    }
 
     // Register on one API, use the session on both.
     let (http, _) = signed_in(&api1.base).await;
@@ -1678,6 +1688,31 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
     let seen = json_of(http.get(format!("{b}/payments/{pid}"))).await;
     assert_eq!(seen["status"], "partially_refunded", "{seen}");
     assert_eq!(seen["refundable_amount"], "30.00");
+
+    // The processes without an API serve their metrics on METRICS_ADDR.
+    let scrape = |url: String| async move {
+        client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let relayed = scrape(relay_metrics).await;
+    assert!(
+        relayed.contains("portside_relay_published_total"),
+        "{relayed}"
+    );
+    let mut consumed = String::new();
+    for url in worker_metrics {
+        consumed += &scrape(url).await;
+    }
+    assert!(
+        consumed.contains("portside_consumer_processed_total"),
+        "one of the two workers handled the events: {consumed}"
+    );
 
     for child in parts.iter().chain([&api1.child, &api2.child]) {
         signal(child, "TERM");
