@@ -49,7 +49,7 @@ impl Envelope {
             aggregate_id,
             sequence: recorded.sequence,
             occurred_at: recorded.occurred_at,
-            traceparent: None,
+            traceparent: crate::trace_context::current(),
             data: serde_json::to_value(&recorded.event)
                 .map_err(|e| StoreError::Other(format!("event not serializable: {e}")))?,
         })

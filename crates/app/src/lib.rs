@@ -28,6 +28,7 @@ mod search_tests;
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;
+pub mod trace_context;
 pub mod user_cache;
 pub mod webhooks;
 pub mod worker;

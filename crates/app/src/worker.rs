@@ -146,6 +146,15 @@ impl Worker {
 
     /// Handles one delivery to the end: processed and acknowledged, or dead-lettered.
     pub async fn process(&self, handler: &dyn EventHandler, d: &Delivery) {
+        use tracing::Instrument;
+        let span = tracing::info_span!("consume", group = handler.group(), event_type = %d.envelope.event_type, event_id = %d.envelope.id);
+        if let Some(parent) = &d.envelope.traceparent {
+            crate::trace_context::join(&span, parent);
+        }
+        self.process_in_span(handler, d).instrument(span).await;
+    }
+
+    async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery) {
         let group = handler.group();
         let event = &d.envelope;
         let wanted = handler

@@ -3,13 +3,13 @@
 
 mod config;
 mod serve;
+mod telemetry;
 mod wiring;
 
 use std::process::ExitCode;
 
 use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
 use portside_sql::{AnyStore, PoolSettings};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = match config::load() {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&cli.settings.log_format);
+    let telemetry = telemetry::init(&cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,31 +47,17 @@ fn main() -> ExitCode {
             }
         }
     });
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "portside stopped");
             eprintln!("portside: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "text" {
-        builder.init();
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
-    }
+    };
+    drop(runtime);
+    telemetry.shutdown();
+    code
 }
 
 /// Opens the configured store, naming DATABASE_URL when that fails.

@@ -132,6 +132,22 @@ async fn signed_in(base: &str) -> (reqwest::Client, String) {
     (authed, user["id"].as_str().unwrap().to_owned())
 }
 
+/// Reads an order until its status is `want` (events are asynchronous), at most 10 s.
+async fn order_status_until(http: &reqwest::Client, api: &str, id: &str, want: &str) -> String {
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = json_of(http.get(format!("{api}/orders/{id}"))).await["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    status
+}
+
 /// Sends a request and reads its JSON body.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -1658,17 +1674,7 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
     assert_eq!(paid.status(), 201);
     let paid: Value = paid.json().await.unwrap();
     let pid = paid["id"].as_str().unwrap().to_owned();
-    let mut status = String::new();
-    for _ in 0..200 {
-        status = json_of(http.get(format!("{a}/orders/{oid}"))).await["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status == "confirmed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = order_status_until(&http, &a, &oid, "confirmed").await;
     assert_eq!(
         status, "confirmed",
         "relay → RabbitMQ → a worker confirmed the order"
@@ -1730,5 +1736,84 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in OTLP/HTTP collector: keeps every span it is sent as (trace id hex, name, group).
+async fn fake_collector() -> (String, Arc<std::sync::Mutex<Vec<(String, String, String)>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| async move {
+            let request = ExportTraceServiceRequest::decode(body).unwrap();
+            for span in request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+            {
+                let hex: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                let group = span
+                    .attributes
+                    .iter()
+                    .find(|a| a.key == "group")
+                    .and_then(|a| a.value.as_ref())
+                    .map(|v| format!("{:?}", v.value))
+                    .unwrap_or_default();
+                kept.lock().unwrap().push((hex, span.name.clone(), group));
+            }
+            axum::http::StatusCode::OK
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_span_joins_the_trace_of_the_request_that_caused_it() {
+    let (collector, spans) = fake_collector().await;
+    let dir = temp_dir("otel");
+    let mut server = start(
+        &dir,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let (http, _) = signed_in(&server.base).await;
+    let b = format!("{}/api/v1", server.base);
+    let order = json_of(http.post(format!("{b}/orders")).json(&json!({"currency": "USD", "items": [{"product_id": "sku-3", "name": "Traced kite", "quantity": 1, "unit_price": "12.00"}]}))).await;
+    let oid = order["id"].as_str().unwrap().to_owned();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let paid = http
+        .post(format!("{b}/orders/{oid}/pay"))
+        .header("idempotency-key", "otel-1")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&json!({"payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let status = order_status_until(&http, &b, &oid, "confirmed").await;
+    assert_eq!(status, "confirmed");
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let spans = spans.lock().unwrap().clone();
+    let in_trace: Vec<_> = spans.iter().filter(|(t, _, _)| t == trace).collect();
+    assert!(
+        in_trace.iter().any(|(_, name, _)| name == "http"),
+        "the request's span continues the caller's trace: {spans:?}"
+    );
+    assert!(
+        in_trace
+            .iter()
+            .any(|(_, name, group)| name == "consume" && group.contains("orders")),
+        "the orders consumer's span joined the request's trace: {in_trace:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

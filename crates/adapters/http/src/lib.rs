@@ -185,7 +185,11 @@ pub fn router(state: ApiState) -> Router {
                                 .get("x-request-id")
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("-");
-                            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                            let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
+                            if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+                                portside_app::trace_context::join(&span, parent);
+                            }
+                            span
                         })
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
