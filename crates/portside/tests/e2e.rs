@@ -1817,3 +1817,44 @@ async fn a_consumer_span_joins_the_trace_of_the_request_that_caused_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exit_code_says_whether_shutdown_met_its_deadline() {
+    // A login hashes with argon2id for tens of milliseconds, so it is still in flight when the
+    // signal comes 15 ms later; on a machine so loaded that it had not arrived yet, try again.
+    let mut missed = false;
+    for _ in 0..3 {
+        let dir = temp_dir("deadline");
+        let mut server = start(&dir, &[("SHUTDOWN_TIMEOUT", "1ms")]);
+        let url = format!("{}/api/v1/auth/login", server.base);
+        let in_flight = tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&json!({"email": "slow@example.com", "password": "correct horse battery"}))
+                .send()
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        signal(&server.child, "TERM");
+        let code = server.child.wait().unwrap().code();
+        let _ = in_flight.await;
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        match code {
+            Some(1) => {
+                assert!(
+                    log.contains("did not finish within SHUTDOWN_TIMEOUT"),
+                    "{log}"
+                );
+                missed = true;
+                break;
+            }
+            Some(0) => continue,
+            other => panic!("unexpected exit {other:?}: {log}"),
+        }
+    }
+    assert!(
+        missed,
+        "a request in flight past SHUTDOWN_TIMEOUT makes the exit code 1"
+    );
+}
