@@ -12,6 +12,7 @@ lint:           ## formatting and clippy, as CI runs them
 	cargo clippy --workspace --all-targets -- -D warnings
 
 bench:          ## the benchmarks of docs/BENCHMARKS.md
+	bash bench/perf.sh
 	cargo run -p portside-bench --release -- relay
 	cargo run -p portside-bench --release -- search
 	bash bench/users-cache.sh

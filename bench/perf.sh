@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The performance run: builds Portside in release mode, starts it itself (PostgreSQL, then the
+# embedded SQLite mode), warms up, drives each scenario with wrk at several concurrencies, and
+# runs pgbench with the same SQL on the same PostgreSQL in the same run for the limit beside it.
+# Prints a Markdown report (also written to bench/results/).
+#
+#   bench/perf.sh                 # DURATION=10s CONNECTIONS="1 16 64" by default
+#
+# Needs PostgreSQL (BENCH_DATABASE_URL, default the local server; pgbench and psql), wrk,
+# sqlite3 and curl. Figures compare within one run; the machine is shared and noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-1 16 64}
+PORT=${PORT:-18090}
+SECRET=bench-secret-that-is-long-enough-to-sign-tokens
+export WRK_DIR=$PWD/bench/wrk
+
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+cargo build --release -q -p portside
+BIN=${CARGO_TARGET_DIR:-target}/release/portside
+
+app_schema="bench_app_$$"
+pg_schema="bench_pg_$$"
+psql -q "$DB" -c "CREATE SCHEMA $app_schema; CREATE SCHEMA $pg_schema"
+data=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  psql -q "$DB" -c "DROP SCHEMA IF EXISTS $app_schema CASCADE; DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+B=http://127.0.0.1:$PORT/api/v1
+J='Content-Type: application/json'
+
+start() { # $@ = extra environment
+  # Rate limits off: the load comes from one client IP and one user on purpose.
+  env RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 RATE_LIMIT_CREDENTIALS=0 JWT_SECRET=$SECRET \
+    HTTP_ADDR=127.0.0.1:$PORT GRPC_ADDR=127.0.0.1:0 DATA_DIR=$data RUST_LOG=warn "$@" \
+    "$BIN" >/dev/null 2>>"$data/server.log" &
+  pid=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start; see $data/server.log" >&2
+  exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+
+sign_in() {
+  curl -s -X POST $B/users -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' >/dev/null
+  TOKEN=$(curl -s -X POST $B/auth/login -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  export TOKEN
+}
+
+# One wrk run: prints "rps p50 p99 p999 non2xx+socket errors".
+drive() { # $1 = script, $2 = connections, $3 = duration, $4 = path
+  local threads=2
+  [ "$2" -lt 2 ] && threads=1
+  wrk -t$threads -c"$2" -d"$3" -s "$WRK_DIR/$1" "http://127.0.0.1:$PORT$4" \
+    | awk '/^\{"rps"/' | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.0f %.2f %.2f %.2f %d" % (d["rps"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["non2xx"] + d["socket_errors"]))'
+}
+
+# pgbench: prints transactions (script runs) per second.
+pgb() { # $1 = script, $2 = clients
+  local jobs=2
+  [ "$2" -lt 2 ] && jobs=1
+  PGOPTIONS="-c search_path=$pg_schema" pgbench -n -M prepared -c "$2" -j $jobs -T "${DURATION%s}" \
+    -f "bench/pgbench/$1" "$DB" 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
+}
+
+rows=""
+add() { rows+="$1"$'\n'; }
+ratio() { # $1 = Portside, $2 = pgbench
+  if [ -n "$2" ] && [ "$2" -gt 0 ]; then echo "$(( 100 * $1 / $2 )) %"; else echo "n/a"; fi
+}
+
+# ---- PostgreSQL -----------------------------------------------------------------------------
+DATABASE_URL="$DB?options=-c%20search_path%3D$pg_schema" "$BIN" migrate >/dev/null 2>>"$data/server.log"
+start DATABASE_URL="$DB?options=-c%20search_path%3D$app_schema"
+idle=$(rss_mb VmRSS)
+sign_in
+drive pay.lua 16 3s /api/v1/payments >/dev/null # warm-up
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive pay.lua "$c" "$DURATION" /api/v1/payments)
+  limit=$(pgb payment.sql "$c")
+  add "| (a) POST /payments | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
+done
+psql -Atq "$DB" -c "SELECT '/api/v1/payments/' || id FROM $app_schema.payments LIMIT 10000" >"$data/ids"
+psql -q "$DB" -c "INSERT INTO $pg_schema.payments SELECT md5('p' || g)::uuid, 'c', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"
+stored=$(wc -l <"$data/ids")
+drive get.lua 16 3s /api/v1/payments >/dev/null
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(IDS=$data/ids drive get.lua "$c" "$DURATION" /)
+  limit=$(pgb payment_by_id.sql "$c")
+  add "| (b) GET /payments/{id} over $stored | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
+done
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive order.lua "$c" "$DURATION" /api/v1/orders)
+  add "| (c) POST /orders | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+done
+peak=$(rss_mb VmHWM)
+stop
+
+# ---- SQLite (embedded) ----------------------------------------------------------------------
+start
+sqlite_idle=$(rss_mb VmRSS)
+sign_in
+drive pay.lua 16 3s /api/v1/payments >/dev/null
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive pay.lua "$c" "$DURATION" /api/v1/payments)
+  add "| (e) POST /payments | SQLite | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+done
+sqlite3 -readonly "$data/portside.db" "SELECT '/api/v1/payments/' || id FROM payments LIMIT 10000" >"$data/ids"
+stored=$(wc -l <"$data/ids")
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(IDS=$data/ids drive get.lua "$c" "$DURATION" /)
+  add "| (e) GET /payments/{id} over $stored | SQLite | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+done
+sqlite_peak=$(rss_mb VmHWM)
+stop
+
+mkdir -p bench/results
+report="bench/results/perf-$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "| scenario | store | connections | requests/s | p50 ms | p99 ms | p999 ms | errors | pgbench same SQL (tx/s) | Portside / pgbench |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s' "$rows"
+  echo
+  echo "Resident memory of the all-in-one server: PostgreSQL mode ${idle} MB idle, ${peak} MB peak; SQLite mode ${sqlite_idle} MB idle, ${sqlite_peak} MB peak."
+  echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); wrk and pgbench on the same machine; $DURATION per run."
+} | tee "$report"
