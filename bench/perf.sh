@@ -18,39 +18,14 @@ PORT=${PORT:-18090}
 SECRET=bench-secret-that-is-long-enough-to-sign-tokens
 export WRK_DIR=$PWD/bench/wrk
 
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-cargo build --release -q -p portside
-BIN=${CARGO_TARGET_DIR:-target}/release/portside
-
+source bench/lib.sh
 app_schema="bench_app_$$"
 pg_schema="bench_pg_$$"
-psql -q "$DB" -c "CREATE SCHEMA $app_schema; CREATE SCHEMA $pg_schema"
-data=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  psql -q "$DB" -c "DROP SCHEMA IF EXISTS $app_schema CASCADE; DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 || true
-  rm -rf "$data"
-}
-trap cleanup EXIT
+bench_setup "$app_schema" "$pg_schema"
 
 B=http://127.0.0.1:$PORT/api/v1
 J='Content-Type: application/json'
 
-start() { # $@ = extra environment
-  # Rate limits off: the load comes from one client IP and one user on purpose.
-  env RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 RATE_LIMIT_CREDENTIALS=0 JWT_SECRET=$SECRET \
-    HTTP_ADDR=127.0.0.1:$PORT GRPC_ADDR=127.0.0.1:0 DATA_DIR=$data RUST_LOG=warn "$@" \
-    "$BIN" >/dev/null 2>>"$data/server.log" &
-  pid=$!
-  for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start; see $data/server.log" >&2
-  exit 1
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 
 sign_in() {

@@ -17,39 +17,16 @@ CONNECTIONS=${CONNECTIONS:-16 64}
 PORT=${PORT:-18080}
 SECRET=bench-secret-that-is-long-enough-to-sign-tokens
 
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-cargo build --release -q -p portside
-BIN=${CARGO_TARGET_DIR:-target}/release/portside
-
+source bench/lib.sh
 schema="bench_users_$$"
-psql -q "$DB" -c "CREATE SCHEMA $schema"
-data=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  psql -q "$DB" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
-  rm -rf "$data"
+bench_setup "$schema"
+start_cache() { # $1 = CACHE_URL
+  start DATABASE_URL="$DB?options=-c%20search_path%3D$schema" CACHE_URL="$1"
 }
-trap cleanup EXIT
-
-start() { # $1 = CACHE_URL
-  # Rate limits off: the load comes from one client IP and one user on purpose.
-  RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 RATE_LIMIT_CREDENTIALS=0 \
-  DATABASE_URL="$DB?options=-c%20search_path%3D$schema" JWT_SECRET=$SECRET CACHE_URL=$1 \
-    HTTP_ADDR=127.0.0.1:$PORT DATA_DIR=$data RUST_LOG=warn "$BIN" >/dev/null 2>>"$data/server.log" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start; see $data/server.log" >&2
-  exit 1
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 B=http://127.0.0.1:$PORT/api/v1
 J='Content-Type: application/json'
-start none
+start_cache none
 ME=$(curl -s -X POST $B/users -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 TOKEN=$(curl -s -X POST $B/auth/login -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
@@ -73,7 +50,7 @@ stop
 
 rows=""
 for cache in none memory "$REDIS"; do
-  start "$cache"
+  start_cache "$cache"
   wrk -t2 -c16 -d2s -H "Authorization: Bearer $TOKEN" "$B/users/$ME" >/dev/null # warm-up
   for c in $CONNECTIONS; do
     out=$(wrk -t2 -c"$c" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$B/users/$ME")

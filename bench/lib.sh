@@ -1,0 +1,38 @@
+# Shared by the benchmark scripts (source it after setting DB, PORT and SECRET): builds the
+# release binary, makes scratch PostgreSQL schemas and a data directory that are removed at exit,
+# and starts and stops the server with rate limits off (the load comes from one client IP and
+# one user on purpose).
+
+bench_setup() { # $@ = PostgreSQL schemas to create
+  command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+  cargo build --release -q -p portside
+  BIN=${CARGO_TARGET_DIR:-target}/release/portside
+  SCHEMAS="$*"
+  for s in $SCHEMAS; do psql -q "$DB" -c "CREATE SCHEMA $s"; done
+  data=$(mktemp -d)
+  pid=
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  for s in $SCHEMAS; do
+    psql -q "$DB" -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
+  done
+  rm -rf "$data"
+}
+
+start() { # $@ = extra environment (VAR=value …)
+  env RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 RATE_LIMIT_CREDENTIALS=0 JWT_SECRET="$SECRET" \
+    HTTP_ADDR=127.0.0.1:$PORT GRPC_ADDR=127.0.0.1:0 DATA_DIR="$data" RUST_LOG=warn "$@" \
+    "$BIN" >/dev/null 2>>"$data/server.log" &
+  pid=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start; see $data/server.log" >&2
+  exit 1
+}
+
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
