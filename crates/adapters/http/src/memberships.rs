@@ -6,15 +6,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use portside_app::memberships::{Checkout, Memberships};
-use portside_domain::PaymentMethod;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::dto::PaymentView;
 use crate::json::JsonBody;
-use crate::payments::{charge_response, idempotency};
-use crate::problem::{FieldError, Problem, ProblemBody};
+use crate::payments::{charge_response, method_or_card, required_idempotency};
+use crate::problem::{Problem, ProblemBody};
 
 /// The checkout request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,29 +50,14 @@ pub async fn checkout(
         value: req,
         fingerprint,
     } = body;
-    let key = idempotency(
+    let key = required_idempotency(
         &actor,
         &headers,
         req.idempotency_key.as_deref(),
         fingerprint,
-    )?
-    .ok_or_else(|| {
-        Problem::bad_parameter(
-            "Idempotency-Key",
-            "idempotency_key_required",
-            "a checkout needs an Idempotency-Key header",
-        )
-    })?;
-    let method = match req.payment_method.as_deref() {
-        None => PaymentMethod::Card,
-        Some(m) => m.parse().map_err(|message| {
-            Problem::invalid(vec![FieldError {
-                field: "payment_method".into(),
-                code: "payment_method_unknown".into(),
-                message,
-            }])
-        })?,
-    };
+        "a checkout",
+    )?;
+    let method = method_or_card(req.payment_method.as_deref())?;
     let reply = memberships
         .checkout(
             &actor,

@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
 use portside_app::orders::{Orders, PayOrder, PlaceOrder};
 use portside_app::ports::{OrderFilter, OrderPage};
-use portside_domain::{
-    Currency, CustomerId, Money, OrderId, OrderItem, OrderState, OrderStatus, PaymentMethod,
-};
+use portside_domain::{Currency, CustomerId, Money, OrderId, OrderItem, OrderState, OrderStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -23,7 +21,7 @@ use crate::auth::Authenticated;
 use crate::cursor;
 use crate::dto::DecimalText;
 use crate::json::{JsonBody, QueryParams};
-use crate::payments::{charge_response, field, idempotency};
+use crate::payments::{charge_response, field, method_or_card, required_idempotency};
 use crate::problem::{FieldError, Problem, ProblemBody};
 
 /// One line of an order request.
@@ -508,29 +506,14 @@ pub async fn pay_order(
         value: req,
         fingerprint,
     } = body;
-    let key = idempotency(
+    let key = required_idempotency(
         &actor,
         &headers,
         req.idempotency_key.as_deref(),
         fingerprint,
-    )?
-    .ok_or_else(|| {
-        Problem::bad_parameter(
-            "Idempotency-Key",
-            "idempotency_key_required",
-            "paying an order needs an Idempotency-Key header",
-        )
-    })?;
-    let method = match req.payment_method.as_deref() {
-        None => PaymentMethod::Card,
-        Some(m) => m.parse().map_err(|message| {
-            Problem::invalid(vec![FieldError {
-                field: "payment_method".into(),
-                code: "payment_method_unknown".into(),
-                message,
-            }])
-        })?,
-    };
+        "paying an order",
+    )?;
+    let method = method_or_card(req.payment_method.as_deref())?;
     let reply = orders
         .pay(
             &actor,

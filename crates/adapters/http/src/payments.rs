@@ -324,6 +324,37 @@ fn payment_id(text: &str) -> Result<PaymentId, Problem> {
 }
 
 /// The key from the `Idempotency-Key` header or, for older clients, the body.
+/// The idempotency key an operation cannot run without; `what` names the operation.
+pub(crate) fn required_idempotency(
+    actor: &Actor,
+    headers: &HeaderMap,
+    body_key: Option<&str>,
+    fingerprint: String,
+    what: &str,
+) -> Result<IdempotentRequest, Problem> {
+    idempotency(actor, headers, body_key, fingerprint)?.ok_or_else(|| {
+        Problem::bad_parameter(
+            "Idempotency-Key",
+            "idempotency_key_required",
+            format!("{what} needs an Idempotency-Key header"),
+        )
+    })
+}
+
+/// The payment method a body names; a card when it names none.
+pub(crate) fn method_or_card(text: Option<&str>) -> Result<PaymentMethod, Problem> {
+    match text {
+        None => Ok(PaymentMethod::Card),
+        Some(m) => m.parse().map_err(|message| {
+            Problem::invalid(vec![FieldError {
+                field: "payment_method".into(),
+                code: "payment_method_unknown".into(),
+                message,
+            }])
+        }),
+    }
+}
+
 pub(crate) fn idempotency(
     actor: &Actor,
     headers: &HeaderMap,

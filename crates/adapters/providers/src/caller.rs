@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use portside_app::ports::ProviderError;
+use portside_app::ports::{ProviderError, ProviderOutcome};
 use portside_app::resilience::{CircuitBreaker, full_jitter};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -142,4 +142,30 @@ impl Caller {
         metrics::counter!("portside_provider_calls_total", "provider" => self.provider, "op" => op, "outcome" => outcome)
             .increment(1);
     }
+}
+
+/// The outcome `classify` reads from a provider's object (a charge, a capture, a refund). A
+/// provider replays the first answer to a repeated idempotency key, so an object that is not
+/// final yet is read once more by `read` (given its id); `refuse` maps an error answer to that
+/// read. Still not final: pending.
+pub(crate) async fn final_or_again<Fut>(
+    object: &Value,
+    classify: fn(&Value) -> Option<ProviderOutcome>,
+    read: impl FnOnce(String) -> Fut,
+    refuse: impl FnOnce(&Answer) -> Result<ProviderOutcome, ProviderError>,
+) -> Result<ProviderOutcome, ProviderError>
+where
+    Fut: std::future::Future<Output = Result<Answer, ProviderError>>,
+{
+    if let Some(outcome) = classify(object) {
+        return Ok(outcome);
+    }
+    let Some(id) = object["id"].as_str() else {
+        return Ok(ProviderOutcome::Pending);
+    };
+    let a = read(id.to_owned()).await?;
+    if !a.status.is_success() {
+        return refuse(&a);
+    }
+    Ok(classify(&a.body).unwrap_or(ProviderOutcome::Pending))
 }

@@ -136,19 +136,16 @@ impl StripeProvider {
         op: &'static str,
         path: &str,
     ) -> Result<ProviderOutcome, ProviderError> {
-        if let Some(outcome) = classify(object) {
-            return Ok(outcome);
-        }
-        let Some(id) = object["id"].as_str() else {
-            return Ok(ProviderOutcome::Pending);
-        };
-        let a = self
-            .call(op, Method::GET, &format!("{path}{id}"), &[], None)
-            .await?;
-        if !a.status.is_success() {
-            return Self::refusal(op, &a);
-        }
-        Ok(classify(&a.body).unwrap_or(ProviderOutcome::Pending))
+        crate::caller::final_or_again(
+            object,
+            classify,
+            |id| async move {
+                self.call(op, Method::GET, &format!("{path}{id}"), &[], None)
+                    .await
+            },
+            |a| Self::refusal(op, a),
+        )
+        .await
     }
 }
 

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +23,7 @@ use portside_app::ports::{
 use portside_domain::{Currency, CustomerId, Metadata, Money, PaymentMethod, TransactionId};
 use portside_providers::{PayPalProvider, PayPalSettings, PayPalWebhooks, Resilience};
 use serde_json::{Value, json};
+use support::Logs;
 
 const CLIENT_ID: &str = "AZclientid";
 const CLIENT_SECRET: &str = "EPsecretThatMustNeverBeLogged";
@@ -219,20 +222,6 @@ fn charge(vault: &str, key: &str, amount: i64, currency: &str) -> ChargeRequest 
     }
 }
 
-/// Everything any subscriber prints.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn headers(sig: &str, at: time::OffsetDateTime) -> Vec<(String, String)> {
     let time = at
         .format(&time::format_description::well_known::Rfc3339)
@@ -257,15 +246,7 @@ fn headers(sig: &str, at: time::OffsetDateTime) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paypal_orders_capture_refund_tokens_and_webhooks() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
+    let logs = Logs::capture();
     let (base, fake) = fake_paypal().await;
     let paypal = Arc::new(
         PayPalProvider::new(PayPalSettings {
@@ -466,7 +447,7 @@ async fn paypal_orders_capture_refund_tokens_and_webhooks() {
     );
 
     // Neither the client secret nor an access token is logged.
-    let printed = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let printed = logs.text();
     assert!(printed.contains("retrying"), "the logs were captured");
     assert!(!printed.contains(CLIENT_SECRET));
     assert!(!printed.contains("A21AAtoken"));

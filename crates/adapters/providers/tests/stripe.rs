@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +20,7 @@ use portside_app::ports::{
 use portside_domain::{Currency, CustomerId, Metadata, Money, PaymentMethod, TransactionId};
 use portside_providers::{Resilience, StripeProvider, StripeSettings};
 use serde_json::{Value, json};
+use support::Logs;
 
 const KEY: &str = "sk_test_51SuperSecretKeyThatMustNeverBeLogged";
 
@@ -255,31 +258,9 @@ fn refund(intent: &str, key: &str, amount: i64) -> RefundRequest {
     }
 }
 
-/// Everything any subscriber prints, at every level.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stripe_charges_refunds_retries_and_breaks_the_circuit_without_logging_the_key() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
+    let logs = Logs::capture();
     let (base, fake) = fake_stripe().await;
     let stripe = stripe_at(&base, KEY);
 
@@ -449,7 +430,7 @@ async fn stripe_charges_refunds_retries_and_breaks_the_circuit_without_logging_t
     assert_eq!(fake.seen.lock().unwrap().len(), before, "nothing was sent");
 
     // No log line of the whole run holds the secret key.
-    let printed = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let printed = logs.text();
     assert!(printed.contains("retrying"), "the logs were captured");
     assert!(!printed.contains(KEY), "the secret key was logged");
     assert!(!printed.contains("SuperSecret"));
