@@ -67,6 +67,13 @@ for c in $CONNECTIONS; do
   limit=$(pgb payment.sql "$c")
   add "| (a) POST /payments | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
+drain_pg() { # the reads below measure reads, not reads beside the event backlog of (a)
+  local t0=$SECONDS
+  until [ "$(psql -Atq "$DB" -c "SELECT count(*) FROM $app_schema.outbox WHERE published_at IS NULL")" = 0 ]; do sleep 1; done
+  echo $((SECONDS - t0))
+}
+pg_events=$(psql -Atq "$DB" -c "SELECT count(*) FROM $app_schema.outbox WHERE published_at IS NULL")
+pg_drain=$(drain_pg)
 psql -Atq "$DB" -c "SELECT '/api/v1/payments/' || id FROM $app_schema.payments LIMIT 10000" >"$data/ids"
 psql -q "$DB" -c "INSERT INTO $pg_schema.payments SELECT md5('p' || g)::uuid, 'c', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"
 stored=$(wc -l <"$data/ids")
@@ -80,8 +87,23 @@ for c in $CONNECTIONS; do
   read -r rps p50 p99 p999 bad < <(drive order.lua "$c" "$DURATION" /api/v1/orders)
   add "| (c) POST /orders | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
 done
+drain_pg >/dev/null
 peak=$(rss_mb VmHWM)
 stop
+
+# (d) one user read by id, PostgreSQL alone and through Redis (fresh server each).
+for cache in none redis://127.0.0.1:6379/0; do
+  start DATABASE_URL="$DB?options=-c%20search_path%3D$app_schema" CACHE_URL="$cache"
+  sign_in
+  me=$(psql -Atq "$DB" -c "SELECT id FROM $app_schema.users WHERE email = 'bench@example.com'")
+  echo "/api/v1/users/$me" >"$data/user"
+  IDS=$data/user drive get.lua 16 3s / >/dev/null
+  for c in $CONNECTIONS; do
+    read -r rps p50 p99 p999 bad < <(IDS=$data/user drive get.lua "$c" "$DURATION" /)
+    add "| (d) GET /users/{id}, cache $cache | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+  done
+  stop
+done
 
 # ---- SQLite (embedded) ----------------------------------------------------------------------
 start
@@ -92,6 +114,10 @@ for c in $CONNECTIONS; do
   read -r rps p50 p99 p999 bad < <(drive pay.lua "$c" "$DURATION" /api/v1/payments)
   add "| (e) POST /payments | SQLite | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
 done
+sqlite_events=$(sqlite3 -readonly "$data/portside.db" "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+t0=$SECONDS
+until [ "$(sqlite3 -readonly "$data/portside.db" "SELECT count(*) FROM outbox WHERE published_at IS NULL")" = 0 ]; do sleep 1; done
+sqlite_drain=$((SECONDS - t0))
 sqlite3 -readonly "$data/portside.db" "SELECT '/api/v1/payments/' || id FROM payments LIMIT 10000" >"$data/ids"
 stored=$(wc -l <"$data/ids")
 for c in $CONNECTIONS; do
@@ -108,6 +134,7 @@ report="bench/results/perf-$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   printf '%s' "$rows"
   echo
+  echo "Event backlog after (a), waited out before (b): PostgreSQL ${pg_events} events in ${pg_drain} s; SQLite ${sqlite_events} events in ${sqlite_drain} s."
   echo "Resident memory of the all-in-one server: PostgreSQL mode ${idle} MB idle, ${peak} MB peak; SQLite mode ${sqlite_idle} MB idle, ${sqlite_peak} MB peak."
   echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); wrk and pgbench on the same machine; $DURATION per run."
 } | tee "$report"

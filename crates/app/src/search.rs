@@ -303,21 +303,46 @@ impl EventHandler for SearchProjection {
     }
 
     async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {
-        let document = match event.aggregate_type.as_str() {
-            "order" => order_document(&event.data["order"]),
-            "payment" => payment_document(&event.data["payment"]),
-            _ => return Ok(()),
+        self.upsert(document_of(event)?.into_iter().collect()).await
+    }
+
+    /// One index write (one Tantivy commit, one `_bulk`) for the whole batch.
+    async fn handle_batch(
+        &self,
+        batch: &[(&Envelope, InboxMark)],
+    ) -> Option<Result<(), HandlerError>> {
+        let documents: Result<Vec<_>, _> = batch.iter().map(|(e, _)| document_of(e)).collect();
+        Some(match documents {
+            Ok(documents) => self.upsert(documents.into_iter().flatten().collect()).await,
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl SearchProjection {
+    async fn upsert(&self, documents: Vec<SearchDocument>) -> Result<(), HandlerError> {
+        if documents.is_empty() {
+            return Ok(());
         }
-        .ok_or_else(|| {
-            HandlerError(format!(
-                "{} {} has no snapshot to index",
-                event.event_type, event.id
-            ))
-        })?;
         self.index
-            .upsert(&[document])
+            .upsert(&documents)
             .await
             .map(|_| ())
             .map_err(|e| HandlerError(e.to_string()))
     }
+}
+
+/// The document an order or payment event carries; none for other aggregates.
+fn document_of(event: &Envelope) -> Result<Option<SearchDocument>, HandlerError> {
+    let document = match event.aggregate_type.as_str() {
+        "order" => order_document(&event.data["order"]),
+        "payment" => payment_document(&event.data["payment"]),
+        _ => return Ok(None),
+    };
+    document.map(Some).ok_or_else(|| {
+        HandlerError(format!(
+            "{} {} has no snapshot to index",
+            event.event_type, event.id
+        ))
+    })
 }

@@ -4,7 +4,10 @@
 //!   broker's raw publish rate.
 //! - `cargo run -p portside-bench --release -- search [DOCUMENTS]`: bulk indexing rate and query
 //!   latencies of the search index adapters.
+//! - `cargo run -p portside-bench --release -- crash postgres|sqlite [KILLS]`: the crash test
+//!   (SIGKILL under load, then nothing lost or duplicated); `scripts/chaos.sh` runs both.
 
+mod crash;
 mod relay;
 mod search;
 
@@ -18,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("relay") => relay::run(&args).await,
         Some("search") => search::run(&args).await,
-        _ => anyhow::bail!("usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS]"),
+        Some("crash") => crash::run(&args).await,
+        _ => anyhow::bail!(
+            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS]"
+        ),
     }
 }

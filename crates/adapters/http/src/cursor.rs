@@ -51,8 +51,12 @@ pub fn decode_position(tag: char, text: &str) -> Result<(OffsetDateTime, Uuid), 
             "cursor belongs to a list in another sort order",
         ));
     }
-    let micros: i128 = micros.parse().map_err(|_| invalid())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| invalid())?;
+    let nanos = micros
+        .parse::<i128>()
+        .ok()
+        .and_then(|m| m.checked_mul(1000))
+        .ok_or_else(invalid)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 

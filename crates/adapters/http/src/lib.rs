@@ -4,7 +4,7 @@
 //! document with a UI served from the binary.
 
 mod auth;
-mod cursor;
+pub mod cursor;
 mod dto;
 mod health;
 mod json;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use portside_app::accounts::Accounts;
@@ -39,6 +39,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -165,12 +166,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))
+        .route_layer(axum::middleware::from_fn(limits::run_to_completion))
         .route_layer(axum::middleware::from_fn_with_state(
             state.limits.clone(),
             limits::enforce,
         ))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(
+            Router::new()
+                .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(DOCS_CSP),
+                )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -207,11 +216,27 @@ pub fn router(state: ApiState) -> Router {
                             HeaderName::from_static("etag"),
                         ]),
                 )
+                .layer(secure(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(secure(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(secure(header::REFERRER_POLICY, "no-referrer"))
+                .layer(secure(header::CONTENT_SECURITY_POLICY, API_CSP))
+                .layer(secure(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"))
+                .layer(secure(header::CACHE_CONTROL, "no-store"))
                 .layer(CatchPanicLayer::custom(|_| {
                     problem::internal_error().into_response()
                 }))
                 .layer(DefaultBodyLimit::max(json::BODY_LIMIT)),
         )
+}
+
+/// The API serves JSON only: nothing of it may run as a page, be framed, or be sniffed into
+/// another type. The documentation UI needs its own scripts and styles.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
+
+/// A security header for every response that does not set its own.
+fn secure(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
 async fn not_found() -> Problem {

@@ -1,7 +1,7 @@
 //! Request limits on every route: a rate per client IP, a rate per authenticated user, a
 //! stricter rate per IP on the credential endpoints (login, registration, refresh), and a time
 //! limit per request. Refusals are problem+json: 429 `rate_limited` with `Retry-After`, 503
-//! `request_timeout`.
+//! `request_timeout`. Requests that change state run to completion whatever the client does.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -172,6 +172,25 @@ pub async fn enforce(
             )
             .retry_after(1)
             .into_response()
+        }
+    }
+}
+
+/// Runs a request that may change state to its end even when the client hangs up or the
+/// time limit answers first. Dropping a handler mid-transaction would leave a store write
+/// half done on its connection; finished, it commits or rolls back cleanly, and a client
+/// that retries with its idempotency key gets the stored outcome. Reads are left cancellable.
+pub async fn run_to_completion(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    if request.method().is_safe() {
+        return next.run(request).await;
+    }
+    let task = tokio::spawn(next.run(request).instrument(tracing::Span::current()));
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            crate::problem::internal_error().into_response()
         }
     }
 }

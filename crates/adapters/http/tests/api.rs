@@ -1002,6 +1002,49 @@ async fn middleware(app: &Api) {
     )
     .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
+
+    // Security headers on every kind of response: success, problem, not found, anonymous,
+    // preflight; the documentation UI keeps its own script policy.
+    let anon = Api::anonymous(app.router.clone());
+    let replies = [
+        get(app, "/health/live").await,
+        get(app, "/api/v1/payments").await,
+        get(app, "/api/v1/payments/not-a-uuid").await,
+        get(app, "/no/such/route").await,
+        get(&anon, "/api/v1/payments").await,
+        post(app, "/api/v1/payments", json!({"amount": "1"}), None).await,
+        r,
+    ];
+    for reply in &replies {
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            (
+                "strict-transport-security",
+                "max-age=63072000; includeSubDomains",
+            ),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                reply.headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{name} on a {} response",
+                reply.status
+            );
+        }
+    }
+    let docs = get(app, "/docs/").await;
+    let csp = docs.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(docs.headers["x-frame-options"], "DENY");
 }
 
 fn status_code(r: &Reply) -> (StatusCode, &str) {

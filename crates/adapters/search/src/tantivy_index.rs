@@ -118,16 +118,22 @@ impl TantivyIndex {
 }
 
 impl Inner {
-    /// The writer, created at the first write.
+    /// The writer, created at the first write: one indexing thread with Tantivy's smallest
+    /// budget. The projection commits small batches, so a larger arena only added resident
+    /// memory (the default of one thread per core with 50 MB between them).
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, Option<IndexWriter>>, SearchError> {
         let mut guard = self.writer.lock().map_err(|_| other("poisoned"))?;
         if guard.is_none() {
-            *guard = Some(self.index.writer(50_000_000).map_err(|e| {
-                SearchError::Unavailable(format!(
-                    "the index in {} is written by another process ({e})",
-                    self.dir.display()
-                ))
-            })?);
+            *guard = Some(
+                self.index
+                    .writer_with_num_threads(1, 15_000_000)
+                    .map_err(|e| {
+                        SearchError::Unavailable(format!(
+                            "the index in {} is written by another process ({e})",
+                            self.dir.display()
+                        ))
+                    })?,
+            );
         }
         Ok(guard)
     }

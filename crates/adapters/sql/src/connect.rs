@@ -208,6 +208,25 @@ impl SqlStore<Sqlite> {
     }
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged on checkout.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// The pool's check before handing out a connection. By default the pool pings every
+/// connection on every checkout: one more round trip to PostgreSQL per statement. A busy
+/// connection proved itself moments ago (and is pinged again when it returns to the pool);
+/// a connection idle for a while, the one a server restart most likely broke, is still
+/// pinged.
+async fn ping_if_idle(
+    conn: &mut sqlx::PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if meta.idle_for >= PING_AFTER_IDLE {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 impl SqlStore<Postgres> {
     /// Connects a pool to PostgreSQL.
     pub async fn postgres(
@@ -217,6 +236,8 @@ impl SqlStore<Postgres> {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;

@@ -644,6 +644,51 @@ macro_rules! impl_store {
                     tx.commit().await.map_err(store_error)?;
                     Ok(fresh)
                 }
+
+                async fn processed_among(
+                    &self,
+                    group: &str,
+                    event_ids: &[Uuid],
+                ) -> Result<Vec<Uuid>, StoreError> {
+                    if event_ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "SELECT event_id FROM inbox WHERE consumer_group = ",
+                    );
+                    q.push_bind(group.to_owned()).push(" AND event_id IN (");
+                    let mut ids = q.separated(", ");
+                    for id in event_ids {
+                        ids.push_bind(DbId(*id));
+                    }
+                    ids.push_unseparated(")");
+                    let found: Vec<DbId> = q
+                        .build_query_scalar()
+                        .fetch_all(&self.read)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(found.into_iter().map(|id| id.0).collect())
+                }
+
+                async fn mark_all_processed(&self, marks: &[InboxMark]) -> Result<(), StoreError> {
+                    if marks.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO inbox (consumer_group, event_id, processed_at) ",
+                    );
+                    q.push_values(marks, |mut row, mark| {
+                        row.push_bind(mark.group.clone())
+                            .push_bind(DbId(mark.event_id))
+                            .push_bind(DbTime(mark.at));
+                    });
+                    q.push(" ON CONFLICT (consumer_group, event_id) DO NOTHING");
+                    q.build()
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(())
+                }
             }
 
             crate::identity_store::identity_impls!($strpos);

@@ -231,6 +231,27 @@ pub trait Inbox: Send + Sync {
     async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError>;
     /// Records the event as processed; false if it already was.
     async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError>;
+    /// Which of `event_ids` the group already processed (a store answers in one query).
+    async fn processed_among(
+        &self,
+        group: &str,
+        event_ids: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut done = Vec::new();
+        for id in event_ids {
+            if self.processed(group, *id).await? {
+                done.push(*id);
+            }
+        }
+        Ok(done)
+    }
+    /// Records several events as processed (a store commits them together).
+    async fn mark_all_processed(&self, marks: &[InboxMark]) -> Result<(), StoreError> {
+        for mark in marks {
+            self.mark_processed(mark).await?;
+        }
+        Ok(())
+    }
 }
 
 /// What a provider is asked to charge.
