@@ -198,50 +198,75 @@ impl Worker {
             }
         }
         let handled = self.handle_all(handler, &todo).await;
-        if let Err(e) = handled {
-            tracing::warn!(group, events = todo.len(), error = %e, "batch failed; handling its events one at a time");
-            return fresh.into_iter().chain(rest).collect();
-        }
-        let marks: Vec<InboxMark> = todo.into_iter().map(|(_, mark)| mark).collect();
+        let left: Vec<uuid::Uuid> = todo[handled..].iter().map(|(e, _)| e.id).collect();
+        let marks: Vec<InboxMark> = todo
+            .into_iter()
+            .take(handled)
+            .map(|(_, mark)| mark)
+            .collect();
         if let Err(e) = self.inbox.mark_all_processed(&marks).await {
             tracing::warn!(group, error = %e, "could not record the batch in the inbox");
         }
         metrics::counter!("portside_consumer_processed_total", "group" => group)
             .increment(marks.len() as u64);
-        for d in &fresh {
+        if !left.is_empty() {
+            tracing::warn!(
+                group,
+                events = left.len(),
+                "batch failed; handling the rest one at a time"
+            );
+        }
+        let (again, finished): (Vec<Delivery>, Vec<Delivery>) = fresh
+            .into_iter()
+            .partition(|d| left.contains(&d.envelope.id));
+        for d in &finished {
             self.ack(group, d).await;
         }
-        rest
+        let mut again = again.into_iter();
+        if let Some(failed) = again.next() {
+            // Its first attempt was the batch's; the retries continue from the second.
+            use tracing::Instrument;
+            let span = consume_span(group, &failed.envelope);
+            self.process_in_span(handler, &failed, 2)
+                .instrument(span)
+                .await;
+        }
+        again.chain(rest).collect()
     }
 
+    /// Handles a batch; returns how many of its events, from the first, were handled (all or
+    /// none for a handler's own batch handling).
     async fn handle_all(
         &self,
         handler: &dyn EventHandler,
         todo: &[(&Envelope, InboxMark)],
-    ) -> Result<(), HandlerError> {
+    ) -> usize {
         use tracing::Instrument;
         let group = handler.group();
         let span = tracing::info_span!("consume_batch", group, events = todo.len());
         if let Some(done) = handler.handle_batch(todo).instrument(span).await {
-            return done;
+            return if done.is_ok() { todo.len() } else { 0 };
         }
-        for (event, mark) in todo {
-            handler
+        for (n, (event, mark)) in todo.iter().enumerate() {
+            let handled = handler
                 .handle(event, mark)
                 .instrument(consume_span(group, event))
-                .await?;
+                .await;
+            if handled.is_err() {
+                return n;
+            }
         }
-        Ok(())
+        todo.len()
     }
 
     /// Handles one delivery to the end: processed and acknowledged, or dead-lettered.
     pub async fn process(&self, handler: &dyn EventHandler, d: &Delivery) {
         use tracing::Instrument;
         let span = consume_span(handler.group(), &d.envelope);
-        self.process_in_span(handler, d).instrument(span).await;
+        self.process_in_span(handler, d, 1).instrument(span).await;
     }
 
-    async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery) {
+    async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery, first: u32) {
         let group = handler.group();
         let event = &d.envelope;
         let wanted = handler
@@ -273,8 +298,21 @@ impl Worker {
             .await;
             return;
         }
+        if first > self.settings.max_attempts {
+            self.dead_letter(
+                group,
+                d,
+                "the handler failed on the delivery's only attempt",
+            )
+            .await;
+            return;
+        }
         let mut pause = self.settings.backoff;
-        for attempt in 1..=self.settings.max_attempts {
+        for _ in 1..first {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        for attempt in first..=self.settings.max_attempts {
             let mark = InboxMark {
                 group: group.to_owned(),
                 event_id: event.id,

@@ -357,21 +357,27 @@ impl EventSource for RabbitBus {
             .get(group)
             .is_some_and(|(ch, _)| ch.status().connected())
         {
-            let ch = l.conn.create_channel().await.map_err(unavailable)?;
-            let prefetch = u16::try_from(max.max(1)).unwrap_or(u16::MAX);
-            ch.basic_qos(prefetch, BasicQosOptions::default())
-                .await
-                .map_err(unavailable)?;
-            let consumer = ch
-                .basic_consume(
-                    self.queue(group).into(),
-                    ShortString::from(""),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unavailable)?;
-            l.consumers.insert(group.to_owned(), (ch, consumer));
+            // Bounded: this runs under the connection's lock, which every group needs.
+            let opened = tokio::time::timeout(Duration::from_secs(5), async {
+                let ch = l.conn.create_channel().await.map_err(unavailable)?;
+                let prefetch = u16::try_from(max.max(1)).unwrap_or(u16::MAX);
+                ch.basic_qos(prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(unavailable)?;
+                let consumer = ch
+                    .basic_consume(
+                        self.queue(group).into(),
+                        ShortString::from(""),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok::<_, BusError>((ch, consumer))
+            })
+            .await
+            .map_err(|_| unavailable("opening a consumer channel timed out"))??;
+            l.consumers.insert(group.to_owned(), opened);
         }
         let Some((_, consumer)) = l.consumers.get_mut(group) else {
             return Err(unavailable("no consumer"));
@@ -435,21 +441,56 @@ impl EventSource for RabbitBus {
         Ok(out)
     }
 
+    /// Acknowledges on the group's channel without holding the connection's lock while
+    /// RabbitMQ answers, and for at most 5 s: an ack that never completes (a channel the
+    /// broker closed) must not stall every other group behind the lock. On failure the
+    /// group's channel is dropped, so its unacknowledged messages are redelivered to a new one
+    /// (the inbox makes the repeat harmless).
     async fn ack(&self, group: &str, delivery: &Delivery) -> Result<(), BusError> {
-        let live = self.live.lock().await;
         let tag: u64 = delivery
             .tag
             .parse()
             .map_err(|_| BusError::Other("bad delivery tag".into()))?;
-        let (ch, _) = live
-            .as_ref()
-            .and_then(|l| l.consumers.get(group))
-            .ok_or_else(|| {
-                unavailable("the consumer's channel is gone; the message will be redelivered")
-            })?;
-        ch.basic_ack(tag, BasicAckOptions::default())
-            .await
-            .map_err(unavailable)
+        let ch = {
+            let live = self.live.lock().await;
+            live.as_ref()
+                .and_then(|l| l.consumers.get(group))
+                .map(|(ch, _)| ch.clone())
+                .ok_or_else(|| {
+                    unavailable("the consumer's channel is gone; the message will be redelivered")
+                })?
+        };
+        let acked = tokio::time::timeout(
+            Duration::from_secs(5),
+            ch.basic_ack(tag, BasicAckOptions::default()),
+        )
+        .await;
+        match acked {
+            Ok(Ok(())) => Ok(()),
+            failed => {
+                let mut live = self.live.lock().await;
+                if let Some(l) = live.as_mut()
+                    && l.consumers
+                        .get(group)
+                        .is_some_and(|(c, _)| c.id() == ch.id())
+                {
+                    l.consumers.remove(group);
+                }
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        ch.close(200, "ack failed; reopening".into()),
+                    )
+                    .await;
+                });
+                Err(match failed {
+                    Ok(Err(e)) => unavailable(e),
+                    _ => {
+                        unavailable("the ack was not confirmed within 5 s; the channel is reopened")
+                    }
+                })
+            }
+        }
     }
 
     async fn dead_letter(
