@@ -184,6 +184,12 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
+                .layer(secure(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(secure(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(secure(header::REFERRER_POLICY, "no-referrer"))
+                .layer(secure(header::CONTENT_SECURITY_POLICY, API_CSP))
+                .layer(secure(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"))
+                .layer(secure(header::CACHE_CONTROL, "no-store"))
                 .layer(axum::middleware::from_fn(observe::track))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
@@ -216,12 +222,6 @@ pub fn router(state: ApiState) -> Router {
                             HeaderName::from_static("etag"),
                         ]),
                 )
-                .layer(secure(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .layer(secure(header::X_FRAME_OPTIONS, "DENY"))
-                .layer(secure(header::REFERRER_POLICY, "no-referrer"))
-                .layer(secure(header::CONTENT_SECURITY_POLICY, API_CSP))
-                .layer(secure(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"))
-                .layer(secure(header::CACHE_CONTROL, "no-store"))
                 .layer(CatchPanicLayer::custom(|_| {
                     problem::internal_error().into_response()
                 }))
