@@ -181,10 +181,7 @@ impl Worker {
         let now = self.clock.now();
         let mut todo = Vec::new();
         for d in &fresh {
-            let wanted = handler
-                .event_types()
-                .iter()
-                .any(|t| *t == "#" || *t == d.envelope.event_type);
+            let wanted = wants(handler, &d.envelope);
             if wanted && !done.contains(&d.envelope.id) {
                 let mark = InboxMark {
                     group: group.to_owned(),
@@ -269,10 +266,7 @@ impl Worker {
     async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery, first: u32) {
         let group = handler.group();
         let event = &d.envelope;
-        let wanted = handler
-            .event_types()
-            .iter()
-            .any(|t| *t == "#" || *t == event.event_type);
+        let wanted = wants(handler, event);
         if !wanted {
             self.ack(group, d).await;
             return;
@@ -356,6 +350,14 @@ impl Worker {
             tracing::error!(group, error = %e, "dead-lettering failed; the event will be redelivered");
         }
     }
+}
+
+/// Whether the handler subscribed to the event's type (`#`: every type).
+fn wants(handler: &dyn EventHandler, event: &Envelope) -> bool {
+    handler
+        .event_types()
+        .iter()
+        .any(|t| *t == "#" || *t == event.event_type)
 }
 
 /// The span of handling one event, a child of the trace that produced it.

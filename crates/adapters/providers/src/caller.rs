@@ -44,6 +44,31 @@ pub(crate) struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// Maps an answer that is not a 2xx: a status in `definite` is the provider's refusal
+    /// (`failure` reads it from the body); credentials and the unexpected leave the outcome
+    /// unknown, so nothing is marked failed for our own misconfiguration.
+    pub fn refusal(
+        &self,
+        provider: &str,
+        op: &str,
+        definite: &[u16],
+        failure: impl FnOnce(&Value) -> portside_domain::Failure,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        match self.status.as_u16() {
+            s if definite.contains(&s) => Ok(ProviderOutcome::Failed(failure(&self.body))),
+            401 | 403 => Err(ProviderError::Unavailable(format!(
+                "{provider} refused our credentials ({}) on {op}",
+                self.status
+            ))),
+            _ => Err(ProviderError::Unavailable(format!(
+                "{provider} answered {} on {op}",
+                self.status
+            ))),
+        }
+    }
+}
+
 /// The HTTP client of one provider.
 pub(crate) struct Caller {
     pub http: reqwest::Client,

@@ -185,17 +185,7 @@ impl PayPalProvider {
     }
 
     fn refusal(op: &str, a: &Answer) -> Result<ProviderOutcome, ProviderError> {
-        match a.status.as_u16() {
-            400 | 404 | 422 => Ok(ProviderOutcome::Failed(failure(&a.body))),
-            401 | 403 => Err(ProviderError::Unavailable(format!(
-                "PayPal refused our credentials ({}) on {op}",
-                a.status
-            ))),
-            _ => Err(ProviderError::Unavailable(format!(
-                "PayPal answered {} on {op}",
-                a.status
-            ))),
-        }
+        a.refusal("PayPal", op, &[400, 404, 422], failure)
     }
 
     /// The outcome `classify` reads from a capture or refund; `PENDING` is read again once at

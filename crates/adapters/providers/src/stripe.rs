@@ -114,17 +114,9 @@ impl StripeProvider {
     /// Maps an answer that is not a 2xx: refusals are definite, credentials and the unexpected
     /// leave the outcome unknown (nothing is marked failed for our own misconfiguration).
     fn refusal(op: &str, a: &Answer) -> Result<ProviderOutcome, ProviderError> {
-        match a.status.as_u16() {
-            400 | 402 | 404 => Ok(ProviderOutcome::Failed(failure(&a.body, "invalid_request"))),
-            401 | 403 => Err(ProviderError::Unavailable(format!(
-                "Stripe refused the API key ({}) on {op}",
-                a.status
-            ))),
-            _ => Err(ProviderError::Unavailable(format!(
-                "Stripe answered {} on {op}",
-                a.status
-            ))),
-        }
+        a.refusal("Stripe", op, &[400, 402, 404], |body| {
+            failure(body, "invalid_request")
+        })
     }
 
     /// The outcome `classify` reads from an object; when it is not final, the object is read
