@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
-# The crash test of docs/RELIABILITY.md: builds Portside and the test driver in release mode,
-# then, for each store, drives payments, order payments and refunds while the server is
-# killed with SIGKILL KILLS times (default 20) and restarted, and verifies the store against
-# what the clients were told. Exits non-zero when anything was lost or duplicated.
+# The chaos scenarios of docs/RELIABILITY.md. Builds Portside and the driver in release mode,
+# then runs `portside-bench`, which drives payments, order payments and refunds against a real
+# server and verifies the store against what the clients were told. Exits non-zero when
+# anything was lost, duplicated, half-written or applied twice, or a secret reached the log.
 #
-#   scripts/chaos.sh crash                 # PostgreSQL + RabbitMQ, then SQLite
+#   scripts/chaos.sh crash                 # SIGKILL x KILLS (20): PostgreSQL + RabbitMQ, then SQLite
 #   KILLS=50 scripts/chaos.sh crash sqlite
+#   scripts/chaos.sh outage                # RabbitMQ, Redis, then PostgreSQL stopped for SECONDS (30)
+#   SECONDS_DOWN=60 scripts/chaos.sh outage rabbitmq
+#   scripts/chaos.sh all                   # both
 #
-# Needs PostgreSQL (BENCH_DATABASE_URL) and RabbitMQ (BENCH_AMQP_URL) on their default local
-# ports for the server mode.
+# Needs PostgreSQL (BENCH_DATABASE_URL), RabbitMQ (BENCH_AMQP_URL) and Redis on their default
+# local ports. The outage scenarios stop and start those local services (rabbitmqctl,
+# redis-cli/redis-server, pg_ctlcluster; OUTAGE_STOP / OUTAGE_START replace the commands), so
+# run them on a machine of your own, not beside other users of the services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-crash}
-[ "$what" = crash ] || { echo "usage: scripts/chaos.sh crash [postgres|sqlite]" >&2; exit 2; }
 shift || true
-stores=("$@")
-[ ${#stores[@]} -eq 0 ] && stores=(postgres sqlite)
+case "$what" in
+  crash | outage | all) ;;
+  *) echo "usage: scripts/chaos.sh crash [postgres|sqlite] | outage [rabbitmq|redis|postgres] | all" >&2; exit 2 ;;
+esac
 
 cargo build --release -q -p portside -p portside-bench
 bin=${CARGO_TARGET_DIR:-target}/release
-for s in "${stores[@]}"; do
-  echo "== crash test on $s, ${KILLS:-20} kills"
-  PORTSIDE_BIN=$bin/portside "$bin/portside-bench" crash "$s" "${KILLS:-20}"
-done
+export PORTSIDE_BIN=$bin/portside
+
+crash() {
+  local stores=("$@")
+  [ ${#stores[@]} -eq 0 ] && stores=(postgres sqlite)
+  for s in "${stores[@]}"; do
+    echo "== crash test on $s, ${KILLS:-20} kills"
+    "$bin/portside-bench" crash "$s" "${KILLS:-20}"
+  done
+}
+
+outage() {
+  local deps=("$@")
+  [ ${#deps[@]} -eq 0 ] && deps=(rabbitmq redis postgres)
+  for d in "${deps[@]}"; do
+    echo "== $d down for ${SECONDS_DOWN:-30} s under load"
+    "$bin/portside-bench" outage "$d" "${SECONDS_DOWN:-30}"
+  done
+}
+
+case "$what" in
+  crash) crash "$@" ;;
+  outage) outage "$@" ;;
+  all) crash && outage ;;
+esac

@@ -81,6 +81,9 @@ impl From<StoreError> for AppError {
                 AppError::Conflict
             }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::MissingReference => {
+                AppError::Internal("a write referred to a row that does not exist".into())
+            }
             StoreError::Other(m) => AppError::Internal(m),
         }
     }

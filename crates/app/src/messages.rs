@@ -43,7 +43,14 @@ impl Messages {
             body,
             self.clock.now(),
         );
-        self.repo.insert_message(&message).await?;
+        // The owner is the only row a message refers to: the access token outlived its account.
+        self.repo
+            .insert_message(&message)
+            .await
+            .map_err(|e| match e {
+                StoreError::MissingReference => AppError::Unauthorized("account_gone"),
+                e => e.into(),
+            })?;
         Ok(message)
     }
 

@@ -31,7 +31,7 @@ impl Default for RelaySettings {
             lease: time::Duration::seconds(30),
             idle: Duration::from_millis(100),
             backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(5),
         }
     }
 }

@@ -41,6 +41,10 @@ pub trait EventHandler: Send + Sync {
     }
 }
 
+/// The longest pause between tries while the bus is away: a reconnect attempt costs little,
+/// and the pause is added to the time to recover after an outage.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
 /// Tunables of the worker.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
@@ -105,7 +109,7 @@ impl Worker {
                             () = stop.cancelled() => return false,
                             () = tokio::time::sleep(pause) => {}
                         }
-                        pause = (pause * 2).min(Duration::from_secs(10));
+                        pause = (pause * 2).min(MAX_PAUSE);
                     }
                 }
             }
@@ -151,7 +155,7 @@ impl Worker {
                         () = stop.cancelled() => break,
                         () = tokio::time::sleep(pause) => {}
                     }
-                    pause = (pause * 2).min(Duration::from_secs(10));
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
             }
         }

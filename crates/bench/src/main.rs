@@ -5,9 +5,13 @@
 //! - `cargo run -p portside-bench --release -- search [DOCUMENTS]`: bulk indexing rate and query
 //!   latencies of the search index adapters.
 //! - `cargo run -p portside-bench --release -- crash postgres|sqlite [KILLS]`: the crash test
-//!   (SIGKILL under load, then nothing lost or duplicated); `scripts/chaos.sh` runs both.
+//!   (SIGKILL under load, then nothing lost or duplicated).
+//! - `cargo run -p portside-bench --release -- outage rabbitmq|redis|postgres [SECONDS]`: a
+//!   dependency stopped under load, then started again.
+//!
+//! `scripts/chaos.sh` runs the last two.
 
-mod crash;
+mod chaos;
 mod relay;
 mod search;
 
@@ -21,9 +25,10 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("relay") => relay::run(&args).await,
         Some("search") => search::run(&args).await,
-        Some("crash") => crash::run(&args).await,
+        Some("crash") => chaos::crash(&args).await,
+        Some("outage") => chaos::outage(&args).await,
         _ => anyhow::bail!(
-            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS]"
+            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] | outage rabbitmq|redis|postgres [SECONDS]"
         ),
     }
 }

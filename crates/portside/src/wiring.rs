@@ -215,7 +215,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         AnyStore::Sqlite(s) => ports_of(s),
         AnyStore::Postgres(s) => ports_of(s),
     };
-    let cache = cache(settings).await?;
+    let (cache, cache_probe) = cache(settings).await?;
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(UuidV7);
 
@@ -277,6 +277,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         Arc::new(AuditLog),
     ];
     let mut probes = vec![ports.probe];
+    probes.extend(cache_probe);
     let (bus, in_process) = match settings.event_bus.as_str() {
         "inprocess" => (BusPorts::of(Arc::new(InProcessBus::default())), true),
         url if url.starts_with("redis://") => {
@@ -423,10 +424,13 @@ fn membership_price(settings: &Settings) -> anyhow::Result<Money> {
     Ok(price)
 }
 
-async fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+/// The cache, and for Redis its readiness probe.
+async fn cache(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Option<Arc<dyn Probe>>)> {
     match settings.cache_url.as_str() {
-        "memory" => return Ok(Arc::new(MemoryCache::new(settings.cache_capacity))),
-        "none" => return Ok(Arc::new(NoCache)),
+        "memory" => {
+            return Ok((Arc::new(MemoryCache::new(settings.cache_capacity)), None));
+        }
+        "none" => return Ok((Arc::new(NoCache), None)),
         _ => {}
     }
     let redis = RedisCache::connect(&settings.cache_url, "portside:")
@@ -434,7 +438,8 @@ async fn cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
     if let Err(e) = redis.ping().await {
         tracing::warn!(error = %e, "CACHE_URL: Redis is not answering; reads fall back to the store until it does");
     }
-    Ok(Arc::new(redis))
+    let redis = Arc::new(redis);
+    Ok((redis.clone(), Some(redis)))
 }
 
 /// `JWT_SECRET`, or in embedded mode a secret generated once and kept in DATA_DIR (0600).

@@ -885,6 +885,16 @@ async fn an_unreachable_redis_cache_degrades_to_the_store() {
         .await
         .unwrap();
     assert_eq!(got["name"], "Still Works");
+    let ready = http
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "serving without the cache");
+    let report: Value = ready.json().await.unwrap();
+    assert_eq!(report["status"], "degraded", "{report}");
+    assert_eq!(report["checks"]["store"], "ok");
+    assert_ne!(report["checks"]["cache"], "ok", "{report}");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
@@ -1054,8 +1064,13 @@ async fn broker_outage(broker_port: u16, scheme: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 503, "readiness reports the broker");
+    assert_eq!(
+        ready.status(),
+        200,
+        "requests still succeed, so the process stays in rotation"
+    );
     let report: Value = ready.json().await.unwrap();
+    assert_eq!(report["status"], "degraded", "{report}");
     assert_ne!(report["checks"]["bus"], "ok");
     assert_eq!(report["checks"]["store"], "ok");
     let waiting = pg_scalar(

@@ -2,8 +2,14 @@
 //! messages and publisher confirms; per consumer group a durable queue bound by routing key,
 //! and a dead-letter exchange (`<ns>.dead`) with a dead-letter queue per group that keeps the
 //! error. The connection is re-established after the broker comes back.
+//!
+//! Each consumer group has its own channel and waits for deliveries on it alone: the
+//! connection's lock is taken only to open a channel or to publish, never while a group waits
+//! or acknowledges, so an idle group cannot hold up the others.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +37,14 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 struct Live {
     conn: Connection,
     publisher: Channel,
-    consumers: HashMap<String, (Channel, Consumer)>,
+}
+
+/// A group's channel and its consumer. `serial` tells channels apart: a delivery tag means
+/// something only on the channel that delivered it.
+struct GroupChannel {
+    serial: u64,
+    channel: Channel,
+    deliveries: Mutex<Consumer>,
 }
 
 /// The RabbitMQ bus; names are prefixed with a namespace so deployments (and tests) can share
@@ -40,6 +53,8 @@ pub struct RabbitBus {
     url: String,
     ns: String,
     live: Mutex<Option<Live>>,
+    groups: std::sync::Mutex<HashMap<String, Arc<GroupChannel>>>,
+    serials: AtomicU64,
     subscriptions: Mutex<HashMap<String, Vec<String>>>,
 }
 
@@ -50,7 +65,66 @@ impl RabbitBus {
             url: url.to_owned(),
             ns: namespace.to_owned(),
             live: Mutex::new(None),
+            groups: std::sync::Mutex::new(HashMap::new()),
+            serials: AtomicU64::new(0),
             subscriptions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<GroupChannel>>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The group's open channel, or a new one with a consumer on the group's queue.
+    async fn group_channel(&self, group: &str, max: usize) -> Result<Arc<GroupChannel>, BusError> {
+        if let Some(g) = self.groups().get(group)
+            && g.channel.status().connected()
+        {
+            return Ok(g.clone());
+        }
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        let conn = &live
+            .as_ref()
+            .ok_or_else(|| unavailable("not connected"))?
+            .conn;
+        // Bounded: this runs under the connection's lock.
+        let (channel, consumer) = tokio::time::timeout(Duration::from_secs(5), async {
+            let ch = conn.create_channel().await.map_err(unavailable)?;
+            let prefetch = u16::try_from(max.max(1)).unwrap_or(u16::MAX);
+            ch.basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .map_err(unavailable)?;
+            let consumer = ch
+                .basic_consume(
+                    self.queue(group).into(),
+                    ShortString::from(""),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, BusError>((ch, consumer))
+        })
+        .await
+        .map_err(|_| unavailable("opening a consumer channel timed out"))??;
+        let opened = Arc::new(GroupChannel {
+            serial: self.serials.fetch_add(1, Ordering::Relaxed),
+            channel,
+            deliveries: Mutex::new(consumer),
+        });
+        self.groups().insert(group.to_owned(), opened.clone());
+        Ok(opened)
+    }
+
+    /// Drops the group's channel if it is still `serial`; closing it returns what it held
+    /// unacknowledged to the queue.
+    fn forget(&self, group: &str, serial: u64) {
+        let mut groups = self.groups();
+        if groups.get(group).is_some_and(|g| g.serial == serial) {
+            groups.remove(group);
         }
     }
 
@@ -142,11 +216,9 @@ impl RabbitBus {
             )
             .await
             .map_err(unavailable)?;
-        *live = Some(Live {
-            conn,
-            publisher,
-            consumers: HashMap::new(),
-        });
+        *live = Some(Live { conn, publisher });
+        // Channels of the old connection are gone with it.
+        self.groups().clear();
         // Re-declare what was subscribed before a reconnect.
         let subs = self.subscriptions.lock().await.clone();
         for (group, types) in subs {
@@ -349,46 +421,15 @@ impl EventSource for RabbitBus {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
-        let mut live = self.live.lock().await;
-        self.ensure(&mut live).await?;
-        let l = live.as_mut().ok_or_else(|| unavailable("not connected"))?;
-        if !l
-            .consumers
-            .get(group)
-            .is_some_and(|(ch, _)| ch.status().connected())
-        {
-            // Bounded: this runs under the connection's lock, which every group needs.
-            let opened = tokio::time::timeout(Duration::from_secs(5), async {
-                let ch = l.conn.create_channel().await.map_err(unavailable)?;
-                let prefetch = u16::try_from(max.max(1)).unwrap_or(u16::MAX);
-                ch.basic_qos(prefetch, BasicQosOptions::default())
-                    .await
-                    .map_err(unavailable)?;
-                let consumer = ch
-                    .basic_consume(
-                        self.queue(group).into(),
-                        ShortString::from(""),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                Ok::<_, BusError>((ch, consumer))
-            })
-            .await
-            .map_err(|_| unavailable("opening a consumer channel timed out"))??;
-            l.consumers.insert(group.to_owned(), opened);
-        }
-        let Some((_, consumer)) = l.consumers.get_mut(group) else {
-            return Err(unavailable("no consumer"));
-        };
+        let g = self.group_channel(group, max).await?;
+        let mut consumer = g.deliveries.lock().await;
         let mut out = Vec::new();
         let mut patience = wait;
         while out.len() < max {
             let next = match tokio::time::timeout(patience, consumer.next()).await {
                 Err(_) => break,
                 Ok(None) => {
-                    l.consumers.remove(group);
+                    self.forget(group, g.serial);
                     return if out.is_empty() {
                         Err(unavailable("the consumer was cancelled"))
                     } else {
@@ -396,7 +437,7 @@ impl EventSource for RabbitBus {
                     };
                 }
                 Ok(Some(Err(e))) => {
-                    l.consumers.remove(group);
+                    self.forget(group, g.serial);
                     return if out.is_empty() {
                         Err(unavailable(e))
                     } else {
@@ -406,32 +447,23 @@ impl EventSource for RabbitBus {
                 Ok(Some(Ok(d))) => d,
             };
             patience = Duration::from_millis(5);
-            let tag = next.delivery_tag.to_string();
             match Envelope::from_bytes(&next.data) {
                 Ok(envelope) => out.push(Delivery {
                     envelope,
                     attempts: if next.redelivered { 2 } else { 1 },
-                    tag,
+                    tag: format!("{}:{}", g.serial, next.delivery_tag),
                 }),
                 Err(e) => {
                     // Not an envelope: nobody can handle it. Keep it with the error, drop it here.
                     tracing::error!(group, error = %e, "undecodable message dead-lettered");
-                    let ch = &l.publisher;
-                    let headers = dead_headers(&e);
                     let props = BasicProperties::default()
                         .with_delivery_mode(2)
-                        .with_headers(headers);
-                    ch.basic_publish(
-                        self.dead_exchange().into(),
-                        group.into(),
-                        BasicPublishOptions::default(),
-                        &next.data,
-                        props,
+                        .with_headers(dead_headers(&e));
+                    self.publish_raw(
+                        &self.dead_exchange(),
+                        &[(group.to_owned(), next.data.clone(), props)],
                     )
-                    .await
-                    .map_err(unavailable)?
-                    .await
-                    .map_err(unavailable)?;
+                    .await?;
                     next.ack(BasicAckOptions::default())
                         .await
                         .map_err(unavailable)?;
@@ -441,25 +473,26 @@ impl EventSource for RabbitBus {
         Ok(out)
     }
 
-    /// Acknowledges on the group's channel without holding the connection's lock while
-    /// RabbitMQ answers, and for at most 5 s: an ack that never completes (a channel the
-    /// broker closed) must not stall every other group behind the lock. On failure the
-    /// group's channel is dropped, so its unacknowledged messages are redelivered to a new one
-    /// (the inbox makes the repeat harmless).
+    /// Acknowledges on the channel that delivered, for at most 5 s: an ack that never completes
+    /// (a channel the broker closed) must not stall the group. When that channel is gone or
+    /// the ack fails, the channel is dropped, so what it held is redelivered to a new one (the
+    /// inbox makes the repeat harmless).
     async fn ack(&self, group: &str, delivery: &Delivery) -> Result<(), BusError> {
-        let tag: u64 = delivery
+        let (serial, tag) = delivery
             .tag
-            .parse()
-            .map_err(|_| BusError::Other("bad delivery tag".into()))?;
-        let ch = {
-            let live = self.live.lock().await;
-            live.as_ref()
-                .and_then(|l| l.consumers.get(group))
-                .map(|(ch, _)| ch.clone())
-                .ok_or_else(|| {
-                    unavailable("the consumer's channel is gone; the message will be redelivered")
-                })?
-        };
+            .split_once(':')
+            .and_then(|(s, t)| Some((s.parse::<u64>().ok()?, t.parse::<u64>().ok()?)))
+            .ok_or_else(|| BusError::Other("bad delivery tag".into()))?;
+        let ch = self
+            .groups()
+            .get(group)
+            .filter(|g| g.serial == serial)
+            .map(|g| g.channel.clone())
+            .ok_or_else(|| {
+                unavailable(
+                    "the channel that delivered it is gone; the message will be redelivered",
+                )
+            })?;
         let acked = tokio::time::timeout(
             Duration::from_secs(5),
             ch.basic_ack(tag, BasicAckOptions::default()),
@@ -468,14 +501,7 @@ impl EventSource for RabbitBus {
         match acked {
             Ok(Ok(())) => Ok(()),
             failed => {
-                let mut live = self.live.lock().await;
-                if let Some(l) = live.as_mut()
-                    && l.consumers
-                        .get(group)
-                        .is_some_and(|(c, _)| c.id() == ch.id())
-                {
-                    l.consumers.remove(group);
-                }
+                self.forget(group, serial);
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),
@@ -565,6 +591,10 @@ impl DeadLetters for RabbitBus {
 impl portside_app::ports::Probe for RabbitBus {
     fn name(&self) -> &'static str {
         "bus"
+    }
+
+    fn essential(&self) -> bool {
+        false
     }
 
     async fn check(&self) -> Result<(), String> {

@@ -72,6 +72,22 @@ impl RedisStreamsBus {
         Ok(())
     }
 
+    /// A group that vanished (Redis restarted without its data, or the stream was deleted) is
+    /// created again, reading from the start of what the stream holds: the inbox drops what
+    /// was handled before. Without this the group's consumer would fail forever.
+    async fn regroup_if_missing(&self, group: &str, e: RedisError) -> BusError {
+        if !e.to_string().contains("NOGROUP") {
+            return unavailable(e);
+        }
+        tracing::warn!(group, stream = %self.stream, "the consumer group is missing (did Redis lose its data?); creating it again");
+        match self.subscribe(group, &[]).await {
+            Ok(()) => BusError::Unavailable(
+                "the consumer group was missing and has been created again".into(),
+            ),
+            Err(e) => e,
+        }
+    }
+
     fn dead_stream(&self, group: &str) -> String {
         format!("{}:dead:{group}", self.stream)
     }
@@ -222,7 +238,7 @@ impl EventSource for RedisStreamsBus {
     ) -> Result<Vec<Delivery>, BusError> {
         let mut conn = self.reader(group, wait).await?;
         let idle_ms = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
-        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        let claimed: Result<StreamAutoClaimReply, RedisError> = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
             .arg(group)
             .arg(&self.consumer)
@@ -231,8 +247,11 @@ impl EventSource for RedisStreamsBus {
             .arg("COUNT")
             .arg(max)
             .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .await;
+        let claimed: StreamAutoClaimReply = match claimed {
+            Ok(c) => c,
+            Err(e) => return Err(self.regroup_if_missing(group, e).await),
+        };
         if !claimed.claimed.is_empty() {
             return self.deliveries(group, claimed.claimed, true).await;
         }
@@ -243,10 +262,11 @@ impl EventSource for RedisStreamsBus {
             .group(group, &self.consumer)
             .count(max)
             .block(block);
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[&self.stream], &[">"], &options)
-            .await
-            .map_err(unavailable)?;
+        let reply: Option<StreamReadReply> =
+            match conn.xread_options(&[&self.stream], &[">"], &options).await {
+                Ok(r) => r,
+                Err(e) => return Err(self.regroup_if_missing(group, e).await),
+            };
         let entries = reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default();
@@ -358,6 +378,10 @@ impl DeadLetters for RedisStreamsBus {
 impl portside_app::ports::Probe for RedisStreamsBus {
     fn name(&self) -> &'static str {
         "bus"
+    }
+
+    fn essential(&self) -> bool {
+        false
     }
 
     async fn check(&self) -> Result<(), String> {

@@ -108,6 +108,66 @@ async fn rabbitmq_redelivers_what_a_lost_consumer_held() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_an_idle_group_does_not_hold_up_another() {
+    let ns = unique("t");
+    let bus = Arc::new(RabbitBus::new(&amqp_url(), &ns));
+    if let Err(e) = bus.subscribe("idle", &["nothing.ever"]).await {
+        return skip("RabbitMQ", e);
+    }
+    bus.subscribe("busy", &["#"]).await.unwrap();
+    let events: Vec<_> = (0..5).map(|_| event()).collect();
+    bus.publish(&events).await.unwrap();
+    // The idle group waits 10 s for a delivery that never comes ...
+    let waiting = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.receive("idle", 1, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ... while the busy group receives and acknowledges, one at a time.
+    let mut handled = 0;
+    while handled < events.len() {
+        for d in bus
+            .receive("busy", 1, Duration::from_secs(5))
+            .await
+            .unwrap()
+        {
+            bus.ack("busy", &d).await.unwrap();
+            handled += 1;
+        }
+    }
+    assert!(
+        !waiting.is_finished(),
+        "the busy group's receives and acks went through while the idle group waited"
+    );
+    assert!(waiting.await.unwrap().unwrap().is_empty());
+    bus.retire(&["idle", "busy"], true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_recreates_a_consumer_group_that_vanished() {
+    let ns = unique("t");
+    let bus = RedisStreamsBus::new(&redis_url(), &ns, "c1", Duration::from_secs(30)).unwrap();
+    if let Err(e) = bus.subscribe("g", &["#"]).await {
+        return skip("Redis", e);
+    }
+    // Redis restarted without its data: the stream and its groups are gone.
+    bus.retire(&["g"]).await.unwrap();
+    let e = event();
+    bus.publish(std::slice::from_ref(&e)).await.unwrap();
+    assert!(
+        bus.receive("g", 1, Duration::from_millis(200))
+            .await
+            .is_err(),
+        "the first receive finds the group missing and creates it"
+    );
+    let got = bus.receive("g", 1, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(got.len(), 1, "the group reads the stream from its start");
+    assert_eq!(got[0].envelope, e);
+    bus.ack("g", &got[0]).await.unwrap();
+    bus.retire(&["g"]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_claims_what_a_lost_consumer_held() {
     let ns = unique("t");
     let first =

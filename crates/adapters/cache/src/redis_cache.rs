@@ -50,6 +50,23 @@ impl RedisCache {
 }
 
 #[async_trait]
+impl portside_app::ports::Probe for RedisCache {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    fn essential(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.ping()
+            .await
+            .map_err(|e| format!("Redis unreachable: {}", e.0))
+    }
+}
+
+#[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let mut conn = self.conn.clone();

@@ -18,6 +18,30 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecimalText(pub String);
 
+impl utoipa::PartialSchema for DecimalText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[0-9]+(\.[0-9]+)?$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0)),
+            )
+            .description(Some(
+                "A decimal amount, as a string (\"12.50\") or a JSON number (12.50); read as the exact text sent",
+            ))
+            .examples([serde_json::json!("12.50")])
+            .into()
+    }
+}
+
+impl ToSchema for DecimalText {}
+
 impl<'de> Deserialize<'de> for DecimalText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
@@ -43,7 +67,7 @@ pub struct CreatePayment {
     /// Who pays: defaults to the caller's user id; another customer only for administrators.
     pub customer_id: Option<String>,
     /// Decimal amount, as a number or a string, with at most the currency's decimals.
-    #[schema(value_type = String, example = "99.99")]
+    #[schema(inline)]
     pub amount: DecimalText,
     /// ISO-4217 code.
     #[schema(example = "USD")]
@@ -70,7 +94,7 @@ pub struct CreatePayment {
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
     /// Decimal amount; omitted, the refund is whatever remains refundable.
-    #[schema(value_type = Option<String>, example = "50.00")]
+    #[schema(inline)]
     pub amount: Option<DecimalText>,
     /// Must be the payment's currency when given.
     pub currency: Option<String>,

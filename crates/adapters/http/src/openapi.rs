@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::{self, Login, Logout, Refresh, TokenPair};
@@ -27,7 +29,7 @@ use crate::webhooks::{self, Received};
         title = "Portside",
         description = "Commerce backend: users and sessions, messages, memberships, payments with refunds and idempotency. Register, log in, then send `Authorization: Bearer <access_token>`. Amounts are decimal strings in the currency's units; errors are RFC 9457 problem+json with a stable `code`."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonProblems),
     paths(
         payments::create_payment,
         payments::list_payments,
@@ -97,5 +99,89 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents the problem+json answers that any operation of a kind can give, beside those its
+/// handler declares: a client (or a schema-driven tester) then finds every status it can
+/// receive in the document.
+struct CommonProblems;
+
+impl CommonProblems {
+    fn add(operation: &mut Operation, path: &str) {
+        let has_body = operation.request_body.is_some();
+        let has_query = operation.parameters.as_ref().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+        });
+        let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        let mut common = Vec::new();
+        if has_body || has_query || path.contains('{') {
+            common.push((
+                "400",
+                "Malformed request: unreadable JSON, parameter or header",
+            ));
+        }
+        if secured {
+            common.push(("401", "Missing, invalid or expired access token"));
+        }
+        if path.contains('{') {
+            common.push(("404", "No such resource, or not one of the caller's"));
+        }
+        if has_body {
+            common.push(("413", "Request body too large"));
+            common.push(("415", "Request body is not JSON"));
+        }
+        if has_body || has_query {
+            common.push(("422", "A value breaks a rule; `errors` names each field"));
+        }
+        common.push((
+            "429",
+            "Too many requests; `Retry-After` says when to come back",
+        ));
+        common.push((
+            "503",
+            "A dependency (the store) is unavailable; retry with the same idempotency key",
+        ));
+        for (status, description) in common {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/problem+json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ProblemBody")))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
+        }
+    }
+}
+
+impl Modify for CommonProblems {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in api.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::add(operation, path);
+            }
+        }
     }
 }

@@ -38,7 +38,7 @@ pub struct ItemInput {
     #[schema(example = 2)]
     pub quantity: u32,
     /// Price of one unit, decimal, zero or more.
-    #[schema(value_type = String, example = "29.99")]
+    #[schema(inline)]
     pub unit_price: DecimalText,
     /// Optional; when given it must be the order's currency.
     pub currency: Option<String>,

@@ -162,6 +162,7 @@ impl From<AppError> for Problem {
                         "this refresh token was already used; all sessions of its login are revoked"
                     }
                     "refresh_token_invalid" => "the refresh token is unknown, expired or revoked",
+                    "account_gone" => "the account this access token belongs to no longer exists",
                     _ => "the access token is invalid",
                 },
             ),

@@ -1520,6 +1520,18 @@ async fn users_api(anon: &Api) {
         StatusCode::NOT_FOUND,
         "the delete invalidated the cached profile"
     );
+    let orphan = post(
+        &me,
+        "/api/v1/messages",
+        json!({"body": "still here?"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&orphan),
+        (StatusCode::UNAUTHORIZED, "account_gone"),
+        "an access token that outlived its account writes nothing"
+    );
 }
 
 /// Messages: CRUD, bounds and every query parameter.

@@ -16,6 +16,8 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
             match code.as_str() {
                 // Unique violations: PostgreSQL 23505, SQLite 2067 (unique) and 1555 (primary key).
                 "23505" | "2067" | "1555" => StoreError::Duplicate,
+                // Foreign key violations: PostgreSQL 23503, SQLite 787.
+                "23503" | "787" => StoreError::MissingReference,
                 // PostgreSQL: serialization failure, deadlock.
                 "40001" | "40P01" => StoreError::Conflict,
                 // SQLite busy/locked; PostgreSQL connection exceptions and shutdowns.

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The inbox already holds this event for this group: the effect happened before.
     #[error("event already processed")]
     AlreadyProcessed,
+    /// A row this write refers to does not exist (any more): a foreign key was refused.
+    #[error("a referenced row does not exist")]
+    MissingReference,
     /// The store cannot be reached right now (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -373,6 +376,12 @@ impl IdGenerator for UuidV7 {
 pub trait Probe: Send + Sync {
     /// Short name shown in the readiness report (`store`, `bus`, ...).
     fn name(&self) -> &'static str;
+    /// Whether requests fail without it. The store is essential; a broker (the outbox holds
+    /// events while it is away) or a cache (reads go to the store) is not: without one of
+    /// those the process is degraded but still serves.
+    fn essential(&self) -> bool {
+        true
+    }
     /// Ok when usable.
     async fn check(&self) -> Result<(), String>;
 }

@@ -1,0 +1,160 @@
+//! What the store holds against what the clients were told:
+//!
+//! - lost: a request that got a final answer whose effect is missing or different;
+//! - half-written: a payment left pending or processing although its client got an answer;
+//! - duplicated: an idempotency key with two payments, a payment with two charges, a refund
+//!   total other than the acknowledged refunds;
+//! - events lost: committed outbox rows that never reached the consumers (the `audit` group
+//!   consumes every event);
+//! - effects applied twice: an order confirmed more than once by the `orders` consumer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::load::Ledger;
+use super::rig::Store;
+
+#[derive(Default)]
+pub struct Report {
+    pub payments: usize,
+    /// Payments left pending or processing: written by half.
+    pub half_written: usize,
+    pub events: i64,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub events_lost: i64,
+    pub effects_twice: usize,
+    pub details: Vec<String>,
+}
+
+pub async fn verify(store: &Store, ledger: &Ledger) -> anyhow::Result<Report> {
+    let mut r = Report::default();
+    // Payments by the client's key (in their metadata).
+    let mut by_key: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
+    for row in store
+        .rows("SELECT CAST(id AS TEXT), status, CAST(metadata AS TEXT), CAST(refunded_minor AS TEXT) FROM payments")
+        .await?
+    {
+        let key = serde_json::from_str::<Value>(&row[2])
+            .ok()
+            .and_then(|m| m["chaos_key"].as_str().map(str::to_owned));
+        if let Some(key) = key {
+            let refunded = row[3].parse().unwrap_or(0);
+            by_key
+                .entry(key)
+                .or_default()
+                .push((row[0].clone(), row[1].clone(), refunded));
+        }
+    }
+    r.payments = by_key.values().map(Vec::len).sum();
+    for (key, told) in &ledger.payments {
+        match by_key.get(key).map(Vec::as_slice) {
+            None | Some([]) => {
+                r.lost += 1;
+                r.details
+                    .push(format!("lost: payment {key} ({told}) is not stored"));
+            }
+            Some([(id, status, _)]) if matches!(status.as_str(), "pending" | "processing") => {
+                r.half_written += 1;
+                r.details.push(format!(
+                    "half-written: payment {id} ({told}) is still {status}"
+                ));
+            }
+            Some([(id, status, _)]) => {
+                let settled_as_told = status == told
+                    || (told == "succeeded"
+                        && matches!(status.as_str(), "partially_refunded" | "refunded"));
+                if !settled_as_told {
+                    r.lost += 1;
+                    r.details
+                        .push(format!("lost: payment {id} was told {told}, is {status}"));
+                }
+            }
+            Some(more) => {
+                r.duplicated += 1;
+                r.details
+                    .push(format!("duplicated: key {key} has {} payments", more.len()));
+            }
+        }
+    }
+    for (key, rows) in &by_key {
+        if let [(id, status, _)] = rows.as_slice()
+            && !ledger.payments.contains_key(key)
+            && matches!(status.as_str(), "pending" | "processing")
+        {
+            r.half_written += 1;
+            r.details.push(format!(
+                "half-written: payment {id} (no answer given) is still {status}"
+            ));
+        }
+        if rows.len() > 1 && !ledger.payments.contains_key(key) {
+            r.duplicated += 1;
+            r.details
+                .push(format!("duplicated: key {key} has {} payments", rows.len()));
+        }
+    }
+    // One charge per payment, refunds exactly as acknowledged.
+    for row in store
+        .rows("SELECT CAST(payment_id AS TEXT), CAST(count(*) AS TEXT) FROM payment_transactions WHERE kind = 'charge' GROUP BY payment_id HAVING count(*) > 1")
+        .await?
+    {
+        r.duplicated += 1;
+        r.details.push(format!("duplicated: payment {} has {} charges", row[0], row[1]));
+    }
+    let refunded: HashMap<String, i64> = by_key
+        .values()
+        .flatten()
+        .map(|(id, _, refunded)| (id.clone(), *refunded))
+        .collect();
+    for (payment, acked) in &ledger.refunds {
+        let told: i64 = acked.iter().sum();
+        let stored = refunded.get(payment).copied().unwrap_or(0);
+        if stored < told {
+            r.lost += 1;
+            r.details.push(format!(
+                "lost: payment {payment} refunded {stored}, told {told}"
+            ));
+        } else if stored > told {
+            r.duplicated += 1;
+            r.details.push(format!(
+                "duplicated: payment {payment} refunded {stored}, told {told}"
+            ));
+        }
+    }
+    // Orders paid are confirmed once.
+    let confirmations: HashMap<String, i64> = store
+        .rows("SELECT aggregate_id, CAST(count(*) AS TEXT) FROM outbox WHERE event_type = 'order.confirmed' GROUP BY aggregate_id")
+        .await?
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].parse().unwrap_or(0)))
+        .collect();
+    for order in &ledger.paid_orders {
+        match confirmations.get(order).copied().unwrap_or(0) {
+            0 => {
+                r.lost += 1;
+                r.details
+                    .push(format!("lost: order {order} was paid and never confirmed"));
+            }
+            1 => {}
+            n => {
+                r.effects_twice += 1;
+                r.details
+                    .push(format!("effect twice: order {order} confirmed {n} times"));
+            }
+        }
+    }
+    r.events = store
+        .count("SELECT CAST(count(*) AS TEXT) FROM outbox")
+        .await?;
+    r.events_lost = store
+        .count("SELECT CAST(count(*) AS TEXT) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer_group = 'audit' AND i.event_id = o.id)")
+        .await?;
+    if r.events_lost > 0 {
+        r.details.push(format!(
+            "events lost: {} outbox rows never reached the audit consumer",
+            r.events_lost
+        ));
+    }
+    Ok(r)
+}
