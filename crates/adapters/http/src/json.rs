@@ -63,6 +63,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Whether valid JSON holds a `\u0000` escape: no text field has a use for NUL, and
+/// PostgreSQL cannot store it. (A raw NUL byte is already invalid JSON.) An escape is a `\`
+/// preceded by an even number of other backslashes.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
 fn is_json(content_type: &str) -> bool {
     let mime = content_type
         .split(';')
@@ -81,8 +90,23 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             format!("the body is not valid JSON: {e}"),
         )
     };
-    // Syntax first, so that broken JSON is a 400 whatever its content.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(malformed)?;
+    // Syntax first, so that broken JSON is a 400 whatever its content. Skipping a value does
+    // not check the text of its strings, so UTF-8 is checked on its own.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
+    })?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(malformed)?;
+    if has_nul_escape(bytes) {
+        return Err(Problem::invalid(vec![FieldError {
+            field: "body".into(),
+            code: "nul_character".into(),
+            message: "text must not contain NUL characters (\\u0000)".into(),
+        }]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

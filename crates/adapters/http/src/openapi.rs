@@ -3,7 +3,7 @@
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::{self, Login, Logout, Refresh, TokenPair};
 use crate::dto::{
@@ -154,7 +154,7 @@ impl CommonProblems {
                         .content(
                             "application/problem+json",
                             ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ProblemBody")))
+                                .schema(Some(Ref::from_schema_name(ProblemBody::name())))
                                 .build(),
                         )
                         .build()

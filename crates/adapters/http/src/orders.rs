@@ -353,7 +353,7 @@ pub async fn get_order(
         ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
-    responses((status = 200, body = OrderList), (status = 400, body = ProblemBody, content_type = "application/problem+json")))]
+    responses((status = 200, body = OrderList), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_orders(
     State(orders): State<Arc<Orders>>,
     Authenticated(actor): Authenticated,

@@ -234,6 +234,7 @@ pub async fn get_payment(
     responses(
         (status = 200, body = PaymentList),
         (status = 400, description = "Invalid or unknown parameter", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_payments(

@@ -302,6 +302,23 @@ async fn call(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
+    call_bytes(
+        app,
+        method,
+        uri,
+        headers,
+        body.map(|b| b.as_bytes().to_vec()),
+    )
+    .await
+}
+
+async fn call_bytes(
+    app: &Api,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(token) = &app.token {
         req = req.header("authorization", format!("Bearer {token}"));
@@ -310,10 +327,7 @@ async fn call(
         req = req.header(*k, *v);
     }
     let req = req
-        .body(
-            body.map(|b| Body::from(b.to_owned()))
-                .unwrap_or_else(Body::empty),
-        )
+        .body(body.map(Body::from).unwrap_or_else(Body::empty))
         .unwrap();
     let response = app.router.clone().oneshot(req).await.unwrap();
     let status = response.status();
@@ -984,6 +998,35 @@ async fn middleware(app: &Api) {
     ] {
         assert!(r.body["paths"].get(path).is_some(), "{path} documented");
     }
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&r.body, &mut all);
+    assert!(all.len() > 100, "{} references", all.len());
+    for reference in all {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(
+            r.body["components"]["schemas"].get(name).is_some(),
+            "{reference} resolves"
+        );
+    }
+    let created = &r.body["paths"]["/api/v1/orders/{id}/pay"]["post"]["responses"];
+    for status in ["400", "401", "404", "413", "415", "422", "429", "503"] {
+        assert!(
+            created.get(status).is_some(),
+            "POST /orders/{{id}}/pay documents {status}"
+        );
+    }
     let r = get(app, "/docs/").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
@@ -1531,6 +1574,106 @@ async fn users_api(anon: &Api) {
         status_code(&orphan),
         (StatusCode::UNAUTHORIZED, "account_gone"),
         "an access token that outlived its account writes nothing"
+    );
+}
+
+/// Hostile bodies: deep nesting, invalid UTF-8 and NUL characters are refused with
+/// problem+json and write nothing; injection strings are stored and returned as plain data.
+async fn hostile_inputs(anon: &Api) {
+    let app = &anon.signed_up().await;
+    let before = count_payments(app).await;
+    // Nesting far beyond serde_json's recursion limit (128), within the body limit: refused,
+    // and the stack survives.
+    for depth in [1_000, 120_000] {
+        let deep = format!(
+            r#"{{"amount":"1.00","currency":"USD","payment_method_token":"tok_visa","metadata":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let r = call(app, "POST", "/api/v1/payments", &[JSON], Some(&deep)).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{depth}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(r.body["code"].is_string(), "{depth}: {}", r.body);
+    }
+    let mut latin1 = br#"{"body": "caf"#.to_vec();
+    latin1.extend_from_slice(&[0xE9, b'"', b'}']);
+    let r = call_bytes(app, "POST", "/api/v1/messages", &[JSON], Some(latin1)).await;
+    assert_eq!(status_code(&r), (StatusCode::BAD_REQUEST, "malformed_json"));
+    let raw_nul = b"{\"body\": \"a\x00b\"}".to_vec();
+    let r = call_bytes(app, "POST", "/api/v1/messages", &[JSON], Some(raw_nul)).await;
+    assert_eq!(status_code(&r), (StatusCode::BAD_REQUEST, "malformed_json"));
+    for (uri, body) in [
+        ("/api/v1/messages", r#"{"body": "a\u0000b"}"#.to_owned()),
+        (
+            "/api/v1/payments",
+            r#"{"amount":"1.00","currency":"USD","payment_method_token":"tok_visa","description":"x\u0000"}"#
+                .to_owned(),
+        ),
+        (
+            "/api/v1/orders",
+            r#"{"currency":"USD","items":[{"product_id":"p\u0000","name":"n","quantity":1,"unit_price":"1.00"}]}"#
+                .to_owned(),
+        ),
+    ] {
+        let r = call(app, "POST", uri, &[JSON], Some(&body)).await;
+        assert_eq!(
+            status_code(&r),
+            (StatusCode::UNPROCESSABLE_ENTITY, "nul_character"),
+            "{uri}: {}",
+            r.body
+        );
+    }
+    // An escaped backslash followed by "u0000" is text, not a NUL.
+    let r = call(
+        app,
+        "POST",
+        "/api/v1/messages",
+        &[JSON],
+        Some(r#"{"body": "C:\\u0000"}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["body"], "C:\\u0000");
+    assert_eq!(count_payments(app).await, before, "nothing was charged");
+
+    for text in [
+        "'; DROP TABLE payments; --",
+        "\" OR 1=1 --",
+        "{\"$gt\": \"\"}",
+        "</script><script>alert(1)</script>",
+        "%00%27",
+        "\u{202e}gnp.exe",
+    ] {
+        let posted = post(app, "/api/v1/messages", json!({ "body": text }), None).await;
+        assert_eq!(
+            posted.status,
+            StatusCode::CREATED,
+            "{text}: {}",
+            posted.body
+        );
+        let id = posted.body["id"].as_str().unwrap();
+        let read = get(app, &format!("/api/v1/messages/{id}")).await;
+        assert_eq!(read.body["body"], text, "stored and returned as sent");
+        let paid = post(
+            app,
+            "/api/v1/payments",
+            json!({"amount": "1.00", "currency": "USD", "payment_method_token": "tok_visa",
+                   "description": text, "metadata": {"note": text}}),
+            None,
+        )
+        .await;
+        assert_eq!(paid.status, StatusCode::CREATED, "{text}: {}", paid.body);
+        assert_eq!(paid.body["description"], text);
+        assert_eq!(paid.body["metadata"]["note"], text);
+    }
+    assert_eq!(
+        count_payments(app).await,
+        before + 6,
+        "the payments table is intact"
     );
 }
 
@@ -2173,6 +2316,7 @@ async fn the_api_on_sqlite() {
     orders_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
+    hostile_inputs(&app).await;
     provider_outcomes(&app).await;
     idempotency_race(&app).await;
     pagination(&app).await;
@@ -2195,6 +2339,7 @@ async fn the_api_on_postgres() {
     orders_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
+    hostile_inputs(&app).await;
     provider_outcomes(&app).await;
     idempotency_race(&app).await;
     pagination(&app).await;
