@@ -3,7 +3,8 @@
 //! - lost: a request that got a final answer whose effect is missing or different;
 //! - half-written: a payment left pending or processing although its client got an answer;
 //! - duplicated: an idempotency key with two payments, a payment with two charges, a refund
-//!   total other than the acknowledged refunds;
+//!   total other than the acknowledged refunds (and lost: a succeeded payment without a
+//!   charge, so every succeeded payment has exactly one);
 //! - events lost: committed outbox rows that never reached the consumers (the `audit` group
 //!   consumes every event);
 //! - effects applied twice: an order confirmed more than once by the `orders` consumer.
@@ -101,6 +102,13 @@ pub async fn verify(store: &Store, ledger: &Ledger) -> anyhow::Result<Report> {
     {
         r.duplicated += 1;
         r.details.push(format!("duplicated: payment {} has {} charges", row[0], row[1]));
+    }
+    for row in store
+        .rows("SELECT CAST(p.id AS TEXT), p.status FROM payments p WHERE p.status IN ('succeeded', 'partially_refunded', 'refunded') AND NOT EXISTS (SELECT 1 FROM payment_transactions t WHERE t.payment_id = p.id AND t.kind = 'charge')")
+        .await?
+    {
+        r.lost += 1;
+        r.details.push(format!("lost: payment {} is {} without a charge", row[0], row[1]));
     }
     let refunded: HashMap<String, i64> = by_key
         .values()
