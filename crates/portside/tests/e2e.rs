@@ -37,6 +37,36 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// What must never reach a log line: the passwords and token secrets these tests use, access
+/// and refresh tokens (`eyJ…`), card tokens (`tok_…`), provider keys (`sk_…`, `whsec_…`).
+const SECRETS: [&str; 8] = [
+    "correct horse battery",
+    "a strong admin password",
+    "wrong password here",
+    "an e2e secret that is long enough to sign",
+    "eyJ",
+    "tok_",
+    "sk_",
+    "whsec_",
+];
+
+/// Scans every log the test's processes wrote for [`SECRETS`], then removes the directory:
+/// every test that ends here has its logs checked.
+fn clean_up(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in log.lines() {
+                if let Some(secret) = SECRETS.iter().find(|s| line.contains(*s)) {
+                    panic!("{secret:?} reached {}: {line}", path.display());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Starts the binary on a free port and waits for the line that announces its address.
 fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     start_with(data_dir, env, &[])
@@ -447,7 +477,7 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     }
     signal(&again.child, "INT");
     assert!(again.child.wait().unwrap().success(), "SIGINT exits 0");
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[test]
@@ -496,7 +526,7 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(said.contains(named), "{env:?}: {said}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[test]
@@ -519,7 +549,7 @@ fn migrate_up_and_down() {
     assert!(run(&["migrate"]).contains("latest version"));
     assert!(run(&["migrate", "down", "--to", "0"]).contains("version 0"));
     assert!(run(&["migrate", "up"]).contains("latest version"));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[derive(Debug, Clone)]
@@ -718,7 +748,7 @@ async fn crash_burst(dir: &Path, env: &[(&str, &str)], total: usize, kill_after:
 async fn kill_9_mid_burst_on_sqlite_loses_and_duplicates_nothing() {
     let dir = temp_dir("crash-sqlite");
     crash_burst(&dir, &[], 300, 120).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,7 +791,7 @@ async fn kill_9_mid_burst_on_postgres_loses_and_duplicates_nothing() {
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[test]
@@ -849,7 +879,7 @@ async fn create_admin_from_the_command_line() {
     assert_eq!(users["data"][0]["role"], "admin");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test]
@@ -899,7 +929,7 @@ async fn an_unreachable_redis_cache_degrades_to_the_store() {
     assert!(server.child.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(log.contains("cache read failed"), "the failure is logged");
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 /// A TCP forwarder to a broker that the test can cut and restore: "the broker is unreachable"
@@ -1113,7 +1143,7 @@ async fn broker_outage(broker_port: u16, scheme: &str) {
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1223,7 +1253,7 @@ async fn the_search_service_runs_alone_in_split_mode() {
     .unwrap()
     .retire(&["audit", "membership", "orders", "search"])
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1275,7 +1305,7 @@ async fn orders_are_searchable_on_an_opensearch_cluster() {
     assert!(said.starts_with("reindexed 1 documents"), "{said}");
     let doc = json_of(client().get(format!("{search_url}/_doc/order:{kid}"))).await;
     assert_eq!(doc["_source"]["status"], "cancelled", "{doc}");
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 /// A stand-in for Stripe's API: every PaymentIntent and Refund succeeds; it counts what it
@@ -1386,7 +1416,7 @@ async fn stripe_is_the_default_provider_once_configured_and_its_secrets_stay_out
         "a secret reached the log"
     );
     assert!(!log.contains(HOOK));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 /// A stand-in for PayPal's API: a token, orders captured at creation but left pending (a
@@ -1490,7 +1520,7 @@ async fn a_paypal_capture_left_pending_is_completed_by_its_verified_webhook() {
     assert!(server.child.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(!log.contains("EPe2eSecret") && !log.contains("A21AAe2e"));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1562,7 +1592,7 @@ async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
     assert_eq!(body["code"], "request_timeout");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 /// Starts `portside <part>` and waits for its banner; with the URL of its `/metrics`.
@@ -1751,7 +1781,7 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 /// A stand-in OTLP/HTTP collector: keeps every span it is sent as (trace id hex, name, group).
@@ -1830,7 +1860,7 @@ async fn a_consumer_span_joins_the_trace_of_the_request_that_caused_it() {
             .any(|(_, name, group)| name == "consume" && group.contains("orders")),
         "the orders consumer's span joined the request's trace: {in_trace:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    clean_up(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1854,7 +1884,7 @@ async fn the_exit_code_says_whether_shutdown_met_its_deadline() {
         let code = server.child.wait().unwrap().code();
         let _ = in_flight.await;
         let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        clean_up(&dir);
         match code {
             Some(1) => {
                 assert!(
