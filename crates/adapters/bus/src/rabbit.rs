@@ -34,6 +34,11 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
+/// The live connection that [`RabbitBus::ensure`] just made sure of.
+fn connected(live: &Option<Live>) -> Result<&Live, BusError> {
+    live.as_ref().ok_or_else(|| unavailable("not connected"))
+}
+
 struct Live {
     conn: Connection,
     publisher: Channel,
@@ -86,10 +91,7 @@ impl RabbitBus {
         }
         let mut live = self.live.lock().await;
         self.ensure(&mut live).await?;
-        let conn = &live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
-            .conn;
+        let conn = &connected(&live)?.conn;
         // Bounded: this runs under the connection's lock.
         let (channel, consumer) = tokio::time::timeout(Duration::from_secs(5), async {
             let ch = conn.create_channel().await.map_err(unavailable)?;
@@ -149,10 +151,7 @@ impl RabbitBus {
     pub async fn retire(&self, groups: &[&str], exchanges: bool) -> Result<(), BusError> {
         let mut live = self.live.lock().await;
         self.ensure(&mut live).await?;
-        let ch = &live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
-            .publisher;
+        let ch = &connected(&live)?.publisher;
         for g in groups {
             for q in [self.queue(g), self.dead_queue(g)] {
                 ch.queue_delete(q.into(), QueueDeleteOptions::default())
@@ -233,10 +232,7 @@ impl RabbitBus {
         group: &str,
         types: &[String],
     ) -> Result<(), BusError> {
-        let ch = &live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
-            .publisher;
+        let ch = &connected(live)?.publisher;
         let durable = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
@@ -282,10 +278,7 @@ impl RabbitBus {
     ) -> Result<(), BusError> {
         let mut live = self.live.lock().await;
         self.ensure(&mut live).await?;
-        let ch = &live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
-            .publisher;
+        let ch = &connected(&live)?.publisher;
         let mut confirms = Vec::with_capacity(messages.len());
         let result = async {
             for (key, body, props) in messages {
@@ -346,9 +339,7 @@ impl RabbitBus {
     ) -> Result<(Channel, Vec<(u64, DeadLetter)>), BusError> {
         let mut live = self.live.lock().await;
         self.ensure(&mut live).await?;
-        let ch = live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
+        let ch = connected(&live)?
             .conn
             .create_channel()
             .await
@@ -575,10 +566,7 @@ impl DeadLetters for RabbitBus {
     async fn purge(&self, group: &str) -> Result<u64, BusError> {
         let mut live = self.live.lock().await;
         self.ensure(&mut live).await?;
-        let ch = &live
-            .as_ref()
-            .ok_or_else(|| unavailable("not connected"))?
-            .publisher;
+        let ch = &connected(&live)?.publisher;
         let n = ch
             .queue_purge(self.dead_queue(group).into(), QueuePurgeOptions::default())
             .await
