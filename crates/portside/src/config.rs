@@ -187,7 +187,7 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_database_url, global = true)]
     pub database_url: Option<String>,
 
-    /// Connections in the database pool.
+    /// Connections per database pool: reads and (PostgreSQL) writes each have a pool this size.
     #[arg(long, env = "DB_MAX_CONNECTIONS", value_name = "DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub db_max_connections: u32,
 

@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, Pool, Postgres, Sqlite};
 
+use crate::readers::{PING_AFTER_IDLE, Readers};
 use crate::store::SqlStore;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -42,7 +43,8 @@ pub enum OpenError {
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
-    /// Connections of the (read) pool.
+    /// Connections of each pool: the read pool, and on PostgreSQL the write pool as well
+    /// (SQLite writes through one connection).
     pub max_connections: u32,
     /// How long a request waits for a connection before the store reports itself unavailable.
     pub acquire_timeout: Duration,
@@ -114,18 +116,19 @@ impl AnyStore {
             open: size,
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
         };
+        let sum = |w: PoolUse, (open, idle): (u32, u32)| PoolUse {
+            open: w.open.saturating_add(open),
+            idle: w.idle.saturating_add(idle),
+        };
         match self {
-            AnyStore::Sqlite(s) => {
-                let (w, r) = (
-                    of(s.write.size(), s.write.num_idle()),
-                    of(s.read.size(), s.read.num_idle()),
-                );
-                PoolUse {
-                    open: w.open + r.open,
-                    idle: w.idle + r.idle,
-                }
-            }
-            AnyStore::Postgres(s) => of(s.write.size(), s.write.num_idle()),
+            AnyStore::Sqlite(s) => sum(
+                of(s.write.size(), s.write.num_idle()),
+                s.read.open_and_idle(),
+            ),
+            AnyStore::Postgres(s) => sum(
+                of(s.write.size(), s.write.num_idle()),
+                s.read.open_and_idle(),
+            ),
         }
     }
 
@@ -133,10 +136,13 @@ impl AnyStore {
     pub async fn close(&self) {
         match self {
             AnyStore::Sqlite(s) => {
+                s.read.close();
                 s.write.close().await;
-                s.read.close().await;
             }
-            AnyStore::Postgres(s) => s.write.close().await,
+            AnyStore::Postgres(s) => {
+                s.read.close();
+                s.write.close().await;
+            }
         }
     }
 }
@@ -198,18 +204,16 @@ impl SqlStore<Sqlite> {
             .connect_with(options.clone())
             .await
             .map_err(OpenError::Connect)?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(OpenError::Connect)?;
+        let read = Readers::new(options, settings.max_connections, settings.acquire_timeout)
+            .map_err(pool_error)?;
         Ok(SqlStore { write, read })
     }
 }
 
-/// How long a pooled PostgreSQL connection may sit idle before it is pinged on checkout.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+/// A read pool that cannot be built (its timeouts need a runtime, which it is given).
+fn pool_error(e: deadpool::managed::BuildError) -> OpenError {
+    OpenError::Connect(sqlx::Error::Configuration(e.to_string().into()))
+}
 
 /// The pool's check before handing out a connection. By default the pool pings every
 /// connection on every checkout: one more round trip to PostgreSQL per statement. A busy
@@ -233,17 +237,16 @@ impl SqlStore<Postgres> {
         options: PgConnectOptions,
         settings: PoolSettings,
     ) -> Result<Self, OpenError> {
-        let pool = PgPoolOptions::new()
+        let write = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(OpenError::Connect)?;
-        Ok(SqlStore {
-            write: pool.clone(),
-            read: pool,
-        })
+        let read = Readers::new(options, settings.max_connections, settings.acquire_timeout)
+            .map_err(pool_error)?;
+        Ok(SqlStore { write, read })
     }
 }

@@ -104,21 +104,21 @@ macro_rules! identity_impls {
 
             async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-                let row: Option<UserRow> = sqlx::query_as(&sql)
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(&sql)
                     .bind(DbId(id.0))
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                let row: Option<UserRow> = reader.vet(found)?;
                 row.map(user_of).transpose()
             }
 
             async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-                let row: Option<UserRow> = sqlx::query_as(&sql)
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(&sql)
                     .bind(email.as_str())
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                let row: Option<UserRow> = reader.vet(found)?;
                 row.map(user_of).transpose()
             }
 
@@ -128,7 +128,9 @@ macro_rules! identity_impls {
                     q.push(" WHERE id > ").push_bind(DbId(after.0));
                 }
                 q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit));
-                let rows: Vec<UserRow> = q.build_query_as().fetch_all(&self.read).await.map_err(store_error)?;
+                let mut reader = self.read.get().await?;
+                let found = q.build_query_as().fetch_all(&mut *reader).await;
+                let rows: Vec<UserRow> = reader.vet(found)?;
                 rows.into_iter().map(user_of).collect()
             }
         }
@@ -258,11 +260,11 @@ macro_rules! identity_impls {
 
             async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
                 let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
-                let row: Option<MessageRow> = sqlx::query_as(&sql)
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(&sql)
                     .bind(DbId(id.0))
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                let row: Option<MessageRow> = reader.vet(found)?;
                 row.map(TryInto::try_into).transpose()
             }
 
@@ -297,7 +299,9 @@ macro_rules! identity_impls {
                 }
                 q.push(format!(" ORDER BY created_at {order}, id {order} LIMIT "))
                     .push_bind(i64::from(page.limit));
-                let rows: Vec<MessageRow> = q.build_query_as().fetch_all(&self.read).await.map_err(store_error)?;
+                let mut reader = self.read.get().await?;
+                let found = q.build_query_as().fetch_all(&mut *reader).await;
+                let rows: Vec<MessageRow> = reader.vet(found)?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
         }

@@ -5,6 +5,7 @@ mod connect;
 mod error;
 mod identity_store;
 mod order_store;
+mod readers;
 mod rows;
 mod store;
 mod types;

@@ -78,11 +78,11 @@ macro_rules! order_impls {
 
             async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
                 let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-                let row: Option<OrderRow> = sqlx::query_as(&sql)
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(&sql)
                     .bind(DbId(id.0))
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                let row: Option<OrderRow> = reader.vet(found)?;
                 row.map(|r| r.try_into().map(Order::restore)).transpose()
             }
 
@@ -107,7 +107,9 @@ macro_rules! order_impls {
                         .push("))");
                 }
                 q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(page.limit));
-                let rows: Vec<OrderRow> = q.build_query_as().fetch_all(&self.read).await.map_err(store_error)?;
+                let mut reader = self.read.get().await?;
+                let found = q.build_query_as().fetch_all(&mut *reader).await;
+                let rows: Vec<OrderRow> = reader.vet(found)?;
                 rows.into_iter().map(|r| r.try_into().map(Order::restore)).collect()
             }
         }

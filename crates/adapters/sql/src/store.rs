@@ -4,13 +4,15 @@
 
 use sqlx::{Database, Pool};
 
-/// A SQL store: payments, transactions, idempotency keys and the outbox. SQLite gets a
-/// one-connection write pool (writers never race for the lock) beside a read pool;
-/// PostgreSQL uses one pool for both.
+use crate::readers::Readers;
+
+/// A SQL store: payments, transactions, idempotency keys and the outbox. Statements that
+/// write (and transactions) go through sqlx's pool, one connection on SQLite so that writers
+/// never race for the lock; single-statement reads go through [`Readers`].
 #[derive(Debug)]
 pub struct SqlStore<DB: Database> {
     pub(crate) write: Pool<DB>,
-    pub(crate) read: Pool<DB>,
+    pub(crate) read: Readers<DB>,
 }
 
 impl<DB: Database> Clone for SqlStore<DB> {
@@ -341,11 +343,11 @@ macro_rules! impl_store {
 
                 async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
                     let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
-                    let row: Option<PaymentRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(DbId(id.0))
-                        .fetch_optional(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_optional(&mut *reader).await;
+                    let row: Option<PaymentRow> = reader.vet(found)?;
                     row.map(|r| r.try_into().map(Payment::restore)).transpose()
                 }
 
@@ -367,11 +369,11 @@ macro_rules! impl_store {
                         q.push(" AND id < ").push_bind(DbId(after.0));
                     }
                     q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit));
-                    let rows: Vec<PaymentRow> = q
+                    let mut reader = self.read.get().await?;
+                    let found = q
                         .build_query_as()
-                        .fetch_all(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<PaymentRow> = reader.vet(found)?;
                     rows.into_iter()
                         .map(|r| r.try_into().map(Payment::restore))
                         .collect()
@@ -379,11 +381,11 @@ macro_rules! impl_store {
 
                 async fn transaction(&self, id: TransactionId) -> Result<Option<Transaction>, StoreError> {
                     let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE id = $1");
-                    let row: Option<TransactionRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(DbId(id.0))
-                        .fetch_optional(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_optional(&mut *reader).await;
+                    let row: Option<TransactionRow> = reader.vet(found)?;
                     row.map(TryInto::try_into).transpose()
                 }
 
@@ -391,11 +393,11 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {TRANSACTION_COLUMNS} FROM payment_transactions WHERE payment_id = $1 ORDER BY created_at, id"
                     );
-                    let rows: Vec<TransactionRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(DbId(payment_id.0))
-                        .fetch_all(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<TransactionRow> = reader.vet(found)?;
                     rows.into_iter().map(TryInto::try_into).collect()
                 }
 
@@ -408,12 +410,12 @@ macro_rules! impl_store {
                         "SELECT {TRANSACTION_COLUMNS} FROM payment_transactions \
                          WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2"
                     );
-                    let rows: Vec<TransactionRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(DbTime(started_before))
                         .bind(i64::from(limit))
-                        .fetch_all(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<TransactionRow> = reader.vet(found)?;
                     rows.into_iter().map(TryInto::try_into).collect()
                 }
 
@@ -426,12 +428,12 @@ macro_rules! impl_store {
                         "SELECT {PAYMENT_COLUMNS} FROM payments \
                          WHERE provider = $1 AND provider_reference = $2"
                     );
-                    let row: Option<PaymentRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(provider)
                         .bind(reference)
-                        .fetch_optional(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_optional(&mut *reader).await;
+                    let row: Option<PaymentRow> = reader.vet(found)?;
                     row.map(|r| r.try_into().map(Payment::restore)).transpose()
                 }
             }
@@ -443,14 +445,14 @@ macro_rules! impl_store {
                     provider: &str,
                     event_id: &str,
                 ) -> Result<bool, StoreError> {
-                    let found: Option<i32> = sqlx::query_scalar(
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_scalar(
                         "SELECT 1 FROM provider_events WHERE provider = $1 AND event_id = $2",
                     )
                     .bind(provider)
                     .bind(event_id)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                    let found: Option<i32> = reader.vet(found)?;
                     Ok(found.is_some())
                 }
 
@@ -487,13 +489,13 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > $3"
                     );
-                    let row: Option<KeyRow> = sqlx::query_as(&sql)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(&sql)
                         .bind(scope)
                         .bind(key)
                         .bind(DbTime(now))
-                        .fetch_optional(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_optional(&mut *reader).await;
+                    let row: Option<KeyRow> = reader.vet(found)?;
                     Ok(row.map(Into::into))
                 }
 
@@ -538,11 +540,11 @@ macro_rules! impl_store {
             #[async_trait]
             impl Outbox for SqlStore<Db> {
                 async fn unpublished(&self, limit: u32) -> Result<Vec<Envelope>, StoreError> {
-                    let rows: Vec<OutboxRow> = sqlx::query_as(UNPUBLISHED)
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(UNPUBLISHED)
                         .bind(i64::from(limit))
-                        .fetch_all(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<OutboxRow> = reader.vet(found)?;
                     Ok(rows.into_iter().map(Into::into).collect())
                 }
 
@@ -596,12 +598,12 @@ macro_rules! impl_store {
                 }
 
                 async fn lag(&self) -> Result<OutboxLag, StoreError> {
-                    let (count, oldest): (i64, Option<DbTime>) = sqlx::query_as(
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(
                         "SELECT count(*), min(occurred_at) FROM outbox WHERE published_at IS NULL",
                     )
-                    .fetch_one(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_one(&mut *reader).await;
+                    let (count, oldest): (i64, Option<DbTime>) = reader.vet(found)?;
                     Ok(OutboxLag {
                         unpublished: u64::try_from(count).unwrap_or(0),
                         oldest: oldest.map(|t| t.0),
@@ -627,14 +629,14 @@ macro_rules! impl_store {
             #[async_trait]
             impl Inbox for SqlStore<Db> {
                 async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError> {
-                    let found: Option<i32> = sqlx::query_scalar(
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_scalar(
                         "SELECT 1 FROM inbox WHERE consumer_group = $1 AND event_id = $2",
                     )
                     .bind(group)
                     .bind(DbId(event_id))
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(store_error)?;
+                    .fetch_optional(&mut *reader).await;
+                    let found: Option<i32> = reader.vet(found)?;
                     Ok(found.is_some())
                 }
 
@@ -662,11 +664,11 @@ macro_rules! impl_store {
                         ids.push_bind(DbId(*id));
                     }
                     ids.push_unseparated(")");
-                    let found: Vec<DbId> = q
+                    let mut reader = self.read.get().await?;
+                    let found = q
                         .build_query_scalar()
-                        .fetch_all(&self.read)
-                        .await
-                        .map_err(store_error)?;
+                        .fetch_all(&mut *reader).await;
+                    let found: Vec<DbId> = reader.vet(found)?;
                     Ok(found.into_iter().map(|id| id.0).collect())
                 }
 
@@ -701,11 +703,10 @@ macro_rules! impl_store {
                 }
 
                 async fn check(&self) -> Result<(), String> {
-                    sqlx::query("SELECT 1")
-                        .execute(&self.read)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| format!("{} unreachable: {e}", $name))
+                    let unreachable = |e: StoreError| format!("{} unreachable: {e}", $name);
+                    let mut reader = self.read.get().await.map_err(unreachable)?;
+                    let done = sqlx::query("SELECT 1").execute(&mut *reader).await;
+                    reader.vet(done).map(|_| ()).map_err(unreachable)
                 }
             }
         };

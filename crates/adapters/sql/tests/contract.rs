@@ -267,3 +267,72 @@ async fn several_relays_publish_each_event_once() {
         .await
         .unwrap();
 }
+
+/// The read pool hands connections back without checking them, so it must notice by itself
+/// when the server has dropped them: each read that fails retires its connection, and the
+/// reads after it get fresh ones. Every backend of the store is terminated, as a server
+/// restart or an administrator would; then reads fail at most once per pooled connection and
+/// the store serves again, with failures reported as "unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reads_recover_from_connections_the_server_dropped() {
+    use portside_app::ports::{PaymentRepository, StoreError};
+    use portside_domain::PaymentId;
+
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let app = format!("portside-{schema}");
+    let options = PgConnectOptions::from_str(&database_url())
+        .unwrap()
+        .options([("search_path", schema.as_str())])
+        .application_name(&app);
+    let settings = PoolSettings {
+        max_connections: 4,
+        ..PoolSettings::default()
+    };
+    let store = SqlStore::postgres(options, settings).await.unwrap();
+    AnyStore::Postgres(store.clone()).migrate().await.unwrap();
+    let absent = PaymentId(uuid::Uuid::now_v7());
+    // Fill the read pool: four reads at once take four connections.
+    let reads = tokio::join!(
+        store.payment(absent),
+        store.payment(absent),
+        store.payment(absent),
+        store.payment(absent)
+    );
+    for read in [reads.0, reads.1, reads.2, reads.3] {
+        assert!(matches!(read, Ok(None)), "{read:?}");
+    }
+
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1) t",
+    )
+    .bind(&app)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        killed >= 4,
+        "the store's connections were terminated ({killed})"
+    );
+
+    let mut failures = 0;
+    let served = loop {
+        match store.payment(absent).await {
+            Ok(found) => break found,
+            Err(StoreError::Unavailable(_)) if failures < 4 => failures += 1,
+            Err(e) => panic!("after {failures} failures: {e:?}"),
+        }
+    };
+    assert!(served.is_none());
+    // And it stays served: the broken connections are gone, not back in the pool.
+    for _ in 0..8 {
+        assert!(matches!(store.payment(absent).await, Ok(None)));
+    }
+    AnyStore::Postgres(store).close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
