@@ -35,4 +35,12 @@ start() { # $@ = extra environment (VAR=value …)
   exit 1
 }
 
+# Registers the bench user (once per database) and exports its access TOKEN.
+sign_in() {
+  local b=http://127.0.0.1:$PORT/api/v1 j='Content-Type: application/json'
+  curl -s -X POST $b/users -H "$j" -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' >/dev/null
+  TOKEN=$(curl -s -X POST $b/auth/login -H "$j" -d '{"email":"bench@example.com","password":"correct horse battery"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  export TOKEN
+}
+
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }

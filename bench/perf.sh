@@ -23,16 +23,7 @@ app_schema="bench_app_$$"
 pg_schema="bench_pg_$$"
 bench_setup "$app_schema" "$pg_schema"
 
-B=http://127.0.0.1:$PORT/api/v1
-J='Content-Type: application/json'
-
 rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
-
-sign_in() {
-  curl -s -X POST $B/users -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' >/dev/null
-  TOKEN=$(curl -s -X POST $B/auth/login -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  export TOKEN
-}
 
 # One wrk run: prints "rps p50 p99 p999 non2xx+socket errors".
 drive() { # $1 = script, $2 = connections, $3 = duration, $4 = path

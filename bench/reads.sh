@@ -22,11 +22,7 @@ bench_setup "$app_schema" "$pg_schema"
 
 DATABASE_URL="$DB?options=-c%20search_path%3D$pg_schema" "$BIN" migrate >/dev/null 2>>"$data/server.log"
 start DATABASE_URL="$DB?options=-c%20search_path%3D$app_schema"
-B=http://127.0.0.1:$PORT/api/v1
-J='Content-Type: application/json'
-curl -s -X POST $B/users -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' >/dev/null
-TOKEN=$(curl -s -X POST $B/auth/login -H "$J" -d '{"email":"bench@example.com","password":"correct horse battery"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-export TOKEN
+sign_in
 me=$(psql -Atq "$DB" -c "SELECT id FROM $app_schema.users")
 for s in $app_schema $pg_schema; do
   psql -q "$DB" -c "INSERT INTO $s.payments SELECT md5('p' || g)::uuid, '$me', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g"
