@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::json::JsonBody;
+use crate::limits::VerifiedActor;
 use crate::problem::{Problem, ProblemBody, unauthorized};
 
 /// The actor of a request, from its `Authorization: Bearer <access token>` header.
@@ -23,6 +24,9 @@ impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Problem> {
+        if let Some(VerifiedActor(actor)) = parts.extensions.remove::<VerifiedActor>() {
+            return Ok(Authenticated(actor));
+        }
         let malformed = || {
             unauthorized(
                 "authorization_malformed",
