@@ -1,7 +1,11 @@
-# Shared by the benchmark scripts (source it after setting DB, PORT and SECRET): builds the
-# release binary, makes scratch PostgreSQL schemas and a data directory that are removed at exit,
-# and starts and stops the server with rate limits off (the load comes from one client IP and
-# one user on purpose).
+# Shared by the benchmark scripts (source it after setting PORT, from the repository root):
+# builds the release binary, makes scratch PostgreSQL schemas and a data directory that are
+# removed at exit, and starts and stops the server with rate limits off (the load comes from one
+# client IP and one user on purpose).
+
+DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+SECRET=bench-secret-that-is-long-enough-to-sign-tokens
+export WRK_DIR=$PWD/bench/wrk
 
 bench_setup() { # $@ = PostgreSQL schemas to create
   command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null

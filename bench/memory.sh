@@ -8,10 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${PORT:-18093}
-SECRET=bench-secret-that-is-long-enough-to-sign-tokens
-export WRK_DIR=$PWD/bench/wrk
 
 source bench/lib.sh
 bench_setup

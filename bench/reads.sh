@@ -8,12 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-1 16 64}
 PORT=${PORT:-18091}
-SECRET=bench-secret-that-is-long-enough-to-sign-tokens
-export WRK_DIR=$PWD/bench/wrk
 
 source bench/lib.sh
 app_schema="bench_reads_app_$$"

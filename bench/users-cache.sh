@@ -10,12 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16 64}
 PORT=${PORT:-18080}
-SECRET=bench-secret-that-is-long-enough-to-sign-tokens
 
 source bench/lib.sh
 schema="bench_users_$$"
