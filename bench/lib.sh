@@ -9,8 +9,10 @@ export WRK_DIR=$PWD/bench/wrk
 
 bench_setup() { # $@ = PostgreSQL schemas to create
   command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-  cargo build --release -q -p portside
-  BIN=${CARGO_TARGET_DIR:-target}/release/portside
+  if [ -z "${BIN:-}" ]; then # BIN names a prebuilt binary, for A/B runs of two builds
+    cargo build --release -q -p portside
+    BIN=${CARGO_TARGET_DIR:-target}/release/portside
+  fi
   SCHEMAS="$*"
   for s in $SCHEMAS; do psql -q "$DB" -c "CREATE SCHEMA $s"; done
   data=$(mktemp -d)

@@ -11,6 +11,12 @@ use std::process::ExitCode;
 use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
 use portside_sql::{AnyStore, PoolSettings};
 
+/// jemalloc serves every allocation, SQLite's and the other C libraries' too (it replaces
+/// `malloc` itself): glibc's per-thread arenas kept the memory freed by the search indexer and
+/// the store's threads, and the embedded mode's peak grew with them (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match config::load() {
         Ok(cli) => cli,
