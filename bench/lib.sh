@@ -50,3 +50,34 @@ sign_in() {
 }
 
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+
+# The server's memory in MB: rss_mb VmRSS (now) or rss_mb VmHWM (peak so far).
+rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+
+# One wrk run: prints "rps p50 p99 p999 non2xx+socket errors".
+drive() { # $1 = script, $2 = connections, $3 = duration, $4 = path
+  local threads=2
+  [ "$2" -lt 2 ] && threads=1
+  wrk -t$threads -c"$2" -d"$3" -s "$WRK_DIR/$1" "http://127.0.0.1:$PORT$4" \
+    | awk '/^\{"rps"/' | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.0f %.2f %.2f %.2f %d" % (d["rps"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["non2xx"] + d["socket_errors"]))'
+}
+
+# pgbench on the schema $pg_schema for $DURATION: prints transactions (script runs) per second.
+pgb() { # $1 = script, $2 = clients
+  local jobs=2
+  [ "$2" -lt 2 ] && jobs=1
+  PGOPTIONS="-c search_path=$pg_schema" pgbench -n -M prepared -c "$2" -j $jobs -T "${DURATION%s}" \
+    -f "bench/pgbench/$1" "$DB" 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
+}
+
+# Inserts 10 000 settled payments of one owner, the rows scenario (b) reads.
+seed_payments() { # $1 = schema, $2 = owner
+  psql -q "$DB" -c "INSERT INTO $1.payments SELECT md5('p' || g)::uuid, '$2', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"
+}
+
+# Waits until the embedded server's relay has published every event; prints the seconds taken.
+drain_sqlite() {
+  local t0=$SECONDS
+  until [ "$(sqlite3 -readonly "$data/portside.db" "SELECT count(*) FROM outbox WHERE published_at IS NULL")" = 0 ]; do sleep 1; done
+  echo $((SECONDS - t0))
+}

@@ -20,24 +20,6 @@ app_schema="bench_app_$$"
 pg_schema="bench_pg_$$"
 bench_setup "$app_schema" "$pg_schema"
 
-rss_mb() { awk -v k="$1" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
-
-# One wrk run: prints "rps p50 p99 p999 non2xx+socket errors".
-drive() { # $1 = script, $2 = connections, $3 = duration, $4 = path
-  local threads=2
-  [ "$2" -lt 2 ] && threads=1
-  wrk -t$threads -c"$2" -d"$3" -s "$WRK_DIR/$1" "http://127.0.0.1:$PORT$4" \
-    | awk '/^\{"rps"/' | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.0f %.2f %.2f %.2f %d" % (d["rps"], d["p50_ms"], d["p99_ms"], d["p999_ms"], d["non2xx"] + d["socket_errors"]))'
-}
-
-# pgbench: prints transactions (script runs) per second.
-pgb() { # $1 = script, $2 = clients
-  local jobs=2
-  [ "$2" -lt 2 ] && jobs=1
-  PGOPTIONS="-c search_path=$pg_schema" pgbench -n -M prepared -c "$2" -j $jobs -T "${DURATION%s}" \
-    -f "bench/pgbench/$1" "$DB" 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
-}
-
 rows=""
 add() { rows+="$1"$'\n'; }
 ratio() { # $1 = Portside, $2 = pgbench
@@ -63,7 +45,7 @@ drain_pg() { # the reads below measure reads, not reads beside the event backlog
 pg_events=$(psql -Atq "$DB" -c "SELECT count(*) FROM $app_schema.outbox WHERE published_at IS NULL")
 pg_drain=$(drain_pg)
 psql -Atq "$DB" -c "SELECT '/api/v1/payments/' || id FROM $app_schema.payments LIMIT 10000" >"$data/ids"
-psql -q "$DB" -c "INSERT INTO $pg_schema.payments SELECT md5('p' || g)::uuid, 'c', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"
+seed_payments "$pg_schema" c
 stored=$(wc -l <"$data/ids")
 drive get.lua 16 3s /api/v1/payments >/dev/null
 for c in $CONNECTIONS; do
@@ -103,9 +85,7 @@ for c in $CONNECTIONS; do
   add "| (e) POST /payments | SQLite | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
 done
 sqlite_events=$(sqlite3 -readonly "$data/portside.db" "SELECT count(*) FROM outbox WHERE published_at IS NULL")
-t0=$SECONDS
-until [ "$(sqlite3 -readonly "$data/portside.db" "SELECT count(*) FROM outbox WHERE published_at IS NULL")" = 0 ]; do sleep 1; done
-sqlite_drain=$((SECONDS - t0))
+sqlite_drain=$(drain_sqlite)
 sqlite3 -readonly "$data/portside.db" "SELECT '/api/v1/payments/' || id FROM payments LIMIT 10000" >"$data/ids"
 stored=$(wc -l <"$data/ids")
 for c in $CONNECTIONS; do
