@@ -2,7 +2,7 @@
 
 use portside_domain::DomainError;
 
-use crate::ports::StoreError;
+use portside_kernel::StoreError;
 
 /// What went wrong in a use case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum AppError {
     },
     /// A provider's notice was refused (signature, timestamp, payload).
     #[error(transparent)]
-    Webhook(crate::ports::WebhookError),
+    Webhook(crate::payments::WebhookError),
     /// A bug or corrupt data; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

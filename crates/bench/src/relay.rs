@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use portside_app::ports::{Envelope, EventBus, EventSource, SystemClock};
-use portside_app::relay::{Relay, RelaySettings};
 use portside_bus::{RabbitBus, RedisStreamsBus};
+use portside_events::relay::{Relay, RelaySettings};
+use portside_events::{Envelope, EventBus, EventSource};
+use portside_kernel::SystemClock;
 use portside_sql::{AnyStore, PoolSettings};
 use sqlx::{Connection, Executor};
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portside_app::ports::{SearchDocument, SearchIndex, SearchQuery};
+use portside_app::search::{SearchDocument, SearchIndex, SearchQuery};
 use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -325,7 +325,7 @@ async fn grpc_listener(settings: &Settings) -> anyhow::Result<tokio::net::TcpLis
 /// Serves the gRPC search service until `stop`; a failure is logged.
 async fn grpc(
     listener: tokio::net::TcpListener,
-    index: Arc<dyn portside_app::ports::SearchIndex>,
+    index: Arc<dyn portside_app::search::SearchIndex>,
     stop: CancellationToken,
 ) {
     if let Err(e) = portside_grpc::serve(listener, index, stop.cancelled_owned()).await {

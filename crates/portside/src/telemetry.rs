@@ -64,7 +64,7 @@ pub fn init(format: &str) -> Telemetry {
     };
     tracing_subscriber::registry().with(otel).with(fmt).init();
     if traces.is_some() {
-        portside_app::trace_context::install(portside_app::trace_context::Hooks {
+        portside_events::trace_context::install(portside_events::trace_context::Hooks {
             current: current_traceparent,
             join,
         });

@@ -8,26 +8,32 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use std::time::Duration;
 
-use portside_app::accounts::Accounts;
-use portside_app::handlers::{AuditLog, MembershipUpgrade, OrderConfirmation};
+use portside_app::memberships::MembershipUpgrade;
 use portside_app::memberships::Memberships;
+use portside_app::messages::MessageRepository;
 use portside_app::messages::Messages;
+use portside_app::orders::OrderConfirmation;
+use portside_app::orders::OrderRepository;
 use portside_app::orders::Orders;
-use portside_app::payments::{PaymentSettings, Payments, Providers};
-use portside_app::ports::{
-    Cache, DeadLetters, EventBus, EventSource, IdempotencyStore, Inbox, MessageRepository,
-    OrderRepository, Outbox, PaymentProvider, PaymentRepository, Probe, ProviderEvents,
-    RefreshTokens, SearchIndex, SystemClock, UserRepository, UuidV7,
+use portside_app::payments::notices::Notices;
+use portside_app::payments::{
+    IdempotencyStore, PaymentProvider, PaymentRepository, ProviderEvents,
 };
-use portside_app::relay::{Relay, RelaySettings};
+use portside_app::payments::{PaymentSettings, Payments, Providers};
+use portside_app::search::SearchIndex;
 use portside_app::search::{Search, SearchProjection};
-use portside_app::user_cache::UserCache;
-use portside_app::webhooks::Webhooks;
-use portside_app::worker::{EventHandler, Worker, WorkerSettings};
+use portside_app::users::Users;
+use portside_app::users::cache::UserCache;
+use portside_app::users::{RefreshTokens, UserRepository};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
+use portside_events::AuditLog;
+use portside_events::relay::{Relay, RelaySettings};
+use portside_events::worker::{EventHandler, Worker, WorkerSettings};
+use portside_events::{DeadLetters, EventBus, EventSource, Inbox, Outbox};
+use portside_kernel::{Cache, Probe, SystemClock, UuidV7};
 use portside_providers::{
     MockProvider, PayPalProvider, PayPalSettings, PayPalWebhooks, Resilience, StripeProvider,
     StripeSettings, StripeWebhooks,
@@ -46,7 +52,7 @@ pub struct Wiring {
     /// Payments use cases.
     pub payments: Arc<Payments>,
     /// Users and sessions.
-    pub accounts: Arc<Accounts>,
+    pub accounts: Arc<Users>,
     /// Messages.
     pub messages: Arc<Messages>,
     /// Membership purchase.
@@ -56,7 +62,7 @@ pub struct Wiring {
     /// Search.
     pub search: Arc<Search>,
     /// Provider webhooks.
-    pub webhooks: Arc<Webhooks>,
+    pub webhooks: Arc<Notices>,
     /// What readiness checks.
     pub probes: Vec<Arc<dyn Probe>>,
     /// The event backbone.
@@ -236,7 +242,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
             recovery_grace: duration(settings.recovery_grace)?,
         },
     ));
-    let accounts = Arc::new(Accounts::new(
+    let accounts = Arc::new(Users::new(
         ports.users,
         ports.refresh,
         Arc::new(Argon2Hasher::default()),
@@ -250,7 +256,7 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
         duration(settings.refresh_token_ttl)?,
     ));
     let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
-    let mut webhooks = Webhooks::new(ports.provider_events, payments.clone(), clock.clone());
+    let mut webhooks = Notices::new(ports.provider_events, payments.clone(), clock.clone());
     if let Some(secret) = &settings.stripe_webhook_secret {
         webhooks = webhooks.with("stripe", Arc::new(StripeWebhooks::new(secret.clone())));
     }

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
-use portside_app::ports::{AccessToken, TokenError, TokenService};
+use portside_app::users::{AccessToken, TokenError, TokenService};
 use portside_domain::{Actor, Role, UserId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
-use portside_app::ports::{HashError, PasswordHasher};
+use portside_app::users::{HashError, PasswordHasher};
 
 /// The argon2id hasher.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_events::{
     BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
 use time::OffsetDateTime;

@@ -21,7 +21,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use portside_app::ports::{
+use portside_events::{
     BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
 use time::OffsetDateTime;
@@ -576,7 +576,7 @@ impl DeadLetters for RabbitBus {
 }
 
 #[async_trait]
-impl portside_app::ports::Probe for RabbitBus {
+impl portside_kernel::Probe for RabbitBus {
     fn name(&self) -> &'static str {
         "bus"
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_events::{
     BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -375,7 +375,7 @@ impl DeadLetters for RedisStreamsBus {
 }
 
 #[async_trait]
-impl portside_app::ports::Probe for RedisStreamsBus {
+impl portside_kernel::Probe for RedisStreamsBus {
     fn name(&self) -> &'static str {
         "bus"
     }

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portside_app::ports::{EventBus, EventSource};
-use portside_app::testing::bus_contract;
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
+use portside_events::testing::bus as bus_contract;
+use portside_events::{EventBus, EventSource};
 
 fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -68,8 +68,8 @@ async fn redis_streams_keep_the_bus_contract() {
     bus.retire(&["narrow", "wide", "probe"]).await.unwrap();
 }
 
-fn event() -> portside_app::ports::Envelope {
-    portside_app::ports::Envelope {
+fn event() -> portside_events::Envelope {
+    portside_events::Envelope {
         id: uuid::Uuid::now_v7(),
         event_type: "payment.succeeded".into(),
         version: 1,
@@ -204,9 +204,9 @@ async fn redis_claims_what_a_lost_consumer_held() {
 mod poison {
     use super::*;
     use async_trait::async_trait;
-    use portside_app::ports::{DeadLetters, InboxMark};
     use portside_app::testing::fakes::{InMemoryStore, ManualClock};
-    use portside_app::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
+    use portside_events::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
+    use portside_events::{DeadLetters, InboxMark};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -227,7 +227,7 @@ mod poison {
         }
         async fn handle(
             &self,
-            e: &portside_app::ports::Envelope,
+            e: &portside_events::Envelope,
             _: &InboxMark,
         ) -> Result<(), HandlerError> {
             if e.aggregate_id == "poison" && !self.cured.load(Ordering::SeqCst) {
@@ -239,7 +239,7 @@ mod poison {
         }
     }
 
-    fn payment(aggregate: &str) -> portside_app::ports::Envelope {
+    fn payment(aggregate: &str) -> portside_events::Envelope {
         let mut e = event();
         e.aggregate_id = aggregate.into();
         e
@@ -352,7 +352,7 @@ mod poison {
         }
         async fn handle(
             &self,
-            e: &portside_app::ports::Envelope,
+            e: &portside_events::Envelope,
             _: &InboxMark,
         ) -> Result<(), HandlerError> {
             tokio::time::sleep(Duration::from_millis(3)).await;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache as Moka;
-use portside_app::ports::{Cache, CacheError};
+use portside_kernel::{Cache, CacheError};
 
 #[derive(Clone)]
 struct Entry {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{Cache, CacheError};
+use portside_kernel::{Cache, CacheError};
 
 /// A cache that holds nothing.
 #[derive(Clone, Copy, Debug, Default)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{Cache, CacheError};
+use portside_kernel::{Cache, CacheError};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -50,7 +50,7 @@ impl RedisCache {
 }
 
 #[async_trait]
-impl portside_app::ports::Probe for RedisCache {
+impl portside_kernel::Probe for RedisCache {
     fn name(&self) -> &'static str {
         "cache"
     }

@@ -7,9 +7,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use portside_app::ports::Cache;
-use portside_app::testing::cache_contract;
 use portside_cache::{MemoryCache, RedisCache};
+use portside_kernel::Cache;
+use portside_kernel::cache_contract;
 
 #[tokio::test]
 async fn memory_keeps_the_cache_contract() {

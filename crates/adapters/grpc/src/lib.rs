@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portside_app::ports::{SearchDocument, SearchError, SearchIndex, SearchQuery};
 use portside_app::search::{MAX_LIMIT, MAX_OFFSET, validate, validate_document};
+use portside_app::search::{SearchDocument, SearchError, SearchIndex, SearchQuery};
 use tonic::{Request, Response, Status};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
+use portside_app::search::{SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
 use portside_grpc::pb::search_service_client::SearchServiceClient;
 use portside_grpc::pb::{
     BulkIndexRequest, DeleteDocumentRequest, Document, IndexDocumentRequest, SearchRequest,

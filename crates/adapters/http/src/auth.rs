@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use portside_app::accounts::{Accounts, Tokens};
+use portside_app::users::{Tokens, Users};
 use portside_domain::Actor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -108,7 +108,7 @@ impl From<Tokens> for TokenPair {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn login(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     body: JsonBody<Login>,
 ) -> Result<Json<TokenPair>, Problem> {
     let tokens = accounts
@@ -121,7 +121,7 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
     responses((status = 200, body = TokenPair), (status = 401, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn refresh(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     body: JsonBody<Refresh>,
 ) -> Result<Json<TokenPair>, Problem> {
     let tokens = accounts.refresh(&body.value.refresh_token).await?;
@@ -133,7 +133,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out"), (status = 401, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn logout(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     body: JsonBody<Logout>,
 ) -> Result<StatusCode, Problem> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use portside_app::ports::Probe;
+use portside_kernel::Probe;
 use serde::Serialize;
 use utoipa::ToSchema;
 

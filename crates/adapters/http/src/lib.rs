@@ -27,14 +27,14 @@ use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use portside_app::accounts::Accounts;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
 use portside_app::payments::Payments;
-use portside_app::ports::Probe;
+use portside_app::payments::notices::Notices;
 use portside_app::search::Search;
-use portside_app::webhooks::Webhooks;
+use portside_app::users::Users;
+use portside_kernel::Probe;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
@@ -56,7 +56,7 @@ pub struct ApiState {
     /// The payments use cases.
     pub payments: Arc<Payments>,
     /// Users and sessions.
-    pub accounts: Arc<Accounts>,
+    pub accounts: Arc<Users>,
     /// Messages.
     pub messages: Arc<Messages>,
     /// Membership purchase.
@@ -66,7 +66,7 @@ pub struct ApiState {
     /// Search.
     pub search: Arc<Search>,
     /// Provider webhooks.
-    pub webhooks: Arc<Webhooks>,
+    pub webhooks: Arc<Notices>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     /// Renders `/metrics`; `None` when the process records none.
@@ -87,12 +87,12 @@ macro_rules! from_state {
 
 from_state!(
     payments: Payments,
-    accounts: Accounts,
+    accounts: Users,
     messages: Messages,
     memberships: Memberships,
     orders: Orders,
     search: Search,
-    webhooks: Webhooks
+    webhooks: Notices
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -202,7 +202,7 @@ pub fn router(state: ApiState) -> Router {
                                 .unwrap_or("-");
                             let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id);
                             if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-                                portside_app::trace_context::join(&span, parent);
+                                portside_events::trace_context::join(&span, parent);
                             }
                             span
                         })

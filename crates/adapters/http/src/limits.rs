@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use portside_app::accounts::Accounts;
+use portside_app::users::Users;
 use portside_domain::Actor;
 
 use crate::problem::Problem;
@@ -41,7 +41,7 @@ pub struct Limits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_user: Option<DefaultKeyedRateLimiter<String>>,
     credentials: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    accounts: Arc<Accounts>,
+    accounts: Arc<Users>,
 }
 
 /// A rate with a burst of twice the rate (at least 1).
@@ -58,7 +58,7 @@ fn quota(per: u32, period: Duration) -> Option<Quota> {
 
 impl Limits {
     /// Limiters for the settings; `accounts` tells who a bearer token belongs to.
-    pub fn new(settings: LimitSettings, accounts: Arc<Accounts>) -> Self {
+    pub fn new(settings: LimitSettings, accounts: Arc<Users>) -> Self {
         let second = Duration::from_secs(1);
         Limits {
             settings,

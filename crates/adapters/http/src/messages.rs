@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
 use portside_app::messages::Messages;
-use portside_app::ports::{MessageFilter, MessageOrder, MessagePage};
+use portside_app::messages::{MessageFilter, MessageOrder, MessagePage};
 use portside_domain::{Message, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

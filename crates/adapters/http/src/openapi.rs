@@ -72,7 +72,7 @@ use crate::webhooks::{self, Received};
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
-        (name = "users", description = "Accounts: register, read, change, delete"),
+        (name = "users", description = "Users: register, read, change, delete"),
         (name = "auth", description = "Sessions: login, refresh (rotating), logout"),
         (name = "messages", description = "Messages and their search"),
         (name = "memberships", description = "Premium membership purchase"),

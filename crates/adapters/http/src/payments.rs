@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
-use portside_app::idempotency::{IdempotencyKey, IdempotentRequest};
+use portside_app::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use portside_app::payments::{Outcome, PayCommand, Payments, RefundCommand, Reply};
-use portside_app::ports::{PageRequest, PaymentFilter};
+use portside_app::payments::{PageRequest, PaymentFilter};
 use portside_domain::{
     Actor, Currency, CustomerId, Metadata, Money, PaymentId, PaymentMethod, PaymentStatus,
     TransactionStatus,

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
-use portside_app::ports::WebhookError;
+use portside_app::payments::WebhookError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;

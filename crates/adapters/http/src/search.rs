@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use portside_app::ports::{FACETS, SearchQuery};
+use portside_app::search::{FACETS, SearchQuery};
 use portside_app::search::{MAX_OFFSET, Search};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
-use portside_app::accounts::{Accounts, Registration, UserChanges};
-use portside_app::ports::UserPage;
-use portside_app::user_cache::UserProfile;
+use portside_app::users::UserPage;
+use portside_app::users::cache::UserProfile;
+use portside_app::users::{Registration, UserChanges, Users};
 use portside_domain::{Role, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -125,7 +125,7 @@ fn user_id(text: &str) -> Result<UserId, Problem> {
         (status = 422, description = "Invalid email, weak password or bad name", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn register(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     body: JsonBody<Register>,
 ) -> Result<Response, Problem> {
     let r = body.value;
@@ -150,7 +150,7 @@ pub async fn register(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get_user(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, Problem> {
@@ -168,7 +168,7 @@ pub async fn get_user(
         (status = 422, body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
     body: JsonBody<UpdateUser>,
@@ -201,7 +201,7 @@ pub async fn update_user(
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete_user(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
@@ -214,7 +214,7 @@ pub async fn delete_user(
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = UserList), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_users(
-    State(accounts): State<Arc<Accounts>>,
+    State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListUsers>,
 ) -> Result<Json<UserList>, Problem> {

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use portside_app::webhooks::Webhooks;
+use portside_app::payments::notices::Notices;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,7 +30,7 @@ pub struct Received {
         (status = 400, description = "Bad signature, stale timestamp or unreadable payload", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No webhook for this provider", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn receive(
-    State(webhooks): State<Arc<Webhooks>>,
+    State(webhooks): State<Arc<Notices>>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,

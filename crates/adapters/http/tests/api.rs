@@ -12,23 +12,26 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use portside_app::accounts::Accounts;
 use portside_app::memberships::Memberships;
+use portside_app::messages::MessageRepository;
 use portside_app::messages::Messages;
+use portside_app::orders::OrderRepository;
 use portside_app::orders::Orders;
-use portside_app::payments::{PaymentSettings, Payments, Providers};
-use portside_app::ports::{
-    ChargeRequest, IdempotencyStore, MessageRepository, OrderRepository, PaymentProvider,
-    PaymentRepository, Probe, ProviderError, ProviderEvents, ProviderOutcome, RefreshTokens,
-    RefundRequest, SystemClock, UserRepository, UuidV7,
+use portside_app::payments::notices::Notices;
+use portside_app::payments::{
+    ChargeRequest, IdempotencyStore, PaymentProvider, PaymentRepository, ProviderError,
+    ProviderEvents, ProviderOutcome, RefundRequest,
 };
+use portside_app::payments::{PaymentSettings, Payments, Providers};
 use portside_app::search::Search;
-use portside_app::user_cache::UserCache;
-use portside_app::webhooks::Webhooks;
+use portside_app::users::Users;
+use portside_app::users::cache::UserCache;
+use portside_app::users::{RefreshTokens, UserRepository};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
 use portside_domain::{Currency, Money};
 use portside_http::{ApiState, router};
+use portside_kernel::{Probe, SystemClock, UuidV7};
 use portside_providers::{MockProvider, StripeWebhooks};
 use portside_search::TantivyIndex;
 use portside_sql::{PoolSettings, SqlStore};
@@ -122,7 +125,7 @@ where
         ids.clone(),
         PaymentSettings::default(),
     ));
-    let accounts = Arc::new(Accounts::new(
+    let accounts = Arc::new(Users::new(
         Arc::new(store.clone()),
         Arc::new(store.clone()),
         Arc::new(Argon2Hasher::default()),
@@ -157,7 +160,7 @@ where
             Arc::new(store.clone()),
         )),
         webhooks: Arc::new(
-            Webhooks::new(
+            Notices::new(
                 Arc::new(store.clone()),
                 payments_for_webhooks,
                 Arc::new(SystemClock),
@@ -1274,7 +1277,7 @@ async fn authentication(anon: &Api) {
             user_id: portside_domain::UserId(me.user_id.parse().unwrap()),
             role: portside_domain::Role::Admin,
         };
-        use portside_app::ports::TokenService;
+        use portside_app::users::TokenService;
         let wrong_secret = other
             .issue(&actor, time::OffsetDateTime::now_utc())
             .unwrap()

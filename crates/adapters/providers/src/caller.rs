@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use portside_app::ports::{ProviderError, ProviderOutcome};
-use portside_app::resilience::{CircuitBreaker, full_jitter};
+use portside_app::payments::{ProviderError, ProviderOutcome};
+use portside_kernel::resilience::{CircuitBreaker, full_jitter};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_app::payments::{
     ChargeRequest, PaymentProvider, ProviderError, ProviderOutcome, RefundRequest,
 };
 use portside_domain::Failure;

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_app::payments::{
     ChargeRequest, PaymentProvider, ProviderError, ProviderOutcome, RefundRequest,
 };
 use portside_domain::Failure;

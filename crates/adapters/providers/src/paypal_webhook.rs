@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_app::ports::{ProviderChange, ProviderNotice, WebhookError, WebhookVerifier};
+use portside_app::payments::{ProviderChange, ProviderNotice, WebhookError, WebhookVerifier};
 use portside_domain::{Failure, TransactionId};
 use serde::Serialize;
 use serde_json::Value;

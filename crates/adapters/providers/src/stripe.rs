@@ -9,7 +9,7 @@
 //! task sees what happened since; webhooks complete the rest.
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_app::payments::{
     ChargeRequest, PaymentProvider, ProviderError, ProviderOutcome, RefundRequest,
 };
 use portside_domain::Failure;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use portside_app::ports::{ProviderChange, ProviderNotice, WebhookError, WebhookVerifier};
+use portside_app::payments::{ProviderChange, ProviderNotice, WebhookError, WebhookVerifier};
 use portside_domain::TransactionId;
 use serde_json::Value;
 use sha2::Sha256;

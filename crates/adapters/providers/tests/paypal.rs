@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portside_app::ports::{
+use portside_app::payments::{
     ChargeRequest, PaymentProvider, ProviderChange, ProviderOutcome, RefundRequest, WebhookError,
     WebhookVerifier,
 };

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use portside_app::ports::{
+use portside_app::payments::{
     ChargeRequest, PaymentProvider, ProviderError, ProviderOutcome, RefundRequest,
 };
 use portside_domain::{Currency, CustomerId, Metadata, Money, PaymentMethod, TransactionId};

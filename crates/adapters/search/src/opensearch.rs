@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_app::search::{
     FACETS, FILTERS, SearchDocument, SearchError, SearchHit, SearchIndex, SearchQuery,
     SearchResults,
 };
-use portside_app::resilience::{CircuitBreaker, full_jitter};
+use portside_kernel::resilience::{CircuitBreaker, full_jitter};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use portside_app::ports::{
+use portside_app::search::{
     SearchDocument, SearchError, SearchHit, SearchIndex, SearchQuery, SearchResults,
 };
 use tantivy::aggregation::AggregationCollector;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use portside_app::testing::search_contract;
+use portside_app::testing::search as search_contract;
 use portside_search::TantivyIndex;
 
 fn temp_dir() -> std::path::PathBuf {
@@ -30,7 +30,7 @@ async fn tantivy_keeps_the_search_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tantivy_index_survives_a_reopen_and_has_one_writer() {
-    use portside_app::ports::{SearchDocument, SearchError, SearchIndex};
+    use portside_app::search::{SearchDocument, SearchError, SearchIndex};
     let dir = temp_dir();
     let doc = |id: &str| SearchDocument {
         id: id.into(),
@@ -96,7 +96,7 @@ async fn opensearch_contract(cluster: &str) {
 
     // The index is lost (deleted, or the cluster lost its data): no documents, no error, and
     // the next write puts the template and the index back.
-    use portside_app::ports::{SearchDocument, SearchIndex, SearchQuery};
+    use portside_app::search::{SearchDocument, SearchIndex, SearchQuery};
     index.delete_index().await.unwrap();
     let query = SearchQuery {
         text: "again".into(),
@@ -196,7 +196,7 @@ fn quick(url: &str) -> portside_search::OpenSearchSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_cluster_is_retried_timed_out_and_cut_off() {
-    use portside_app::ports::{SearchError, SearchIndex};
+    use portside_app::search::{SearchError, SearchIndex};
     use portside_search::OpenSearchIndex;
     use std::sync::atomic::Ordering;
 

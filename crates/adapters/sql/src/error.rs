@@ -1,7 +1,7 @@
 //! sqlx errors mapped into the ports' `StoreError`: what a retry may fix (conflicts, lost
 //! connections) is told apart from bugs.
 
-use portside_app::ports::StoreError;
+use portside_kernel::StoreError;
 
 /// Maps a sqlx error to the port error, logging what the client will not see.
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {

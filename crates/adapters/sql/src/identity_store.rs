@@ -11,10 +11,8 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, owner_id, body, version, created_a
 
 macro_rules! identity_impls {
     ($strpos:literal) => {
-        use portside_app::ports::{
-            MessageFilter, MessageOrder, MessagePage, MessageRepository, Redeemed, RefreshToken,
-            RefreshTokens, UserPage, UserRepository,
-        };
+        use portside_app::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+        use portside_app::users::{Redeemed, RefreshToken, RefreshTokens, UserPage, UserRepository};
         use portside_domain::{Email, Message, MessageId, User, UserId};
 
         use crate::identity_store::{MESSAGE_COLUMNS, REFRESH_COLUMNS, USER_COLUMNS};

@@ -6,7 +6,7 @@ pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, items, currency, total_
 
 macro_rules! order_impls {
     () => {
-        use portside_app::ports::{OrderFilter, OrderPage, OrderRepository};
+        use portside_app::orders::{OrderFilter, OrderPage, OrderRepository};
         use portside_domain::{Order, OrderId};
 
         use crate::order_store::ORDER_COLUMNS;

@@ -12,7 +12,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
-use portside_app::ports::StoreError;
+use portside_kernel::StoreError;
 use sqlx::{ConnectOptions, Connection, Database};
 
 use crate::error::store_error;

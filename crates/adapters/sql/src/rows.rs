@@ -1,12 +1,14 @@
 //! Rows as the tables hold them, and their conversion to and from the domain.
 
-use portside_app::idempotency::IdempotencyRecord;
-use portside_app::ports::{Envelope, RefreshToken, StoreError};
+use portside_app::payments::idempotency::IdempotencyRecord;
+use portside_app::users::RefreshToken;
 use portside_domain::{
     Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
     OrderId, OrderItem, OrderState, PaymentId, PaymentState, Transaction, TransactionId,
     TransactionKind, TransactionStatus, UserId, UserName, UserState,
 };
+use portside_events::Envelope;
+use portside_kernel::StoreError;
 use serde_json::Value;
 use sqlx::types::Json;
 

@@ -107,11 +107,10 @@ macro_rules! impl_store {
     ($db:ty, $name:literal, $strpos:literal, $lock:literal) => {
         const _: () = {
             use async_trait::async_trait;
-            use portside_app::idempotency::{IdempotencyClaim, IdempotencyRecord};
-            use portside_app::ports::{
-                Begin, Envelope, IdempotencyStore, Inbox, InboxMark, Outbox, OutboxLag, PageRequest, PaymentFilter,
-                PaymentRepository, Probe, ProviderEventRecord, ProviderEvents, StoreError,
-            };
+            use portside_app::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
+            use portside_app::payments::{Begin, IdempotencyStore, PageRequest, PaymentFilter, PaymentRepository, ProviderEventRecord, ProviderEvents};
+            use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
+            use portside_kernel::{Probe, StoreError};
             use portside_domain::{DomainEvent, Payment, PaymentId, RecordedEvent, Transaction, TransactionId};
             use serde_json::Value;
             use sqlx::types::Json;

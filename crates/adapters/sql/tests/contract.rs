@@ -9,7 +9,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::{contract, identity_contract, order_contract};
+use portside_app::testing::{messages, orders, payments, users};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -75,10 +75,10 @@ async fn sqlite_keeps_the_store_contract() {
         .unwrap();
     AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
     let store = Arc::new(store);
-    contract::payment_store(store.clone()).await;
-    identity_contract::user_store(store.clone()).await;
-    identity_contract::message_store(store.clone()).await;
-    order_contract::order_store(store).await;
+    payments::payment_store(store.clone()).await;
+    users::user_store(store.clone()).await;
+    messages::message_store(store.clone()).await;
+    orders::order_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -90,10 +90,10 @@ async fn postgres_keeps_the_store_contract() {
     let (any, store) = pg_store(&schema).await;
     any.migrate().await.unwrap();
     let store = Arc::new(store);
-    contract::payment_store(store.clone()).await;
-    identity_contract::user_store(store.clone()).await;
-    identity_contract::message_store(store.clone()).await;
-    order_contract::order_store(store).await;
+    payments::payment_store(store.clone()).await;
+    users::user_store(store.clone()).await;
+    messages::message_store(store.clone()).await;
+    orders::order_store(store).await;
     any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -178,12 +178,12 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
 
 /// Several relays on one store at once: every event published exactly once.
 async fn relays_share_the_outbox(
-    outbox: Arc<dyn portside_app::ports::Outbox>,
-    payments: Arc<dyn portside_app::ports::PaymentRepository>,
+    outbox: Arc<dyn portside_events::Outbox>,
+    payments: Arc<dyn portside_app::payments::PaymentRepository>,
 ) {
-    use portside_app::ports::SystemClock;
-    use portside_app::relay::{Relay, RelaySettings};
     use portside_app::testing::fakes::RecordingBus;
+    use portside_events::relay::{Relay, RelaySettings};
+    use portside_kernel::SystemClock;
     // Drain what earlier checks left, then write 150 fresh events (one per new payment).
     let bus = Arc::new(RecordingBus::default());
     let drain = Relay::new(
@@ -199,7 +199,7 @@ async fn relays_share_the_outbox(
     while drain.pass().await.unwrap() > 0 {}
     let already = bus.published().len();
     for i in 0..150 {
-        let (mut p, c) = contract::processing_payment(
+        let (mut p, c) = payments::processing_payment(
             &format!("relays{i}"),
             portside_domain::Money::from_minor(
                 100,
@@ -275,8 +275,9 @@ async fn several_relays_publish_each_event_once() {
 /// the store serves again, with failures reported as "unavailable".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_reads_recover_from_connections_the_server_dropped() {
-    use portside_app::ports::{PaymentRepository, StoreError};
+    use portside_app::payments::PaymentRepository;
     use portside_domain::PaymentId;
+    use portside_kernel::StoreError;
 
     let Some((schema, mut admin)) = pg_schema().await else {
         return;

@@ -14,15 +14,20 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::idempotency::{IdempotencyClaim, IdempotencyRecord};
-use crate::ports::{
-    AccessToken, Begin, Cache, CacheError, ChargeRequest, Clock, Envelope, HashError, IdGenerator,
-    IdempotencyStore, Inbox, InboxMark, MessageFilter, MessageOrder, MessagePage,
-    MessageRepository, OrderFilter, OrderPage, OrderRepository, Outbox, OutboxLag, PageRequest,
-    PasswordHasher, PaymentFilter, PaymentProvider, PaymentRepository, ProviderError,
-    ProviderEventRecord, ProviderEvents, ProviderOutcome, Redeemed, RefreshToken, RefreshTokens,
-    RefundRequest, StoreError, TokenError, TokenService, UserPage, UserRepository,
+use crate::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+use crate::orders::{OrderFilter, OrderPage, OrderRepository};
+use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
+use crate::payments::{
+    Begin, ChargeRequest, IdempotencyStore, PageRequest, PaymentFilter, PaymentProvider,
+    PaymentRepository, ProviderError, ProviderEventRecord, ProviderEvents, ProviderOutcome,
+    RefundRequest,
 };
+use crate::users::{
+    AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
+    TokenService, UserPage, UserRepository,
+};
+use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
+use portside_kernel::{Cache, CacheError, Clock, IdGenerator, StoreError};
 
 #[derive(Default)]
 struct Tables {
@@ -978,10 +983,10 @@ impl RecordingBus {
 }
 
 #[async_trait]
-impl crate::ports::EventBus for RecordingBus {
-    async fn publish(&self, events: &[Envelope]) -> Result<(), crate::ports::BusError> {
+impl portside_events::EventBus for RecordingBus {
+    async fn publish(&self, events: &[Envelope]) -> Result<(), portside_events::BusError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(crate::ports::BusError::Unavailable("broker down".into()));
+            return Err(portside_events::BusError::Unavailable("broker down".into()));
         }
         if let Ok(mut p) = self.published.lock() {
             p.extend_from_slice(events);

@@ -1,0 +1,342 @@
+//! The ordering use cases: place, read, list, change lines, ship, cancel, and pay through the
+//! payments use case. Writes take an optional expected version (the `If-Match` of HTTP);
+//! the store's version check catches the races in between.
+
+mod confirmation;
+mod ports;
+#[cfg(test)]
+mod tests;
+
+pub use confirmation::OrderConfirmation;
+pub use ports::*;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use portside_domain::{
+    Actor, Currency, CustomerId, DomainError, Metadata, Money, Order, OrderId, OrderItem,
+    OrderState, OrderStatus, PaymentId, PaymentMethod, PaymentStatus,
+};
+use time::OffsetDateTime;
+
+use crate::error::AppError;
+use crate::memberships::PURPOSE_KEY;
+use crate::payments::idempotency::IdempotentRequest;
+use crate::payments::{PayCommand, Payments, Reply, customer_of};
+use portside_events::InboxMark;
+use portside_kernel::{Clock, IdGenerator, StoreError};
+
+/// Value of the purpose metadata key for an order payment.
+pub const PURPOSE_ORDER: &str = "order";
+/// Metadata key naming the order a payment pays.
+pub const ORDER_KEY: &str = "portside_order_id";
+
+const MAX_ATTEMPTS: usize = 5;
+
+/// A new order.
+#[derive(Debug, Clone)]
+pub struct PlaceOrder {
+    /// Who orders: the actor when `None`; another customer only for administrators.
+    pub customer_id: Option<CustomerId>,
+    /// The order's currency; every line is priced in it.
+    pub currency: Currency,
+    /// The lines.
+    pub items: Vec<OrderItem>,
+}
+
+/// Paying an order.
+#[derive(Debug, Clone)]
+pub struct PayOrder {
+    /// How.
+    pub method: PaymentMethod,
+    /// Provider token.
+    pub method_token: String,
+    /// Provider (default when `None`).
+    pub provider: Option<String>,
+    /// Required: paying must be safe to retry.
+    pub idempotency: IdempotentRequest,
+}
+
+/// A page of orders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderList {
+    /// Newest first.
+    pub items: Vec<OrderState>,
+    /// Position of the last order when another page follows.
+    pub next: Option<(OffsetDateTime, OrderId)>,
+}
+
+/// The ordering use cases.
+pub struct Orders {
+    repo: Arc<dyn OrderRepository>,
+    payments: Arc<Payments>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+fn state_error(e: DomainError) -> AppError {
+    if e.is_state_conflict() {
+        AppError::State(e)
+    } else {
+        let field = match e {
+            DomainError::CurrencyMismatch { .. } => "currency",
+            _ => "items",
+        };
+        AppError::Invalid { field, error: e }
+    }
+}
+
+impl Orders {
+    /// Wires the use cases.
+    pub fn new(
+        repo: Arc<dyn OrderRepository>,
+        payments: Arc<Payments>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Orders {
+            repo,
+            payments,
+            clock,
+            ids,
+        }
+    }
+
+    /// Places an order for the actor (or, for an administrator, any customer).
+    pub async fn place(&self, actor: &Actor, cmd: PlaceOrder) -> Result<OrderState, AppError> {
+        let own = customer_of(actor);
+        let customer = match cmd.customer_id {
+            Some(c) if c != own && !actor.is_admin() => {
+                return Err(AppError::Forbidden("customer_id must be your own user id"));
+            }
+            Some(c) => c,
+            None => own,
+        };
+        let mut order = Order::place(
+            OrderId(self.ids.new_id()),
+            customer,
+            cmd.items,
+            cmd.currency,
+            self.clock.now(),
+        )
+        .map_err(state_error)?;
+        self.repo.insert_order(&mut order).await?;
+        Ok(order.state().clone())
+    }
+
+    /// One order; another customer's order does not exist for a customer.
+    pub async fn get(&self, actor: &Actor, id: OrderId) -> Result<OrderState, AppError> {
+        Ok(self.visible(actor, id).await?.state().clone())
+    }
+
+    async fn visible(&self, actor: &Actor, id: OrderId) -> Result<Order, AppError> {
+        match self.repo.order(id).await? {
+            Some(o) if actor.is_admin() || o.state().customer_id == customer_of(actor) => Ok(o),
+            _ => Err(AppError::NotFound("order")),
+        }
+    }
+
+    /// Orders, newest first: a customer's own, or anyone's for administrators.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        mut filter: OrderFilter,
+        page: OrderPage,
+    ) -> Result<OrderList, AppError> {
+        if !actor.is_admin() {
+            let own = customer_of(actor);
+            if filter.customer_id.as_ref().is_some_and(|c| *c != own) {
+                return Err(AppError::Forbidden(
+                    "only administrators list others' orders",
+                ));
+            }
+            filter.customer_id = Some(own);
+        }
+        let mut items: Vec<OrderState> = self
+            .repo
+            .orders(
+                &filter,
+                OrderPage {
+                    limit: page.limit + 1,
+                    after: page.after,
+                },
+            )
+            .await?
+            .iter()
+            .map(|o| o.state().clone())
+            .collect();
+        let more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = if more {
+            items.last().map(|o| (o.created_at, o.id))
+        } else {
+            None
+        };
+        Ok(OrderList { items, next })
+    }
+
+    /// Loads, checks the expected version, applies `change`, saves; retried on races, which
+    /// become 412 when the client named a version.
+    async fn mutate(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        expected: Option<i64>,
+        change: impl Fn(&mut Order, OffsetDateTime) -> Result<(), DomainError>,
+    ) -> Result<OrderState, AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut order = self.visible(actor, id).await?;
+            if expected.is_some_and(|v| v != order.state().version) {
+                return Err(AppError::PreconditionFailed);
+            }
+            change(&mut order, self.clock.now()).map_err(state_error)?;
+            match self.repo.update_order(&mut order, None).await {
+                Ok(()) => return Ok(order.state().clone()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+
+    /// Replaces the lines of a pending, unpaid order.
+    pub async fn replace_items(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        items: Vec<OrderItem>,
+        expected: Option<i64>,
+    ) -> Result<OrderState, AppError> {
+        self.mutate(actor, id, expected, |o, now| {
+            o.replace_items(items.clone(), now)
+        })
+        .await
+    }
+
+    /// Ships a confirmed order (administrators only).
+    pub async fn ship(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        expected: Option<i64>,
+    ) -> Result<OrderState, AppError> {
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden("only administrators ship orders"));
+        }
+        self.mutate(actor, id, expected, |o, now| o.ship(now)).await
+    }
+
+    /// Cancels a pending or confirmed order (a shipped one cannot be).
+    pub async fn cancel(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        expected: Option<i64>,
+    ) -> Result<OrderState, AppError> {
+        self.mutate(actor, id, expected, |o, now| o.cancel(now))
+            .await
+    }
+
+    /// Pays the order's total through the payments use case. The order is confirmed by the
+    /// `payment.succeeded` event (see `handlers::OrderConfirmation`); a declined payment leaves
+    /// it pending and payable again. A retry with the same key replays; a new key for an order
+    /// already being paid is refused.
+    pub async fn pay(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        cmd: PayOrder,
+        expected: Option<i64>,
+    ) -> Result<Reply, AppError> {
+        let order = self.visible(actor, id).await?;
+        if expected.is_some_and(|v| v != order.state().version) {
+            return Err(AppError::PreconditionFailed);
+        }
+        if let Some(paying) = order.state().payment_id {
+            return match self.payments.replay(&cmd.idempotency).await? {
+                Some(reply) if reply.outcome.payment.id == paying => Ok(reply),
+                _ => Err(AppError::State(DomainError::OrderLocked(
+                    "a payment for this order is under way or done",
+                ))),
+            };
+        }
+        order.require_open().map_err(AppError::State)?;
+        let s = order.state();
+        let metadata = Metadata::new(BTreeMap::from([
+            (PURPOSE_KEY.to_owned(), PURPOSE_ORDER.to_owned()),
+            (ORDER_KEY.to_owned(), s.id.to_string()),
+        ]))
+        .map_err(AppError::invalid("metadata"))?;
+        let reply = self
+            .payments
+            .pay(
+                actor,
+                PayCommand {
+                    customer_id: Some(s.customer_id.clone()),
+                    amount: s.total,
+                    method: cmd.method,
+                    method_token: cmd.method_token,
+                    provider: cmd.provider,
+                    description: Some(format!("Order {}", s.id)),
+                    metadata,
+                    idempotency: Some(cmd.idempotency),
+                },
+            )
+            .await?;
+        let payment = &reply.outcome.payment;
+        if matches!(
+            payment.status,
+            PaymentStatus::Succeeded | PaymentStatus::Processing
+        ) {
+            let pid = payment.id;
+            let noted = self
+                .mutate(actor, id, None, |o, now| o.start_payment(pid, now))
+                .await;
+            if let Err(e) = noted {
+                tracing::warn!(order = %id, payment = %pid, error = %e, "order changed while it was being paid; the confirmation will sort it out");
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Confirms an order paid by a succeeded payment (the event handler's use case). Refuses,
+    /// for an operator to look at, a payment that does not match the order or pays an order
+    /// that can no longer be confirmed.
+    pub async fn confirm_paid(
+        &self,
+        id: OrderId,
+        payment: PaymentId,
+        paid: Money,
+        payer: &str,
+        mark: &InboxMark,
+    ) -> Result<(), AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut order = self
+                .repo
+                .order(id)
+                .await?
+                .ok_or(AppError::NotFound("order"))?;
+            let s = order.state();
+            if s.status == OrderStatus::Confirmed && s.payment_id == Some(payment)
+                || s.status == OrderStatus::Shipped
+            {
+                return Ok(());
+            }
+            if s.total != paid || s.customer_id.as_str() != payer {
+                return Err(AppError::Internal(format!(
+                    "payment {payment} of {paid} by {payer} does not match order {id} ({} by {})",
+                    s.total, s.customer_id
+                )));
+            }
+            order.confirm(payment, self.clock.now()).map_err(|e| {
+                AppError::Internal(format!("order {id} was paid by {payment} but cannot be confirmed ({e}); refund the payment"))
+            })?;
+            match self.repo.update_order(&mut order, Some(mark)).await {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+}

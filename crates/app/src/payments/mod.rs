@@ -1,0 +1,437 @@
+//! The payments use cases: pay, refund, read, list, and the recovery of interrupted work.
+//!
+//! Paying and refunding run in three atomic phases (DESIGN.md §4): (1) one store transaction
+//! claims the idempotency key and writes the payment with a pending transaction; (2) the
+//! provider is called with a key derived from that transaction; (3) one store transaction
+//! settles the transaction, saves the payment, writes its events and the outcome to replay.
+//! A crash between phases leaves a pending transaction that a retry or the recovery task
+//! finishes by asking the provider again with the same provider key.
+
+pub mod idempotency;
+pub mod notices;
+mod ports;
+mod provider;
+mod settlement;
+#[cfg(test)]
+mod tests;
+
+pub use ports::*;
+pub use provider::*;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portside_domain::{
+    Actor, AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
+    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, Transaction, TransactionId,
+    TransactionStatus,
+};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use crate::error::AppError;
+use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
+use portside_kernel::{Clock, IdGenerator, StoreError};
+
+/// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Tunables of the payments context.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentSettings {
+    /// Largest amount of one payment.
+    pub amount_limit: AmountLimit,
+    /// How long a key and its outcome are kept (24 h by default).
+    pub idempotency_ttl: Duration,
+    /// How long a running request holds its key; a retry after that may resume the work.
+    pub key_lock: Duration,
+    /// Age after which a pending transaction is considered abandoned and recovered.
+    pub recovery_grace: Duration,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            amount_limit: AmountLimit::default(),
+            idempotency_ttl: Duration::hours(24),
+            key_lock: Duration::seconds(30),
+            recovery_grace: Duration::seconds(60),
+        }
+    }
+}
+
+/// The configured providers, by name, and the one used when a request names none.
+#[derive(Clone)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn PaymentProvider>>,
+    default: String,
+}
+
+impl Providers {
+    /// A registry holding one provider, which is also the default.
+    pub fn new(name: &str, provider: Arc<dyn PaymentProvider>) -> Self {
+        Providers {
+            by_name: HashMap::from([(name.to_owned(), provider)]),
+            default: name.to_owned(),
+        }
+    }
+
+    /// Adds another provider.
+    pub fn with(mut self, name: &str, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.by_name.insert(name.to_owned(), provider);
+        self
+    }
+
+    /// The provider of that name.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.by_name.get(name)
+    }
+
+    /// The default provider's name.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+}
+
+/// A request to pay, with values already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct PayCommand {
+    /// Who pays: the actor when `None`; another customer only for administrators.
+    pub customer_id: Option<CustomerId>,
+    /// What.
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// Provider token of the payment method.
+    pub method_token: String,
+    /// Provider name; the default when `None`.
+    pub provider: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Client metadata.
+    pub metadata: Metadata,
+    /// Present when the client sent an idempotency key.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// A request to refund. The amount stays text until the payment's currency is known.
+#[derive(Debug, Clone)]
+pub struct RefundCommand {
+    /// Which payment.
+    pub payment_id: PaymentId,
+    /// Decimal text; `None` refunds all that remains.
+    pub amount: Option<String>,
+    /// Must equal the payment's currency when given.
+    pub currency: Option<Currency>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Client metadata of the refund.
+    pub metadata: Metadata,
+    /// Present when the client sent an idempotency key.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// The result of a charge or refund: the payment and the transaction as they stood when the
+/// request finished. This is what an idempotency key stores and replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The payment.
+    pub payment: PaymentState,
+    /// The charge or refund.
+    pub transaction: Transaction,
+}
+
+/// An outcome and whether it was replayed from an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// What happened.
+    pub outcome: Outcome,
+    /// True when this is the stored outcome of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A page of payments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentPage {
+    /// Newest first.
+    pub items: Vec<PaymentState>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PaymentId>,
+}
+
+enum Settlement {
+    Succeeded(String),
+    Failed(Failure),
+}
+
+/// The payments use cases over their ports.
+pub struct Payments {
+    repo: Arc<dyn PaymentRepository>,
+    keys: Arc<dyn IdempotencyStore>,
+    providers: Providers,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    settings: PaymentSettings,
+}
+
+impl Payments {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        repo: Arc<dyn PaymentRepository>,
+        keys: Arc<dyn IdempotencyStore>,
+        providers: Providers,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        settings: PaymentSettings,
+    ) -> Self {
+        Payments {
+            repo,
+            keys,
+            providers,
+            clock,
+            ids,
+            settings,
+        }
+    }
+
+    /// Charges a payment method for the actor (or, for an administrator, for any customer).
+    pub async fn pay(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
+        let own = customer_of(actor);
+        let customer_id = match cmd.customer_id {
+            Some(c) if c != own && !actor.is_admin() => {
+                return Err(AppError::Forbidden("customer_id must be your own user id"));
+            }
+            Some(c) => c,
+            None => own,
+        };
+        let provider = cmd
+            .provider
+            .unwrap_or_else(|| self.providers.default_name().to_owned());
+        match self.providers.get(&provider) {
+            None => return Err(AppError::UnknownProvider(provider)),
+            Some(p) => available(&provider, p.as_ref())?,
+        }
+        let now = self.clock.now();
+        let new = NewPayment {
+            id: PaymentId(self.ids.new_id()),
+            customer_id,
+            amount: cmd.amount,
+            method: cmd.method,
+            method_token: cmd.method_token,
+            provider,
+            description: cmd.description,
+            metadata: cmd.metadata,
+        };
+        let mut payment =
+            Payment::create(new, self.settings.amount_limit, now).map_err(request_error)?;
+        let charge = Transaction::charge(
+            TransactionId(self.ids.new_id()),
+            payment.id(),
+            payment.state().amount,
+            now,
+        );
+        let claim = cmd
+            .idempotency
+            .as_ref()
+            .map(|req| self.claim(req, charge.id, now));
+        match self
+            .repo
+            .begin_charge(claim.as_ref(), &mut payment, &charge)
+            .await?
+        {
+            Begin::Started => {}
+            Begin::Existing(record) => {
+                return self.resume(record, cmd.idempotency.as_ref()).await;
+            }
+        }
+        let outcome = self.run(payment, charge, cmd.idempotency.as_ref()).await?;
+        Ok(Reply {
+            outcome,
+            replayed: false,
+        })
+    }
+
+    /// The stored reply of a finished request with this key, if there is one; refuses a key
+    /// used for another request or still in flight. Never charges.
+    pub async fn replay(&self, req: &IdempotentRequest) -> Result<Option<Reply>, AppError> {
+        let now = self.clock.now();
+        let Some(record) = self.keys.find(&req.scope, req.key.as_str(), now).await? else {
+            return Ok(None);
+        };
+        if record.fingerprint != req.fingerprint {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        match record.outcome {
+            Some(stored) => Ok(Some(Reply {
+                outcome: serde_json::from_value(stored).map_err(internal)?,
+                replayed: true,
+            })),
+            None => Err(AppError::IdempotencyKeyInUse),
+        }
+    }
+
+    /// Refunds all or part of a succeeded payment the actor may see.
+    pub async fn refund(&self, actor: &Actor, cmd: RefundCommand) -> Result<Reply, AppError> {
+        if let Some(req) = &cmd.idempotency {
+            let now = self.clock.now();
+            if let Some(record) = self.keys.find(&req.scope, req.key.as_str(), now).await? {
+                return self.resume(record, Some(req)).await;
+            }
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let mut payment = self.visible(actor, cmd.payment_id).await?;
+            let currency = payment.state().amount.currency();
+            if let Some(given) = cmd.currency.filter(|c| *c != currency) {
+                return Err(AppError::Invalid {
+                    field: "currency",
+                    error: DomainError::CurrencyMismatch {
+                        expected: currency,
+                        given,
+                    },
+                });
+            }
+            let amount = cmd
+                .amount
+                .as_deref()
+                .map(|text| Money::parse(text, currency))
+                .transpose()
+                .map_err(|e| AppError::Invalid {
+                    field: "amount",
+                    error: e.into(),
+                })?;
+            if let Some(p) = self.providers.get(&payment.state().provider) {
+                available(&payment.state().provider, p.as_ref())?;
+            }
+            let now = self.clock.now();
+            let amount = payment.begin_refund(amount, now).map_err(request_error)?;
+            let refund = Transaction::refund(
+                TransactionId(self.ids.new_id()),
+                payment.id(),
+                amount,
+                cmd.reason.clone(),
+                now,
+            )
+            .map_err(request_error)?
+            .with_metadata(cmd.metadata.clone());
+            let claim = cmd
+                .idempotency
+                .as_ref()
+                .map(|req| self.claim(req, refund.id, now));
+            match self
+                .repo
+                .begin_refund(claim.as_ref(), &mut payment, &refund)
+                .await
+            {
+                Ok(Begin::Started) => {
+                    let outcome = self.run(payment, refund, cmd.idempotency.as_ref()).await?;
+                    return Ok(Reply {
+                        outcome,
+                        replayed: false,
+                    });
+                }
+                Ok(Begin::Existing(record)) => {
+                    return self.resume(record, cmd.idempotency.as_ref()).await;
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+
+    /// One payment; another customer's payment does not exist for a customer.
+    pub async fn get(&self, actor: &Actor, id: PaymentId) -> Result<PaymentState, AppError> {
+        Ok(self.visible(actor, id).await?.state().clone())
+    }
+
+    async fn visible(&self, actor: &Actor, id: PaymentId) -> Result<Payment, AppError> {
+        match self.repo.payment(id).await? {
+            Some(p) if actor.is_admin() || p.state().customer_id == customer_of(actor) => Ok(p),
+            _ => Err(AppError::NotFound("payment")),
+        }
+    }
+
+    /// A page of payments, newest first: a customer's own, or anyone's for administrators.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: &PaymentFilter,
+        page: PageRequest,
+    ) -> Result<PaymentPage, AppError> {
+        let mut filter = filter.clone();
+        if !actor.is_admin() {
+            let own = customer_of(actor);
+            if filter.customer_id.as_ref().is_some_and(|c| *c != own) {
+                return Err(AppError::Forbidden(
+                    "only administrators list others' payments",
+                ));
+            }
+            filter.customer_id = Some(own);
+        }
+        let ask = PageRequest {
+            limit: page.limit + 1,
+            after: page.after,
+        };
+        let mut items: Vec<PaymentState> = self
+            .repo
+            .payments(&filter, ask)
+            .await?
+            .into_iter()
+            .map(|p| p.state().clone())
+            .collect();
+        let more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = if more {
+            items.last().map(|p| p.id)
+        } else {
+            None
+        };
+        Ok(PaymentPage { items, next })
+    }
+
+    /// A payment's charge and refunds, oldest first.
+    pub async fn transactions(
+        &self,
+        actor: &Actor,
+        id: PaymentId,
+    ) -> Result<Vec<Transaction>, AppError> {
+        self.visible(actor, id).await?;
+        Ok(self.repo.transactions(id).await?)
+    }
+}
+
+/// Maps a domain error raised by a request's values to the field at fault.
+fn request_error(error: DomainError) -> AppError {
+    if error.is_state_conflict() {
+        return AppError::State(error);
+    }
+    let field = match &error {
+        DomainError::TextTooLong { field, .. } => field,
+        DomainError::InvalidMetadata(_) => "metadata",
+        DomainError::InvalidCustomerId => "customer_id",
+        DomainError::CurrencyMismatch { .. }
+        | DomainError::Money(MoneyError::UnknownCurrency(_))
+        | DomainError::Money(MoneyError::CurrencyMismatch(..)) => "currency",
+        _ => "amount",
+    };
+    AppError::Invalid { field, error }
+}
+
+/// Refuses work for a provider whose circuit is open, before anything is written.
+fn available(name: &str, provider: &dyn PaymentProvider) -> Result<(), AppError> {
+    provider
+        .availability()
+        .map_err(|wait| AppError::ProviderUnavailable {
+            provider: name.to_owned(),
+            retry_after_secs: wait.as_secs().max(1),
+        })
+}
+
+/// A user's payments are recorded under their user id.
+pub fn customer_of(actor: &Actor) -> CustomerId {
+    CustomerId::from(actor.user_id)
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
+}

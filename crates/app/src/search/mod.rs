@@ -1,0 +1,352 @@
+//! The search use cases: validated queries (customers find only their own documents), document
+//! indexing for the gRPC service, the read model fed by events, and the rebuild from the store.
+
+mod ports;
+#[cfg(test)]
+mod tests;
+
+pub use ports::*;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portside_domain::Actor;
+
+use crate::error::AppError;
+use crate::orders::{OrderFilter, OrderPage, OrderRepository};
+use crate::payments::customer_of;
+use crate::payments::{PageRequest, PaymentFilter, PaymentRepository};
+use portside_events::Envelope;
+use portside_events::InboxMark;
+use portside_events::worker::{EventHandler, HandlerError};
+
+/// The consumer group of the read model.
+pub const PROJECTION_GROUP: &str = "search";
+
+/// Longest query, in characters.
+pub const MAX_QUERY: usize = 1000;
+/// Largest page.
+pub const MAX_LIMIT: u32 = 100;
+/// Deepest offset.
+pub const MAX_OFFSET: u32 = 10_000;
+
+/// Checks a query's bounds, facets and filters; the index checks its syntax.
+pub fn validate(q: &SearchQuery) -> Result<(), SearchError> {
+    let invalid = |m: String| Err(SearchError::Invalid(m));
+    let chars = q.text.chars().count();
+    if q.text.trim().is_empty() {
+        return invalid("query must not be empty".into());
+    }
+    if chars > MAX_QUERY {
+        return invalid(format!(
+            "query must be at most {MAX_QUERY} characters, got {chars}"
+        ));
+    }
+    if q.limit == 0 || q.limit > MAX_LIMIT {
+        return invalid(format!("limit must be 1 to {MAX_LIMIT}"));
+    }
+    if q.offset > MAX_OFFSET {
+        return invalid(format!("offset must be 0 to {MAX_OFFSET}"));
+    }
+    if let Some(f) = q.facets.iter().find(|f| !FACETS.contains(&f.as_str())) {
+        return invalid(format!(
+            "unknown facet {f:?}; facets: {}",
+            FACETS.join(", ")
+        ));
+    }
+    if let Some(f) = q.filters.keys().find(|f| !FILTERS.contains(&f.as_str())) {
+        return invalid(format!(
+            "unknown filter {f:?}; filters: {}",
+            FILTERS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a document given over gRPC.
+pub fn validate_document(d: &SearchDocument) -> Result<(), SearchError> {
+    let invalid = |m: &str| Err(SearchError::Invalid(m.into()));
+    if d.id.trim().is_empty() || d.id.len() > 200 {
+        return invalid("document id must be 1 to 200 characters");
+    }
+    if d.doc_type.trim().is_empty() || d.doc_type.len() > 50 {
+        return invalid("document type must be 1 to 50 characters");
+    }
+    if d.fields.len() > 100
+        || d.fields
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 100 || v.len() > 10_000)
+    {
+        return invalid(
+            "a document has at most 100 fields, names up to 100 characters, values up to 10 000",
+        );
+    }
+    Ok(())
+}
+
+fn search_error(e: SearchError) -> AppError {
+    match e {
+        SearchError::Invalid(m) => AppError::BadQuery(m),
+        SearchError::Unavailable(m) => AppError::Unavailable(m),
+        SearchError::Timeout => AppError::Unavailable("search timed out".into()),
+        SearchError::Other(m) => AppError::Internal(m),
+    }
+}
+
+/// The search use cases.
+pub struct Search {
+    index: Arc<dyn SearchIndex>,
+    orders: Arc<dyn OrderRepository>,
+    payments: Arc<dyn PaymentRepository>,
+}
+
+impl Search {
+    /// Over one index, rebuilt from the orders and payments of the store.
+    pub fn new(
+        index: Arc<dyn SearchIndex>,
+        orders: Arc<dyn OrderRepository>,
+        payments: Arc<dyn PaymentRepository>,
+    ) -> Self {
+        Search {
+            index,
+            orders,
+            payments,
+        }
+    }
+
+    /// The index itself, for the gRPC service (an internal, trusted caller).
+    pub fn index(&self) -> &Arc<dyn SearchIndex> {
+        &self.index
+    }
+
+    /// Searches as an actor: customers see only their own documents.
+    pub async fn search(
+        &self,
+        actor: &Actor,
+        mut q: SearchQuery,
+    ) -> Result<SearchResults, AppError> {
+        if !actor.is_admin() {
+            q.filters
+                .insert("owner".into(), customer_of(actor).as_str().to_owned());
+        }
+        validate(&q).map_err(search_error)?;
+        self.index.search(&q).await.map_err(search_error)
+    }
+
+    /// Rebuilds the read model from the store, for administrators.
+    pub async fn reindex_as(&self, actor: &Actor) -> Result<usize, AppError> {
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden("only administrators rebuild the index"));
+        }
+        self.reindex().await
+    }
+
+    /// Rebuilds the read model from the store: every order and payment, newest version wins,
+    /// so running it while events flow loses nothing. Returns the documents written.
+    pub async fn reindex(&self) -> Result<usize, AppError> {
+        let mut written = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .orders
+                .orders(&OrderFilter::default(), OrderPage { limit: 500, after })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.state().created_at, last.id()));
+            let docs: Vec<_> = page
+                .iter()
+                .filter_map(|o| {
+                    order_document(
+                        &serde_json::to_value(portside_domain::OrderSnapshot::of(o.state()))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            written += self.index.upsert(&docs).await.map_err(search_error)?;
+        }
+        let mut after = None;
+        loop {
+            let page = self
+                .payments
+                .payments(&PaymentFilter::default(), PageRequest { limit: 500, after })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id());
+            let docs: Vec<_> = page
+                .iter()
+                .filter_map(|p| {
+                    payment_document(
+                        &serde_json::to_value(portside_domain::PaymentSnapshot::of(p.state()))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            written += self.index.upsert(&docs).await.map_err(search_error)?;
+        }
+        Ok(written)
+    }
+}
+
+fn text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// The search document of an order snapshot (`data.order` of an order event).
+pub fn order_document(order: &serde_json::Value) -> Option<SearchDocument> {
+    let id = order["order_id"].as_str()?;
+    let items = order["items"].as_array()?;
+    let mut fields = BTreeMap::new();
+    for key in [
+        "order_id",
+        "customer_id",
+        "status",
+        "currency",
+        "total",
+        "payment_id",
+    ] {
+        if let Some(v) = text(&order[key]) {
+            fields.insert(key.to_owned(), v);
+        }
+    }
+    let lines: Vec<String> = items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} × {}",
+                i["quantity"],
+                i["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    fields.insert("items".into(), lines.join("; "));
+    let products: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["product_id"].as_str())
+        .collect();
+    fields.insert("product_ids".into(), products.join(" "));
+    Some(SearchDocument {
+        id: format!("order:{id}"),
+        doc_type: "order".into(),
+        owner: order["customer_id"].as_str().map(str::to_owned),
+        version: order["version"].as_i64()?,
+        fields,
+    })
+}
+
+/// The search document of a payment snapshot (`data.payment` of a payment event).
+pub fn payment_document(payment: &serde_json::Value) -> Option<SearchDocument> {
+    let id = payment["payment_id"].as_str()?;
+    let mut fields = BTreeMap::new();
+    for key in [
+        "payment_id",
+        "customer_id",
+        "status",
+        "currency",
+        "amount",
+        "refunded_amount",
+        "provider",
+    ] {
+        if let Some(v) = text(&payment[key]) {
+            fields.insert(key.to_owned(), v);
+        }
+    }
+    if let Some(meta) = payment["metadata"].as_object() {
+        for (k, v) in meta {
+            if let Some(v) = text(v) {
+                fields.insert(format!("metadata.{k}"), v);
+            }
+        }
+    }
+    Some(SearchDocument {
+        id: format!("payment:{id}"),
+        doc_type: "payment".into(),
+        owner: payment["customer_id"].as_str().map(str::to_owned),
+        version: payment["version"].as_i64()?,
+        fields,
+    })
+}
+
+/// Keeps the search index up to date from order and payment events (the CQRS read model).
+/// Idempotent: the index keeps the highest version, so a redelivered or late event changes
+/// nothing.
+pub struct SearchProjection {
+    index: Arc<dyn SearchIndex>,
+}
+
+impl SearchProjection {
+    /// Projects into `index`.
+    pub fn new(index: Arc<dyn SearchIndex>) -> Self {
+        SearchProjection { index }
+    }
+}
+
+#[async_trait]
+impl EventHandler for SearchProjection {
+    fn group(&self) -> &'static str {
+        PROJECTION_GROUP
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &[
+            "order.created",
+            "order.updated",
+            "order.confirmed",
+            "order.shipped",
+            "order.cancelled",
+            "payment.created",
+            "payment.succeeded",
+            "payment.failed",
+            "payment.refunded",
+            "payment.refund_failed",
+        ]
+    }
+
+    async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {
+        self.upsert(document_of(event)?.into_iter().collect()).await
+    }
+
+    /// One index write (one Tantivy commit, one `_bulk`) for the whole batch.
+    async fn handle_batch(
+        &self,
+        batch: &[(&Envelope, InboxMark)],
+    ) -> Option<Result<(), HandlerError>> {
+        let documents: Result<Vec<_>, _> = batch.iter().map(|(e, _)| document_of(e)).collect();
+        Some(match documents {
+            Ok(documents) => self.upsert(documents.into_iter().flatten().collect()).await,
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl SearchProjection {
+    async fn upsert(&self, documents: Vec<SearchDocument>) -> Result<(), HandlerError> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        self.index
+            .upsert(&documents)
+            .await
+            .map(|_| ())
+            .map_err(|e| HandlerError(e.to_string()))
+    }
+}
+
+/// The document an order or payment event carries; none for other aggregates.
+fn document_of(event: &Envelope) -> Result<Option<SearchDocument>, HandlerError> {
+    let document = match event.aggregate_type.as_str() {
+        "order" => order_document(&event.data["order"]),
+        "payment" => payment_document(&event.data["payment"]),
+        _ => return Ok(None),
+    };
+    document.map(Some).ok_or_else(|| {
+        HandlerError(format!(
+            "{} {} has no snapshot to index",
+            event.event_type, event.id
+        ))
+    })
+}

@@ -1,0 +1,19 @@
+//! The event backbone (DESIGN.md §5). Aggregates' events reach the outbox in their store's
+//! transaction; the relay publishes them to a bus; the worker hands them to consumer groups,
+//! deduplicated by the inbox. Nothing here knows a use case: handlers are given to the worker.
+
+mod audit;
+mod bus;
+mod envelope;
+mod outbox;
+pub mod relay;
+#[cfg(any(test, feature = "testing"))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+pub mod testing;
+pub mod trace_context;
+pub mod worker;
+
+pub use audit::AuditLog;
+pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
+pub use envelope::{CATALOG, Envelope};
+pub use outbox::{Inbox, InboxMark, Outbox, OutboxLag};

@@ -1,0 +1,3 @@
+//! Test support for the adapters of the backbone's ports.
+
+pub mod bus;

@@ -1,0 +1,377 @@
+//! The worker: consumer groups on the event bus. Each handler is one group; each delivery is
+//! checked against the inbox (effectively-once on at-least-once delivery), handled with retries
+//! and exponential backoff, and dead-lettered with its error when it keeps failing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::Envelope;
+use portside_kernel::Clock;
+
+use crate::{Delivery, EventSource, Inbox, InboxMark};
+
+/// Why a handler failed; retried, then dead-lettered with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+/// A consumer of events.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// The consumer group (and queue) name.
+    fn group(&self) -> &'static str;
+    /// The event types it wants; `#` for all.
+    fn event_types(&self) -> &'static [&'static str];
+    /// Handles one event. `mark` is what the inbox records once it succeeds; a handler whose
+    /// effect is a store write passes it to the store so both commit together.
+    async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError>;
+    /// Handles the fresh events of one delivery batch at once, for a handler that can do that
+    /// cheaper than one by one (the search projection commits its index once per batch
+    /// instead of once per event). `None`, the default, has the worker call
+    /// [`handle`](Self::handle) for each event, in a span joined to the event's trace. The
+    /// worker records the inbox marks of the whole batch after success; on failure it falls
+    /// back to one event at a time, with retries and dead-lettering, so handling must stay
+    /// idempotent.
+    async fn handle_batch(
+        &self,
+        _batch: &[(&Envelope, InboxMark)],
+    ) -> Option<Result<(), HandlerError>> {
+        None
+    }
+}
+
+/// The longest pause between tries while the bus is away: a reconnect attempt costs little,
+/// and the pause is added to the time to recover after an outage.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// Tunables of the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Attempts per delivery before it is dead-lettered.
+    pub max_attempts: u32,
+    /// First pause between attempts; doubles each time.
+    pub backoff: Duration,
+    /// Deliveries fetched at once.
+    pub batch: usize,
+    /// How long `receive` waits before the loop checks for shutdown.
+    pub wait: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            max_attempts: 5,
+            backoff: Duration::from_millis(100),
+            batch: 32,
+            wait: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The consumers of one process.
+pub struct Worker {
+    source: Arc<dyn EventSource>,
+    inbox: Arc<dyn Inbox>,
+    clock: Arc<dyn Clock>,
+    handlers: Vec<Arc<dyn EventHandler>>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    /// A worker running `handlers`.
+    pub fn new(
+        source: Arc<dyn EventSource>,
+        inbox: Arc<dyn Inbox>,
+        clock: Arc<dyn Clock>,
+        handlers: Vec<Arc<dyn EventHandler>>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Worker {
+            source,
+            inbox,
+            clock,
+            handlers,
+            settings,
+        }
+    }
+
+    /// Declares every group's subscription, retrying while the bus is down.
+    pub async fn subscribe(&self, stop: &CancellationToken) -> bool {
+        for h in &self.handlers {
+            let mut pause = self.settings.backoff;
+            loop {
+                match self.source.subscribe(h.group(), h.event_types()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(group = h.group(), error = %e, "cannot subscribe yet; retrying");
+                        tokio::select! {
+                            () = stop.cancelled() => return false,
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(MAX_PAUSE);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Consumes until `stop`; deliveries in hand are finished and acknowledged first.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        if !self.subscribe(&stop).await {
+            return;
+        }
+        let mut tasks = Vec::new();
+        for h in self.handlers.clone() {
+            let (me, stop) = (self.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move { me.consume(h, stop).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn consume(&self, handler: Arc<dyn EventHandler>, stop: CancellationToken) {
+        let group = handler.group();
+        tracing::info!(group, "consumer started");
+        let mut pause = self.settings.backoff;
+        while !stop.is_cancelled() {
+            let received = tokio::select! {
+                () = stop.cancelled() => break,
+                r = self.source.receive(group, self.settings.batch, self.settings.wait) => r,
+            };
+            match received {
+                Ok(deliveries) => {
+                    pause = self.settings.backoff;
+                    let rest = self.process_batch(handler.as_ref(), deliveries).await;
+                    for d in rest {
+                        self.process(handler.as_ref(), &d).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "receive failed; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+        tracing::info!(group, "consumer stopped");
+    }
+
+    /// Handles the first deliveries of a batch together: one inbox query, one
+    /// [`EventHandler::handle_batch`], one inbox write, then the acks. Returns what is left
+    /// for one-at-a-time handling: everything, when the batch failed or the inbox could not
+    /// be read; redeliveries, which may be the poison that needs retries and dead-lettering.
+    async fn process_batch(
+        &self,
+        handler: &dyn EventHandler,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Delivery> {
+        let group = handler.group();
+        let (fresh, rest): (Vec<Delivery>, Vec<Delivery>) =
+            deliveries.into_iter().partition(|d| d.attempts <= 1);
+        if fresh.len() < 2 {
+            return fresh.into_iter().chain(rest).collect();
+        }
+        let ids: Vec<_> = fresh.iter().map(|d| d.envelope.id).collect();
+        let done = match self.inbox.processed_among(group, &ids).await {
+            Ok(done) => done,
+            Err(_) => return fresh.into_iter().chain(rest).collect(),
+        };
+        let now = self.clock.now();
+        let mut todo = Vec::new();
+        for d in &fresh {
+            let wanted = wants(handler, &d.envelope);
+            if wanted && !done.contains(&d.envelope.id) {
+                let mark = InboxMark {
+                    group: group.to_owned(),
+                    event_id: d.envelope.id,
+                    at: now,
+                };
+                todo.push((&d.envelope, mark));
+            } else if wanted {
+                metrics::counter!("portside_consumer_duplicates_total", "group" => group)
+                    .increment(1);
+            }
+        }
+        let handled = self.handle_all(handler, &todo).await;
+        let left: Vec<uuid::Uuid> = todo[handled..].iter().map(|(e, _)| e.id).collect();
+        let marks: Vec<InboxMark> = todo
+            .into_iter()
+            .take(handled)
+            .map(|(_, mark)| mark)
+            .collect();
+        if let Err(e) = self.inbox.mark_all_processed(&marks).await {
+            tracing::warn!(group, error = %e, "could not record the batch in the inbox");
+        }
+        metrics::counter!("portside_consumer_processed_total", "group" => group)
+            .increment(marks.len() as u64);
+        if !left.is_empty() {
+            tracing::warn!(
+                group,
+                events = left.len(),
+                "batch failed; handling the rest one at a time"
+            );
+        }
+        let (again, finished): (Vec<Delivery>, Vec<Delivery>) = fresh
+            .into_iter()
+            .partition(|d| left.contains(&d.envelope.id));
+        for d in &finished {
+            self.ack(group, d).await;
+        }
+        let mut again = again.into_iter();
+        if let Some(failed) = again.next() {
+            // Its first attempt was the batch's; the retries continue from the second.
+            use tracing::Instrument;
+            let span = consume_span(group, &failed.envelope);
+            self.process_in_span(handler, &failed, 2)
+                .instrument(span)
+                .await;
+        }
+        again.chain(rest).collect()
+    }
+
+    /// Handles a batch; returns how many of its events, from the first, were handled (all or
+    /// none for a handler's own batch handling).
+    async fn handle_all(
+        &self,
+        handler: &dyn EventHandler,
+        todo: &[(&Envelope, InboxMark)],
+    ) -> usize {
+        use tracing::Instrument;
+        let group = handler.group();
+        let span = tracing::info_span!("consume_batch", group, events = todo.len());
+        if let Some(done) = handler.handle_batch(todo).instrument(span).await {
+            return if done.is_ok() { todo.len() } else { 0 };
+        }
+        for (n, (event, mark)) in todo.iter().enumerate() {
+            let handled = handler
+                .handle(event, mark)
+                .instrument(consume_span(group, event))
+                .await;
+            if handled.is_err() {
+                return n;
+            }
+        }
+        todo.len()
+    }
+
+    /// Handles one delivery to the end: processed and acknowledged, or dead-lettered.
+    pub async fn process(&self, handler: &dyn EventHandler, d: &Delivery) {
+        use tracing::Instrument;
+        let span = consume_span(handler.group(), &d.envelope);
+        self.process_in_span(handler, d, 1).instrument(span).await;
+    }
+
+    async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery, first: u32) {
+        let group = handler.group();
+        let event = &d.envelope;
+        let wanted = wants(handler, event);
+        if !wanted {
+            self.ack(group, d).await;
+            return;
+        }
+        match self.inbox.processed(group, event.id).await {
+            Ok(true) => {
+                metrics::counter!("portside_consumer_duplicates_total", "group" => group)
+                    .increment(1);
+                self.ack(group, d).await;
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(group, error = %e, "inbox unreadable; handling anyway (handlers are idempotent)")
+            }
+        }
+        if d.attempts > self.settings.max_attempts {
+            self.dead_letter(
+                group,
+                d,
+                &format!("delivered {} times without success", d.attempts),
+            )
+            .await;
+            return;
+        }
+        if first > self.settings.max_attempts {
+            self.dead_letter(
+                group,
+                d,
+                "the handler failed on the delivery's only attempt",
+            )
+            .await;
+            return;
+        }
+        let mut pause = self.settings.backoff;
+        for _ in 1..first {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        for attempt in first..=self.settings.max_attempts {
+            let mark = InboxMark {
+                group: group.to_owned(),
+                event_id: event.id,
+                at: self.clock.now(),
+            };
+            match handler.handle(event, &mark).await {
+                Ok(()) => {
+                    if let Err(e) = self.inbox.mark_processed(&mark).await {
+                        tracing::warn!(group, error = %e, "could not record the event in the inbox");
+                    }
+                    metrics::counter!("portside_consumer_processed_total", "group" => group)
+                        .increment(1);
+                    self.ack(group, d).await;
+                    return;
+                }
+                Err(e) if attempt < self.settings.max_attempts => {
+                    metrics::counter!("portside_consumer_retried_total", "group" => group)
+                        .increment(1);
+                    tracing::warn!(group, event = %event.id, event_type = %event.event_type, attempt, error = %e, "handler failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    self.dead_letter(group, d, &e.0).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn ack(&self, group: &str, d: &Delivery) {
+        if let Err(e) = self.source.ack(group, d).await {
+            tracing::warn!(group, error = %e, "ack failed; the event will be redelivered and deduplicated");
+        }
+    }
+
+    async fn dead_letter(&self, group: &'static str, d: &Delivery, error: &str) {
+        metrics::counter!("portside_consumer_dead_lettered_total", "group" => group).increment(1);
+        tracing::error!(group, event = %d.envelope.id, event_type = %d.envelope.event_type, error, "event dead-lettered");
+        if let Err(e) = self.source.dead_letter(group, d, error).await {
+            tracing::error!(group, error = %e, "dead-lettering failed; the event will be redelivered");
+        }
+    }
+}
+
+/// Whether the handler subscribed to the event's type (`#`: every type).
+fn wants(handler: &dyn EventHandler, event: &Envelope) -> bool {
+    handler
+        .event_types()
+        .iter()
+        .any(|t| *t == "#" || *t == event.event_type)
+}
+
+/// The span of handling one event, a child of the trace that produced it.
+fn consume_span(group: &'static str, event: &Envelope) -> tracing::Span {
+    let span =
+        tracing::info_span!("consume", group, event_type = %event.event_type, event_id = %event.id);
+    if let Some(parent) = &event.traceparent {
+        crate::trace_context::join(&span, parent);
+    }
+    span
+}
