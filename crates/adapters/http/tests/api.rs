@@ -2010,14 +2010,64 @@ async fn orders_api(anon: &Api) {
         Some(&change(3)),
     )
     .await;
-    assert_eq!(bad_tag.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (bad_tag.status, bad_tag.body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("if_match_invalid"))
+    );
+    // RFC 9110: a malformed If-Match is a bad request; a well-formed tag that is not the
+    // current one (another server's, a weak one under strong comparison, an empty list
+    // item beside an old version) fails the precondition.
+    for malformed in ["yesterday", "\"2", "W/2", "\"2\" \"3\"", ",", ""] {
+        let r = call(
+            &me,
+            "PUT",
+            &uri,
+            &[JSON, ("if-match", malformed)],
+            Some(&change(3)),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("if_match_invalid")),
+            "If-Match: {malformed}"
+        );
+    }
+    for stale in ["\"stale-0\"", "W/\"2\"", "\"1\", \"x\"", "\"\""] {
+        let r = call(
+            &me,
+            "PUT",
+            &uri,
+            &[JSON, ("if-match", stale)],
+            Some(&change(3)),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::PRECONDITION_FAILED, Some("precondition_failed")),
+            "If-Match: {stale}"
+        );
+    }
+    let listed = call(
+        &me,
+        "PUT",
+        &uri,
+        &[JSON, ("if-match", "\"1\", \"2\"")],
+        Some(&change(2)),
+    )
+    .await;
+    assert_eq!(
+        listed.status,
+        StatusCode::OK,
+        "a list matches when one of its tags does"
+    );
+    assert_eq!(listed.headers["etag"], "\"3\"");
     let got = call(&me, "GET", &uri, &[], None).await;
     assert_eq!(
         (
             got.body["total"].as_str(),
             got.headers["etag"].to_str().unwrap()
         ),
-        (Some("10.00"), "\"2\"")
+        (Some("10.00"), "\"3\"")
     );
 
     // Another customer sees nothing of it.

@@ -31,6 +31,31 @@ pub const PURPOSE_ORDER: &str = "order";
 /// Metadata key naming the order a payment pays.
 pub const ORDER_KEY: &str = "portside_order_id";
 
+/// The precondition of a write, from HTTP's `If-Match` (RFC 9110 §13.1.1). If-Match compares
+/// entity tags strongly, so a weak tag, or a tag this API never issued, names no version: the
+/// write then fails its precondition (412) rather than being a malformed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No precondition: no header, or `*` (the order exists, which every write checks anyway).
+    Any,
+    /// The versions the client's strong tags name; the write proceeds if one of them is current.
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// The precondition of a client that read `version`.
+    pub fn version(version: i64) -> Self {
+        IfMatch::Versions(vec![version])
+    }
+
+    fn holds(&self, current: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&current),
+        }
+    }
+}
+
 const MAX_ATTEMPTS: usize = 5;
 
 /// A new order.
@@ -181,12 +206,12 @@ impl Orders {
         &self,
         actor: &Actor,
         id: OrderId,
-        expected: Option<i64>,
+        expected: &IfMatch,
         change: impl Fn(&mut Order, OffsetDateTime) -> Result<(), DomainError>,
     ) -> Result<OrderState, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut order = self.visible(actor, id).await?;
-            if expected.is_some_and(|v| v != order.state().version) {
+            if !expected.holds(order.state().version) {
                 return Err(AppError::PreconditionFailed);
             }
             change(&mut order, self.clock.now()).map_err(state_error)?;
@@ -205,9 +230,9 @@ impl Orders {
         actor: &Actor,
         id: OrderId,
         items: Vec<OrderItem>,
-        expected: Option<i64>,
+        expected: IfMatch,
     ) -> Result<OrderState, AppError> {
-        self.mutate(actor, id, expected, |o, now| {
+        self.mutate(actor, id, &expected, |o, now| {
             o.replace_items(items.clone(), now)
         })
         .await
@@ -218,12 +243,13 @@ impl Orders {
         &self,
         actor: &Actor,
         id: OrderId,
-        expected: Option<i64>,
+        expected: IfMatch,
     ) -> Result<OrderState, AppError> {
         if !actor.is_admin() {
             return Err(AppError::Forbidden("only administrators ship orders"));
         }
-        self.mutate(actor, id, expected, |o, now| o.ship(now)).await
+        self.mutate(actor, id, &expected, |o, now| o.ship(now))
+            .await
     }
 
     /// Cancels a pending or confirmed order (a shipped one cannot be).
@@ -231,9 +257,9 @@ impl Orders {
         &self,
         actor: &Actor,
         id: OrderId,
-        expected: Option<i64>,
+        expected: IfMatch,
     ) -> Result<OrderState, AppError> {
-        self.mutate(actor, id, expected, |o, now| o.cancel(now))
+        self.mutate(actor, id, &expected, |o, now| o.cancel(now))
             .await
     }
 
@@ -246,10 +272,10 @@ impl Orders {
         actor: &Actor,
         id: OrderId,
         cmd: PayOrder,
-        expected: Option<i64>,
+        expected: IfMatch,
     ) -> Result<Reply, AppError> {
         let order = self.visible(actor, id).await?;
-        if expected.is_some_and(|v| v != order.state().version) {
+        if !expected.holds(order.state().version) {
             return Err(AppError::PreconditionFailed);
         }
         if let Some(paying) = order.state().payment_id {
@@ -290,7 +316,7 @@ impl Orders {
         ) {
             let pid = payment.id;
             let noted = self
-                .mutate(actor, id, None, |o, now| o.start_payment(pid, now))
+                .mutate(actor, id, &IfMatch::Any, |o, now| o.start_payment(pid, now))
                 .await;
             if let Err(e) = noted {
                 tracing::warn!(order = %id, payment = %pid, error = %e, "order changed while it was being paid; the confirmation will sort it out");

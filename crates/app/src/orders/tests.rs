@@ -10,8 +10,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
 use crate::orders::OrderConfirmation;
+use crate::orders::{IfMatch, Orders, PayOrder, PlaceOrder};
 use crate::orders::{OrderFilter, OrderPage};
-use crate::orders::{Orders, PayOrder, PlaceOrder};
 use crate::payments::ProviderOutcome;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::payments::{PaymentSettings, Payments, Providers};
@@ -183,7 +183,7 @@ async fn stale_versions_are_refused_and_concurrent_updates_have_one_winner() {
         .unwrap();
     let first = w
         .orders
-        .replace_items(&me, o.id, vec![line(2, "1.00")], Some(1))
+        .replace_items(&me, o.id, vec![line(2, "1.00")], IfMatch::version(1))
         .await
         .unwrap();
     assert_eq!(
@@ -192,7 +192,7 @@ async fn stale_versions_are_refused_and_concurrent_updates_have_one_winner() {
     );
     let second = w
         .orders
-        .replace_items(&me, o.id, vec![line(3, "1.00")], Some(1))
+        .replace_items(&me, o.id, vec![line(3, "1.00")], IfMatch::version(1))
         .await
         .unwrap_err();
     assert_eq!(
@@ -210,7 +210,10 @@ async fn stale_versions_are_refused_and_concurrent_updates_have_one_winner() {
         "2.00"
     );
     assert_eq!(
-        w.orders.cancel(&me, o.id, Some(7)).await.unwrap_err(),
+        w.orders
+            .cancel(&me, o.id, IfMatch::version(7))
+            .await
+            .unwrap_err(),
         AppError::PreconditionFailed
     );
 }
@@ -225,23 +228,30 @@ async fn shipping_is_for_admins_and_only_after_payment() {
         .await
         .unwrap();
     assert!(matches!(
-        w.orders.ship(&me, o.id, None).await.unwrap_err(),
+        w.orders.ship(&me, o.id, IfMatch::Any).await.unwrap_err(),
         AppError::Forbidden(_)
     ));
     assert!(
-        matches!(w.orders.ship(&admin(), o.id, None).await.unwrap_err(), AppError::State(ref e) if e.code() == "invalid_state_transition")
+        matches!(w.orders.ship(&admin(), o.id, IfMatch::Any).await.unwrap_err(), AppError::State(ref e) if e.code() == "invalid_state_transition")
     );
-    w.orders.pay(&me, o.id, pay("k1", &me), None).await.unwrap();
+    w.orders
+        .pay(&me, o.id, pay("k1", &me), IfMatch::Any)
+        .await
+        .unwrap();
     deliver_success(&w).await.unwrap();
     assert_eq!(
         w.orders.get(&me, o.id).await.unwrap().status,
         OrderStatus::Confirmed
     );
     assert_eq!(
-        w.orders.ship(&admin(), o.id, None).await.unwrap().status,
+        w.orders
+            .ship(&admin(), o.id, IfMatch::Any)
+            .await
+            .unwrap()
+            .status,
         OrderStatus::Shipped
     );
-    let late = w.orders.cancel(&me, o.id, None).await.unwrap_err();
+    let late = w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap_err();
     assert!(
         matches!(late, AppError::State(ref e) if e.code() == "invalid_state_transition"),
         "no cancelling once shipped"
@@ -259,7 +269,7 @@ async fn paying_confirms_through_the_event_once_and_replays_safely() {
         .unwrap();
     let reply = w
         .orders
-        .pay(&me, o.id, pay("pay-1", &me), None)
+        .pay(&me, o.id, pay("pay-1", &me), IfMatch::Any)
         .await
         .unwrap();
     assert_eq!(
@@ -278,7 +288,7 @@ async fn paying_confirms_through_the_event_once_and_replays_safely() {
     assert!(
         matches!(
             w.orders
-                .replace_items(&me, o.id, vec![line(1, "1.00")], None)
+                .replace_items(&me, o.id, vec![line(1, "1.00")], IfMatch::Any)
                 .await
                 .unwrap_err(),
             AppError::State(_)
@@ -287,14 +297,14 @@ async fn paying_confirms_through_the_event_once_and_replays_safely() {
     );
     let replay = w
         .orders
-        .pay(&me, o.id, pay("pay-1", &me), None)
+        .pay(&me, o.id, pay("pay-1", &me), IfMatch::Any)
         .await
         .unwrap();
     assert!(replay.replayed);
     assert_eq!(replay.outcome.payment.id, reply.outcome.payment.id);
     let other = w
         .orders
-        .pay(&me, o.id, pay("pay-2", &me), None)
+        .pay(&me, o.id, pay("pay-2", &me), IfMatch::Any)
         .await
         .unwrap_err();
     assert!(
@@ -331,7 +341,7 @@ async fn a_declined_payment_leaves_the_order_pending_and_payable() {
         .unwrap();
     let reply = w
         .orders
-        .pay(&me, o.id, pay("try-1", &me), None)
+        .pay(&me, o.id, pay("try-1", &me), IfMatch::Any)
         .await
         .unwrap();
     assert_eq!(reply.outcome.payment.status, PaymentStatus::Failed);
@@ -342,7 +352,7 @@ async fn a_declined_payment_leaves_the_order_pending_and_payable() {
     );
     let ok = w
         .orders
-        .pay(&me, o.id, pay("try-2", &me), None)
+        .pay(&me, o.id, pay("try-2", &me), IfMatch::Any)
         .await
         .unwrap();
     assert_eq!(
@@ -361,10 +371,10 @@ async fn cancelled_orders_are_not_paid_and_odd_payments_are_not_confirmed() {
         .place(&me, place(vec![line(1, "4.00")]))
         .await
         .unwrap();
-    w.orders.cancel(&me, o.id, None).await.unwrap();
+    w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
     let err = w
         .orders
-        .pay(&me, o.id, pay("k", &me), None)
+        .pay(&me, o.id, pay("k", &me), IfMatch::Any)
         .await
         .unwrap_err();
     assert!(matches!(err, AppError::State(ref e) if e.code() == "order_not_modifiable"));

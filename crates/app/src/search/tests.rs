@@ -9,7 +9,7 @@ use portside_domain::{Actor, Currency, Money, OrderItem, Role, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
-use crate::orders::{Orders, PlaceOrder};
+use crate::orders::{IfMatch, Orders, PlaceOrder};
 use crate::payments::{PaymentSettings, Payments, Providers};
 use crate::search::{FACETS, SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
 use crate::search::{Search, SearchProjection, validate, validate_document};
@@ -220,7 +220,7 @@ async fn the_projection_indexes_order_events_and_ignores_an_older_redelivery() {
     let w = world();
     let me = actor(7, Role::Customer);
     let placed = w.orders.place(&me, mugs(2)).await.unwrap();
-    w.orders.cancel(&me, placed.id, None).await.unwrap();
+    w.orders.cancel(&me, placed.id, IfMatch::Any).await.unwrap();
     let events = w.store.unpublished(100).await.unwrap();
     assert_eq!(
         events
