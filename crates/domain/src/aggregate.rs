@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::events::RecordedEvent;
+use crate::events::{DomainEvent, RecordedEvent};
 
 /// Version and new events of one aggregate instance.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,4 +67,20 @@ impl<E> Default for Changes<E> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What a store needs of any aggregate to save it in one transaction with its events: which
+/// row it is, the version a save must find, the events recorded since it was loaded, and being
+/// told it was saved. Payments, users and orders all take this one path in the stores.
+pub trait Aggregate {
+    /// The events it records.
+    type Event: DomainEvent;
+    /// The aggregate's id as the outbox records it.
+    fn aggregate_id(&self) -> String;
+    /// The version the store holds (`None` for one never saved): an update must find it.
+    fn loaded_version(&self) -> Option<i64>;
+    /// Events recorded since load, in order.
+    fn pending_events(&self) -> &[RecordedEvent<Self::Event>];
+    /// Called by a store after it wrote the aggregate and its events in one transaction.
+    fn mark_saved(&mut self);
 }

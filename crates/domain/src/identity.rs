@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::Changes;
+use crate::aggregate::{Aggregate, Changes};
 use crate::error::DomainError;
 use crate::events::{DomainEvent, RecordedEvent};
 use crate::ids::UserId;
@@ -311,21 +311,6 @@ impl User {
         self.state.id
     }
 
-    /// The version the store must hold for a save to succeed.
-    pub fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    /// Events since load.
-    pub fn pending_events(&self) -> &[RecordedEvent<UserEvent>] {
-        self.changes.events()
-    }
-
-    /// Called by a store after a successful save.
-    pub fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-
     /// Applies a profile change; records `user.updated` when anything changed.
     pub fn update(
         &mut self,
@@ -387,6 +372,26 @@ impl User {
         };
         self.changes
             .record(&mut self.state.event_sequence, now, event(snapshot));
+    }
+}
+
+impl Aggregate for User {
+    type Event = UserEvent;
+
+    fn aggregate_id(&self) -> String {
+        self.state.id.to_string()
+    }
+
+    fn loaded_version(&self) -> Option<i64> {
+        self.changes.loaded_version()
+    }
+
+    fn pending_events(&self) -> &[RecordedEvent<UserEvent>] {
+        self.changes.events()
+    }
+
+    fn mark_saved(&mut self) {
+        self.changes.saved(self.state.version);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod order;
 pub mod payment;
 pub mod transaction;
 
+pub use aggregate::Aggregate;
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentSnapshot, RecordedEvent};
 pub use identity::{

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::Changes;
+use crate::aggregate::{Aggregate, Changes};
 use crate::error::DomainError;
 use crate::events::{DomainEvent, RecordedEvent};
 use crate::ids::{CustomerId, OrderId, PaymentId};
@@ -322,21 +322,6 @@ impl Order {
         self.state.id
     }
 
-    /// The version a save must find in the store.
-    pub fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    /// Events since load.
-    pub fn pending_events(&self) -> &[RecordedEvent<OrderEvent>] {
-        self.changes.events()
-    }
-
-    /// After a successful save.
-    pub fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-
     /// Replaces the lines, only while Pending and no payment is under way; records `order.updated`.
     pub fn replace_items(
         &mut self,
@@ -424,6 +409,26 @@ impl Order {
         let snapshot = OrderSnapshot::of(&self.state);
         self.changes
             .record(&mut self.state.event_sequence, now, event(snapshot));
+    }
+}
+
+impl Aggregate for Order {
+    type Event = OrderEvent;
+
+    fn aggregate_id(&self) -> String {
+        self.state.id.to_string()
+    }
+
+    fn loaded_version(&self) -> Option<i64> {
+        self.changes.loaded_version()
+    }
+
+    fn pending_events(&self) -> &[RecordedEvent<OrderEvent>] {
+        self.changes.events()
+    }
+
+    fn mark_saved(&mut self) {
+        self.changes.saved(self.state.version);
     }
 }
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::Changes;
+use crate::aggregate::{Aggregate, Changes};
 use crate::error::DomainError;
 use crate::events::{PaymentEvent, PaymentSnapshot, RecordedEvent};
 use crate::ids::{CustomerId, PaymentId, TransactionId};
@@ -411,21 +411,6 @@ impl Payment {
         self.state.status
     }
 
-    /// The version the store holds (None for a payment never saved): a save must find it.
-    pub fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    /// Events recorded since load, in order.
-    pub fn pending_events(&self) -> &[RecordedEvent<PaymentEvent>] {
-        self.changes.events()
-    }
-
-    /// Called by a store after it wrote the payment and its events in one transaction.
-    pub fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-
     /// Processing → Succeeded; records `payment.succeeded`.
     pub fn succeed(
         &mut self,
@@ -571,6 +556,26 @@ impl Payment {
         let snapshot = PaymentSnapshot::of(&self.state);
         self.changes
             .record(&mut self.state.event_sequence, now, event(snapshot));
+    }
+}
+
+impl Aggregate for Payment {
+    type Event = PaymentEvent;
+
+    fn aggregate_id(&self) -> String {
+        self.state.id.to_string()
+    }
+
+    fn loaded_version(&self) -> Option<i64> {
+        self.changes.loaded_version()
+    }
+
+    fn pending_events(&self) -> &[RecordedEvent<PaymentEvent>] {
+        self.changes.events()
+    }
+
+    fn mark_saved(&mut self) {
+        self.changes.saved(self.state.version);
     }
 }
 

@@ -1,14 +1,18 @@
 //! SQL adapters of Portside's store ports, on SQLite (embedded) and PostgreSQL (server), with
-//! their migrations. One implementation serves both engines (see `store`).
+//! their migrations. One implementation serves both engines (see `store`); each context's
+//! ports are implemented in the file of its name.
 
 mod connect;
 mod error;
-mod identity_store;
-mod order_store;
+mod events;
+mod messages;
+mod orders;
+mod payments;
 mod readers;
 mod rows;
 mod store;
 mod types;
+mod users;
 
 pub use connect::{AnyStore, OpenError, PoolSettings, PoolUse};
 pub use store::SqlStore;

@@ -153,18 +153,25 @@ pub(crate) struct KeyRow {
     expires_at: DbTime,
 }
 
-impl From<KeyRow> for IdempotencyRecord {
-    fn from(r: KeyRow) -> Self {
-        IdempotencyRecord {
+impl TryFrom<KeyRow> for IdempotencyRecord {
+    type Error = StoreError;
+
+    fn try_from(r: KeyRow) -> Result<Self, StoreError> {
+        let outcome = r
+            .outcome
+            .map(|j| serde_json::from_value(j.0))
+            .transpose()
+            .map_err(|e| corrupt("idempotency outcome", e))?;
+        Ok(IdempotencyRecord {
             scope: r.scope,
             key: r.key,
             fingerprint: r.fingerprint,
             transaction_id: TransactionId(r.transaction_id.0),
             locked_until: r.locked_until.map(|t| t.0),
-            outcome: r.outcome.map(|j| j.0),
+            outcome,
             created_at: r.created_at.0,
             expires_at: r.expires_at.0,
-        }
+        })
     }
 }
 

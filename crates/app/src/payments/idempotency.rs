@@ -2,8 +2,8 @@
 //! bound to a fingerprint of the request, locked while the request runs, and holding the
 //! outcome to replay once it finished.
 
+use super::Outcome;
 use portside_domain::TransactionId;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 /// A validated key: 1 to 255 visible ASCII characters.
@@ -75,7 +75,7 @@ pub struct IdempotencyRecord {
     /// Held until then; `None` once released or finished.
     pub locked_until: Option<OffsetDateTime>,
     /// The stored outcome, once the transaction settled.
-    pub outcome: Option<Value>,
+    pub outcome: Option<Outcome>,
     /// When claimed.
     pub created_at: OffsetDateTime,
     /// When it may be forgotten.

@@ -241,7 +241,7 @@ impl Payments {
         {
             Begin::Started => {}
             Begin::Existing(record) => {
-                return self.resume(record, cmd.idempotency.as_ref()).await;
+                return self.resume(*record, cmd.idempotency.as_ref()).await;
             }
         }
         let outcome = self.run(payment, charge, cmd.idempotency.as_ref()).await?;
@@ -262,8 +262,8 @@ impl Payments {
             return Err(AppError::IdempotencyKeyReused);
         }
         match record.outcome {
-            Some(stored) => Ok(Some(Reply {
-                outcome: serde_json::from_value(stored).map_err(internal)?,
+            Some(outcome) => Ok(Some(Reply {
+                outcome,
                 replayed: true,
             })),
             None => Err(AppError::IdempotencyKeyInUse),
@@ -330,7 +330,7 @@ impl Payments {
                     });
                 }
                 Ok(Begin::Existing(record)) => {
-                    return self.resume(record, cmd.idempotency.as_ref()).await;
+                    return self.resume(*record, cmd.idempotency.as_ref()).await;
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use portside_domain::{CustomerId, Payment, PaymentId, PaymentStatus, Transaction, TransactionId};
 use portside_kernel::StoreError;
-use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::Outcome;
 use super::idempotency::{IdempotencyClaim, IdempotencyRecord};
 
 /// The answer to phase 1 of a charge or refund.
@@ -16,7 +16,7 @@ pub enum Begin {
     /// The key (if any) was claimed and the payment and transaction were written.
     Started,
     /// The key is taken by an earlier request; nothing was written.
-    Existing(IdempotencyRecord),
+    Existing(Box<IdempotencyRecord>),
 }
 
 /// Filters of the payment list.
@@ -66,7 +66,7 @@ pub trait PaymentRepository: Send + Sync {
         &self,
         payment: &mut Payment,
         transaction: &Transaction,
-        outcome: &Value,
+        outcome: &Outcome,
     ) -> Result<(), StoreError>;
 
     /// One payment.

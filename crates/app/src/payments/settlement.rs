@@ -163,8 +163,7 @@ impl Payments {
         if record.fingerprint != req.fingerprint {
             return Err(AppError::IdempotencyKeyReused);
         }
-        if let Some(stored) = record.outcome {
-            let outcome = serde_json::from_value(stored).map_err(internal)?;
+        if let Some(outcome) = record.outcome {
             return Ok(Reply {
                 outcome,
                 replayed: true,
@@ -307,8 +306,7 @@ impl Payments {
                 payment: payment.state().clone(),
                 transaction: txn.clone(),
             };
-            let stored = serde_json::to_value(&outcome).map_err(internal)?;
-            match self.repo.settle(&mut payment, &txn, &stored).await {
+            match self.repo.settle(&mut payment, &txn, &outcome).await {
                 Ok(()) => return Ok(outcome),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),

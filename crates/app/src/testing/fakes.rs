@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use portside_domain::{
-    Actor, Email, Message, MessageId, Order, OrderId, OrderState, Payment, PaymentId, PaymentState,
-    Transaction, TransactionId, TransactionStatus, User, UserId, UserState,
+    Actor, Aggregate, Email, Message, MessageId, Order, OrderId, OrderState, Payment, PaymentId,
+    PaymentState, Transaction, TransactionId, TransactionStatus, User, UserId, UserState,
 };
-use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -18,7 +17,7 @@ use crate::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepositor
 use crate::orders::{OrderFilter, OrderPage, OrderRepository};
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use crate::payments::{
-    Begin, ChargeRequest, IdempotencyStore, PageRequest, PaymentFilter, PaymentProvider,
+    Begin, ChargeRequest, IdempotencyStore, Outcome, PageRequest, PaymentFilter, PaymentProvider,
     PaymentRepository, ProviderError, ProviderEventRecord, ProviderEvents, ProviderOutcome,
     RefundRequest,
 };
@@ -142,7 +141,7 @@ impl PaymentRepository for InMemoryStore {
         let mut t = self.lock()?;
         t.check_version(payment)?;
         if let Some(existing) = claim.and_then(|c| t.claim(c)) {
-            return Ok(Begin::Existing(existing));
+            return Ok(Begin::Existing(Box::new(existing)));
         }
         t.transactions.insert(charge.id, charge.clone());
         t.save(payment)?;
@@ -157,7 +156,7 @@ impl PaymentRepository for InMemoryStore {
     ) -> Result<Begin, StoreError> {
         let mut t = self.lock()?;
         if let Some(existing) = claim.and_then(|c| t.claim(c)) {
-            return Ok(Begin::Existing(existing));
+            return Ok(Begin::Existing(Box::new(existing)));
         }
         if let Err(e) = t.check_version(payment) {
             // Roll the claim back, as the SQL transaction would.
@@ -175,7 +174,7 @@ impl PaymentRepository for InMemoryStore {
         &self,
         payment: &mut Payment,
         transaction: &Transaction,
-        outcome: &Value,
+        outcome: &Outcome,
     ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
         t.check_version(payment)?;

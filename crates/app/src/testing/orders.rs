@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use portside_domain::{
-    Currency, CustomerId, Money, Order, OrderId, OrderItem, OrderStatus, PaymentId,
+    Aggregate, Currency, CustomerId, Money, Order, OrderId, OrderItem, OrderStatus, PaymentId,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;

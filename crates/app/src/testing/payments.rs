@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use portside_domain::{
-    AmountLimit, Currency, CustomerId, Failure, Metadata, Money, NewPayment, Payment, PaymentId,
-    PaymentMethod, PaymentStatus, Transaction, TransactionId, TransactionStatus,
+    Aggregate, AmountLimit, Currency, CustomerId, Failure, Metadata, Money, NewPayment, Payment,
+    PaymentId, PaymentMethod, PaymentStatus, Transaction, TransactionId, TransactionStatus,
 };
-use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::payments::idempotency::IdempotencyClaim;
 use crate::payments::{
-    Begin, IdempotencyStore, NoticeOutcome, PageRequest, PaymentFilter, PaymentRepository,
+    Begin, IdempotencyStore, NoticeOutcome, Outcome, PageRequest, PaymentFilter, PaymentRepository,
     ProviderEventRecord, ProviderEvents,
 };
 use portside_events::{Inbox, InboxMark, Outbox};
@@ -41,6 +40,14 @@ where
     outbox_leases_and_orders(store).await;
     concurrent_claims_have_one_winner(shared.clone()).await;
     concurrent_refunds_have_one_winner(shared).await;
+}
+
+/// What the payments use case stores on a key when a transaction settles.
+fn outcome_of(payment: &Payment, transaction: &Transaction) -> Outcome {
+    Outcome {
+        payment: payment.state().clone(),
+        transaction: transaction.clone(),
+    }
 }
 
 /// A fixed instant the suite works from, with sub-second precision to catch truncation.
@@ -107,10 +114,8 @@ async fn succeed<S: PaymentRepository>(
 ) -> (Payment, Transaction) {
     p.succeed("ch_contract".into(), at).unwrap();
     charge.succeed("ch_contract".into(), at).unwrap();
-    store
-        .settle(&mut p, &charge, &json!({"done": true}))
-        .await
-        .unwrap();
+    let outcome = outcome_of(&p, &charge);
+    store.settle(&mut p, &charge, &outcome).await.unwrap();
     (p, charge)
 }
 
@@ -122,7 +127,8 @@ async fn provider_references_and_events<S: PaymentRepository + ProviderEvents>(s
     let reference = format!("pi_{}", unique());
     p.succeed(reference.clone(), at).unwrap();
     charge.succeed(reference.clone(), at).unwrap();
-    store.settle(&mut p, &charge, &json!({})).await.unwrap();
+    let outcome = outcome_of(&p, &charge);
+    store.settle(&mut p, &charge, &outcome).await.unwrap();
     let found = store
         .payment_by_reference(&p.state().provider, &reference)
         .await
@@ -221,7 +227,8 @@ async fn round_trips_every_field<S: PaymentRepository + Outbox>(store: &S) {
     let failure = Failure::declined("insufficient_funds", "Your card has insufficient funds.");
     p.fail(failure.clone(), at).unwrap();
     charge.fail(failure.clone(), at).unwrap();
-    store.settle(&mut p, &charge, &json!({})).await.unwrap();
+    let outcome = outcome_of(&p, &charge);
+    store.settle(&mut p, &charge, &outcome).await.unwrap();
     let loaded = store.payment(p.id()).await.unwrap().unwrap();
     assert_eq!(loaded.state().failure.as_ref(), Some(&failure));
     assert_eq!(store.transaction(charge.id).await.unwrap().unwrap(), charge);
@@ -305,10 +312,13 @@ async fn key_is_claimed_once_and_replayed<S: PaymentRepository + IdempotencyStor
     );
     assert!(store.transaction(charge2.id).await.unwrap().is_none());
 
-    let outcome = json!({"payment": {"amount": "1.00"}, "n": [1, 2]});
     first.succeed("ch_k".into(), at).unwrap();
     let mut settled = charge.clone();
     settled.succeed("ch_k".into(), at).unwrap();
+    let outcome = Outcome {
+        payment: first.state().clone(),
+        transaction: settled.clone(),
+    };
     store.settle(&mut first, &settled, &outcome).await.unwrap();
     let record = store
         .find("contract", &key, at)
@@ -413,8 +423,9 @@ async fn settle_is_guarded<S: PaymentRepository>(store: &S) {
     // The same transaction again, from a copy that missed the first settlement.
     let mut again = stale.clone();
     again.succeed("ch_2".into(), at).unwrap();
+    let outcome = outcome_of(&again, &settled);
     assert_eq!(
-        store.settle(&mut again, &settled, &json!({})).await,
+        store.settle(&mut again, &settled, &outcome).await,
         Err(StoreError::Conflict)
     );
     let loaded = store.payment(stale.id()).await.unwrap().unwrap();
@@ -465,7 +476,8 @@ async fn refund_checks_version_and_writes_nothing_on_conflict<S: PaymentReposito
     settled.complete_refund(ra.id, ra.amount, at).unwrap();
     let mut done = ra.clone();
     done.succeed("re_1".into(), at).unwrap();
-    store.settle(&mut settled, &done, &json!({})).await.unwrap();
+    let outcome = outcome_of(&settled, &done);
+    store.settle(&mut settled, &done, &outcome).await.unwrap();
     let loaded = store.payment(p.id()).await.unwrap().unwrap();
     assert_eq!(loaded.status(), PaymentStatus::PartiallyRefunded);
     assert_eq!(loaded.state().refunded_minor, 300);

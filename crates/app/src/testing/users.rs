@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use portside_domain::{Email, Role, User, UserId, UserName};
+use portside_domain::{Aggregate, Email, Role, User, UserId, UserName};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

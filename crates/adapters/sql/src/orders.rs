@@ -1,29 +1,31 @@
-//! Orders in SQL. Expanded inside `impl_store!` (it shares that block's `Db`, `Tx`,
-//! `write_events`, `insert_mark` and imports).
+//! Orders in SQL: lines as JSON, the total in minor units, keyset pages newest first.
 
 pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, items, currency, total_minor, status, payment_id, \
     version, event_sequence, created_at, updated_at";
 
-macro_rules! order_impls {
-    () => {
-        use portside_app::orders::{OrderFilter, OrderPage, OrderRepository};
-        use portside_domain::{Order, OrderId};
+/// Implements the order store for the engine's `SqlStore`.
+macro_rules! orders {
+    ($engine:ident) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use portside_app::orders::{OrderFilter, OrderPage, OrderRepository};
+            use portside_domain::{Aggregate, Order, OrderId};
+            use portside_events::InboxMark;
+            use portside_kernel::StoreError;
+            use sqlx::types::Json;
 
-        use crate::order_store::ORDER_COLUMNS;
-        use crate::rows::{OrderRow, items_json};
-
-        async fn save_order_events(mut tx: Tx, order: &mut Order) -> Result<(), StoreError> {
-            write_events(&mut tx, order.id().to_string(), order.pending_events()).await?;
-            tx.commit().await.map_err(store_error)?;
-            order.mark_saved();
-            Ok(())
-        }
+            use crate::error::store_error;
+            use crate::orders::ORDER_COLUMNS;
+            use crate::rows::{OrderRow, items_json};
+            use crate::store::$engine::{Db, begin, finish};
+            use crate::store::{SqlStore, version_checked};
+            use crate::types::{DbId, DbTime};
 
         #[async_trait]
         impl OrderRepository for SqlStore<Db> {
             async fn insert_order(&self, order: &mut Order) -> Result<(), StoreError> {
                 let s = order.state();
-                let mut tx = self.write.begin().await.map_err(store_error)?;
+                let mut tx = begin(&self.write, None).await?;
                 sqlx::query(
                     "INSERT INTO orders (id, customer_id, items, currency, total_minor, status, payment_id, \
                      version, event_sequence, created_at, updated_at) \
@@ -43,17 +45,12 @@ macro_rules! order_impls {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-                save_order_events(tx, order).await
+                finish(tx, order).await
             }
 
             async fn update_order(&self, order: &mut Order, mark: Option<&InboxMark>) -> Result<(), StoreError> {
                 let s = order.state();
-                let mut tx = self.write.begin().await.map_err(store_error)?;
-                if let Some(m) = mark
-                    && !insert_mark(&mut tx, m).await?
-                {
-                    return Err(StoreError::AlreadyProcessed);
-                }
+                let mut tx = begin(&self.write, mark).await?;
                 let done = sqlx::query(
                     "UPDATE orders SET items = $2, total_minor = $3, status = $4, payment_id = $5, \
                      version = $6, event_sequence = $7, updated_at = $8 WHERE id = $1 AND version = $9",
@@ -70,10 +67,8 @@ macro_rules! order_impls {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict);
-                }
-                save_order_events(tx, order).await
+                version_checked(done.rows_affected())?;
+                finish(tx, order).await
             }
 
             async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
@@ -113,7 +108,9 @@ macro_rules! order_impls {
                 rows.into_iter().map(|r| r.try_into().map(Order::restore)).collect()
             }
         }
+        };
     };
 }
 
-pub(crate) use order_impls;
+orders!(sqlite);
+orders!(postgres);

@@ -1,29 +1,28 @@
-//! Users, refresh tokens and messages in SQL. Expanded inside `impl_store!`, so it shares that
-//! block's `Db`, `Tx`, `write_events` and imports; `$strpos` names the engine's substring
-//! function (`strpos` in PostgreSQL, `instr` in SQLite; both take haystack, needle).
+//! Users and their refresh tokens in SQL.
 
 pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, role, membership, version, event_sequence, created_at, updated_at";
 
 pub(crate) const REFRESH_COLUMNS: &str =
     "id, family_id, user_id, digest, created_at, expires_at, used_at, revoked_at";
 
-pub(crate) const MESSAGE_COLUMNS: &str = "id, owner_id, body, version, created_at, updated_at";
+/// Implements the users context's store ports for the engine's `SqlStore`.
+macro_rules! users {
+    ($engine:ident) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use portside_app::users::{Redeemed, RefreshToken, RefreshTokens, UserPage, UserRepository};
+            use portside_domain::{Aggregate, Email, User, UserId};
+            use portside_events::InboxMark;
+            use portside_kernel::StoreError;
+            use time::OffsetDateTime;
+            use uuid::Uuid;
 
-macro_rules! identity_impls {
-    ($strpos:literal) => {
-        use portside_app::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
-        use portside_app::users::{Redeemed, RefreshToken, RefreshTokens, UserPage, UserRepository};
-        use portside_domain::{Email, Message, MessageId, User, UserId};
-
-        use crate::identity_store::{MESSAGE_COLUMNS, REFRESH_COLUMNS, USER_COLUMNS};
-        use crate::rows::{MessageRow, RefreshRow, UserRow};
-
-        async fn save_user_events(mut tx: Tx, user: &mut User) -> Result<(), StoreError> {
-            write_events(&mut tx, user.id().to_string(), user.pending_events()).await?;
-            tx.commit().await.map_err(store_error)?;
-            user.mark_saved();
-            Ok(())
-        }
+            use crate::error::store_error;
+            use crate::rows::{RefreshRow, UserRow};
+            use crate::store::$engine::{Db, begin, finish};
+            use crate::store::{SqlStore, version_checked};
+            use crate::types::{DbId, DbTime};
+            use crate::users::{REFRESH_COLUMNS, USER_COLUMNS};
 
         fn user_of(row: UserRow) -> Result<User, StoreError> {
             row.try_into().map(User::restore)
@@ -33,7 +32,7 @@ macro_rules! identity_impls {
         impl UserRepository for SqlStore<Db> {
             async fn insert_user(&self, user: &mut User) -> Result<(), StoreError> {
                 let s = user.state();
-                let mut tx = self.write.begin().await.map_err(store_error)?;
+                let mut tx = begin(&self.write, None).await?;
                 sqlx::query(
                     "INSERT INTO users (id, email, name, password_hash, role, membership, version, \
                      event_sequence, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -51,17 +50,12 @@ macro_rules! identity_impls {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-                save_user_events(tx, user).await
+                finish(tx, user).await
             }
 
             async fn update_user(&self, user: &mut User, mark: Option<&InboxMark>) -> Result<(), StoreError> {
                 let s = user.state();
-                let mut tx = self.write.begin().await.map_err(store_error)?;
-                if let Some(m) = mark
-                    && !insert_mark(&mut tx, m).await?
-                {
-                    return Err(StoreError::AlreadyProcessed);
-                }
+                let mut tx = begin(&self.write, mark).await?;
                 let done = sqlx::query(
                     "UPDATE users SET email = $2, name = $3, password_hash = $4, role = $5, \
                      membership = $6, version = $7, event_sequence = $8, updated_at = $9 \
@@ -80,24 +74,20 @@ macro_rules! identity_impls {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict);
-                }
-                save_user_events(tx, user).await
+                version_checked(done.rows_affected())?;
+                finish(tx, user).await
             }
 
             async fn delete_user(&self, user: &mut User) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(store_error)?;
+                let mut tx = begin(&self.write, None).await?;
                 let done = sqlx::query("DELETE FROM users WHERE id = $1 AND version = $2")
                     .bind(DbId(user.id().0))
                     .bind(user.loaded_version())
                     .execute(&mut *tx)
                     .await
                     .map_err(store_error)?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict);
-                }
-                save_user_events(tx, user).await
+                version_checked(done.rows_affected())?;
+                finish(tx, user).await
             }
 
             async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -212,98 +202,9 @@ macro_rules! identity_impls {
                 Ok(())
             }
         }
-
-        #[async_trait]
-        impl MessageRepository for SqlStore<Db> {
-            async fn insert_message(&self, m: &Message) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO messages (id, owner_id, body, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(DbId(m.id.0))
-                .bind(DbId(m.owner_id.0))
-                .bind(m.body.as_str())
-                .bind(m.version)
-                .bind(DbTime(m.created_at))
-                .bind(DbTime(m.updated_at))
-                .execute(&self.write)
-                .await
-                .map_err(store_error)?;
-                Ok(())
-            }
-
-            async fn update_message(&self, m: &Message) -> Result<(), StoreError> {
-                let done = sqlx::query(
-                    "UPDATE messages SET body = $2, version = $3, updated_at = $4 WHERE id = $1 AND version = $5",
-                )
-                .bind(DbId(m.id.0))
-                .bind(m.body.as_str())
-                .bind(m.version)
-                .bind(DbTime(m.updated_at))
-                .bind(m.version - 1)
-                .execute(&self.write)
-                .await
-                .map_err(store_error)?;
-                if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::Conflict) }
-            }
-
-            async fn delete_message(&self, id: MessageId) -> Result<bool, StoreError> {
-                let done = sqlx::query("DELETE FROM messages WHERE id = $1")
-                    .bind(DbId(id.0))
-                    .execute(&self.write)
-                    .await
-                    .map_err(store_error)?;
-                Ok(done.rows_affected() == 1)
-            }
-
-            async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-                let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
-                let mut reader = self.read.get().await?;
-                let found = sqlx::query_as(&sql)
-                    .bind(DbId(id.0))
-                    .fetch_optional(&mut *reader).await;
-                let row: Option<MessageRow> = reader.vet(found)?;
-                row.map(TryInto::try_into).transpose()
-            }
-
-            async fn messages(&self, filter: &MessageFilter, page: MessagePage) -> Result<Vec<Message>, StoreError> {
-                let mut q = sqlx::QueryBuilder::<Db>::new(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"));
-                if let Some(owner) = filter.owner_id {
-                    q.push(" AND owner_id = ").push_bind(DbId(owner.0));
-                }
-                if let Some(text) = &filter.text {
-                    q.push(concat!(" AND ", $strpos, "(lower(body), lower("))
-                        .push_bind(text.clone())
-                        .push(")) > 0");
-                }
-                if let Some(after) = filter.created_after {
-                    q.push(" AND created_at > ").push_bind(DbTime(after));
-                }
-                if let Some(before) = filter.created_before {
-                    q.push(" AND created_at < ").push_bind(DbTime(before));
-                }
-                let (cmp, order) = match page.order {
-                    MessageOrder::Oldest => (">", "ASC"),
-                    MessageOrder::Newest => ("<", "DESC"),
-                };
-                if let Some((at, id)) = page.after {
-                    q.push(format!(" AND (created_at {cmp} "))
-                        .push_bind(DbTime(at))
-                        .push(" OR (created_at = ")
-                        .push_bind(DbTime(at))
-                        .push(format!(" AND id {cmp} "))
-                        .push_bind(DbId(id.0))
-                        .push("))");
-                }
-                q.push(format!(" ORDER BY created_at {order}, id {order} LIMIT "))
-                    .push_bind(i64::from(page.limit));
-                let mut reader = self.read.get().await?;
-                let found = q.build_query_as().fetch_all(&mut *reader).await;
-                let rows: Vec<MessageRow> = reader.vet(found)?;
-                rows.into_iter().map(TryInto::try_into).collect()
-            }
-        }
+        };
     };
 }
 
-pub(crate) use identity_impls;
+users!(sqlite);
+users!(postgres);

@@ -1,0 +1,187 @@
+//! The event backbone's tables: the outbox the relay leases and marks, and the inbox of events
+//! each consumer group processed.
+
+pub(crate) const OUTBOX_COLUMNS: &str = "id, aggregate_type, aggregate_id, sequence, event_type, event_version, data, occurred_at, traceparent";
+
+pub(crate) const UNPUBLISHED: &str = "SELECT id, aggregate_type, aggregate_id, sequence, event_type, \
+    event_version, data, occurred_at, traceparent FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
+/// Leases unpublished rows to a relay ($1) until $3, oldest first, skipping rows leased by
+/// others and rows of an aggregate whose earlier row another relay holds. `{lock}` is
+/// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent relays pass each other by.
+pub(crate) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET claimed_until = $3, claimed_by = $1 WHERE id IN ( \
+         SELECT o.id FROM outbox o WHERE o.published_at IS NULL \
+         AND (o.claimed_until IS NULL OR o.claimed_until < $2) \
+         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.aggregate_type = o.aggregate_type \
+           AND e.aggregate_id = o.aggregate_id AND e.sequence < o.sequence \
+           AND e.published_at IS NULL AND e.claimed_until >= $2 AND e.claimed_by <> $1) \
+         ORDER BY o.id LIMIT $4{lock}) RETURNING {OUTBOX_COLUMNS}"
+    )
+}
+
+/// Implements the outbox and inbox ports for the engine's `SqlStore`; `$lock` is the row lock
+/// of the relay's claim (` FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
+macro_rules! events {
+    ($engine:ident, $lock:literal) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
+            use portside_kernel::StoreError;
+            use time::OffsetDateTime;
+            use uuid::Uuid;
+
+            use crate::error::store_error;
+            use crate::events::{UNPUBLISHED, claim_sql};
+            use crate::rows::OutboxRow;
+            use crate::store::$engine::{Db, insert_mark};
+            use crate::store::SqlStore;
+            use crate::types::{DbId, DbTime};
+
+            #[async_trait]
+            impl Outbox for SqlStore<Db> {
+                async fn unpublished(&self, limit: u32) -> Result<Vec<Envelope>, StoreError> {
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(UNPUBLISHED)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<OutboxRow> = reader.vet(found)?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn claim(
+                    &self,
+                    relay: &str,
+                    limit: u32,
+                    now: OffsetDateTime,
+                    lease_until: OffsetDateTime,
+                ) -> Result<Vec<Envelope>, StoreError> {
+                    let rows: Vec<OutboxRow> = sqlx::query_as(&claim_sql($lock))
+                        .bind(relay)
+                        .bind(DbTime(now))
+                        .bind(DbTime(lease_until))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn mark_published(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError> {
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new("UPDATE outbox SET published_at = ");
+                    q.push_bind(DbTime(now)).push(", claimed_until = NULL WHERE id IN (");
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(DbId(*id));
+                    }
+                    q.push(")");
+                    q.build().execute(&self.write).await.map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn release(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE published_at IS NULL AND id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in ids {
+                        list.push_bind(DbId(*id));
+                    }
+                    q.push(")");
+                    q.build().execute(&self.write).await.map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn lag(&self) -> Result<OutboxLag, StoreError> {
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(
+                        "SELECT count(*), min(occurred_at) FROM outbox WHERE published_at IS NULL",
+                    )
+                    .fetch_one(&mut *reader).await;
+                    let (count, oldest): (i64, Option<DbTime>) = reader.vet(found)?;
+                    Ok(OutboxLag {
+                        unpublished: u64::try_from(count).unwrap_or(0),
+                        oldest: oldest.map(|t| t.0),
+                    })
+                }
+            }
+
+            #[async_trait]
+            impl Inbox for SqlStore<Db> {
+                async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError> {
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_scalar(
+                        "SELECT 1 FROM inbox WHERE consumer_group = $1 AND event_id = $2",
+                    )
+                    .bind(group)
+                    .bind(DbId(event_id))
+                    .fetch_optional(&mut *reader).await;
+                    let found: Option<i32> = reader.vet(found)?;
+                    Ok(found.is_some())
+                }
+
+                async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError> {
+                    let mut tx = self.write.begin().await.map_err(store_error)?;
+                    let fresh = insert_mark(&mut tx, mark).await?;
+                    tx.commit().await.map_err(store_error)?;
+                    Ok(fresh)
+                }
+
+                async fn processed_among(
+                    &self,
+                    group: &str,
+                    event_ids: &[Uuid],
+                ) -> Result<Vec<Uuid>, StoreError> {
+                    if event_ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "SELECT event_id FROM inbox WHERE consumer_group = ",
+                    );
+                    q.push_bind(group.to_owned()).push(" AND event_id IN (");
+                    let mut ids = q.separated(", ");
+                    for id in event_ids {
+                        ids.push_bind(DbId(*id));
+                    }
+                    ids.push_unseparated(")");
+                    let mut reader = self.read.get().await?;
+                    let found = q
+                        .build_query_scalar()
+                        .fetch_all(&mut *reader).await;
+                    let found: Vec<DbId> = reader.vet(found)?;
+                    Ok(found.into_iter().map(|id| id.0).collect())
+                }
+
+                async fn mark_all_processed(&self, marks: &[InboxMark]) -> Result<(), StoreError> {
+                    if marks.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO inbox (consumer_group, event_id, processed_at) ",
+                    );
+                    q.push_values(marks, |mut row, mark| {
+                        row.push_bind(mark.group.clone())
+                            .push_bind(DbId(mark.event_id))
+                            .push_bind(DbTime(mark.at));
+                    });
+                    q.push(" ON CONFLICT (consumer_group, event_id) DO NOTHING");
+                    q.build()
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+
+events!(sqlite, "");
+events!(postgres, " FOR UPDATE SKIP LOCKED");
