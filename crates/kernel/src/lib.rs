@@ -7,11 +7,13 @@ mod cache;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod cache_contract;
 mod clock;
+mod page;
 mod probe;
 pub mod resilience;
 mod store;
 
 pub use cache::{Cache, CacheError};
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7};
+pub use page::{Page, PageRequest};
 pub use probe::Probe;
 pub use store::StoreError;

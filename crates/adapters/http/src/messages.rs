@@ -1,5 +1,7 @@
 //! `/api/v1/messages`: post, read, edit and delete (owner or admin), and search with URL queries.
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -8,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
 use portside_app::messages::Messages;
-use portside_app::messages::{MessageFilter, MessageOrder, MessagePage};
+use portside_app::messages::{MessageFilter, MessageOrder};
 use portside_domain::{Message, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -237,17 +239,10 @@ pub async fn list_messages(
         text,
         created_after,
         created_before,
+        order,
     };
     let page = messages
-        .list(
-            &actor,
-            filter,
-            MessagePage {
-                limit,
-                order,
-                after,
-            },
-        )
+        .list(&actor, filter, PageRequest { limit, after })
         .await?;
     Ok(Json(MessageList {
         data: page.items.iter().map(MessageView::from).collect(),

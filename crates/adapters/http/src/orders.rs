@@ -1,6 +1,8 @@
 //! `/api/v1/orders`: place, read, list, replace lines, ship (admin), cancel, pay. Responses
 //! carry `ETag: "<version>"`; a write with `If-Match` naming an older version gets 412.
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -8,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
+use portside_app::orders::OrderFilter;
 use portside_app::orders::{IfMatch, Orders, PayOrder, PlaceOrder};
-use portside_app::orders::{OrderFilter, OrderPage};
 use portside_domain::{Currency, CustomerId, Money, OrderId, OrderItem, OrderState, OrderStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -441,7 +443,7 @@ pub async fn list_orders(
                 status,
                 created_after,
             },
-            OrderPage { limit, after },
+            PageRequest { limit, after },
         )
         .await?;
     Ok(Json(OrderList {

@@ -1,6 +1,8 @@
 //! Handlers of `/api/v1/payments`: they turn HTTP into use-case commands and outcomes back
 //! into HTTP, and nothing else.
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -8,9 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
+use portside_app::payments::PaymentFilter;
 use portside_app::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use portside_app::payments::{Outcome, PayCommand, Payments, RefundCommand, Reply};
-use portside_app::payments::{PageRequest, PaymentFilter};
 use portside_domain::{
     Actor, Currency, CustomerId, Metadata, Money, PaymentId, PaymentMethod, PaymentStatus,
     TransactionStatus,

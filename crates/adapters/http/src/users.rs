@@ -1,6 +1,8 @@
 //! `/api/v1/users`: registration (public), and reading, changing, deleting and listing users
 //! (self or admin).
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -8,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
-use portside_app::users::UserPage;
 use portside_app::users::cache::UserProfile;
 use portside_app::users::{Registration, UserChanges, Users};
 use portside_domain::{Role, UserId};
@@ -225,7 +226,7 @@ pub async fn list_users(
         .map(cursor::decode_id)
         .transpose()?
         .map(UserId);
-    let page = accounts.list(&actor, UserPage { limit, after }).await?;
+    let page = accounts.list(&actor, PageRequest { limit, after }).await?;
     Ok(Json(UserList {
         data: page.items.iter().map(UserView::from).collect(),
         has_more: page.next.is_some(),

@@ -8,9 +8,10 @@ macro_rules! messages {
     ($engine:ident, $strpos:literal) => {
         const _: () = {
             use async_trait::async_trait;
-            use portside_app::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+            use portside_app::messages::{MessageFilter, MessageOrder, MessageRepository};
             use portside_domain::{Message, MessageId};
-            use portside_kernel::StoreError;
+            use time::OffsetDateTime;
+            use portside_kernel::{PageRequest, StoreError};
 
             use crate::error::store_error;
             use crate::messages::MESSAGE_COLUMNS;
@@ -72,7 +73,7 @@ macro_rules! messages {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn messages(&self, filter: &MessageFilter, page: MessagePage) -> Result<Vec<Message>, StoreError> {
+            async fn messages(&self, filter: &MessageFilter, page: PageRequest<(OffsetDateTime, MessageId)>) -> Result<Vec<Message>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<Db>::new(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"));
                 if let Some(owner) = filter.owner_id {
                     q.push(" AND owner_id = ").push_bind(DbId(owner.0));
@@ -88,7 +89,7 @@ macro_rules! messages {
                 if let Some(before) = filter.created_before {
                     q.push(" AND created_at < ").push_bind(DbTime(before));
                 }
-                let (cmp, order) = match page.order {
+                let (cmp, order) = match filter.order {
                     MessageOrder::Oldest => (">", "ASC"),
                     MessageOrder::Newest => ("<", "DESC"),
                 };

@@ -8,10 +8,11 @@ macro_rules! orders {
     ($engine:ident) => {
         const _: () = {
             use async_trait::async_trait;
-            use portside_app::orders::{OrderFilter, OrderPage, OrderRepository};
+            use portside_app::orders::{OrderFilter, OrderRepository};
             use portside_domain::{Aggregate, Order, OrderId};
+            use time::OffsetDateTime;
             use portside_events::InboxMark;
-            use portside_kernel::StoreError;
+            use portside_kernel::{PageRequest, StoreError};
             use sqlx::types::Json;
 
             use crate::error::store_error;
@@ -81,7 +82,7 @@ macro_rules! orders {
                 row.map(|r| r.try_into().map(Order::restore)).transpose()
             }
 
-            async fn orders(&self, filter: &OrderFilter, page: OrderPage) -> Result<Vec<Order>, StoreError> {
+            async fn orders(&self, filter: &OrderFilter, page: PageRequest<(OffsetDateTime, OrderId)>) -> Result<Vec<Order>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<Db>::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE 1 = 1"));
                 if let Some(c) = &filter.customer_id {
                     q.push(" AND customer_id = ").push_bind(c.as_str().to_owned());

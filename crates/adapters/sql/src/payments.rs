@@ -61,11 +61,11 @@ macro_rules! payments {
             use async_trait::async_trait;
             use portside_app::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
             use portside_app::payments::{
-                Begin, IdempotencyStore, Outcome, PageRequest, PaymentFilter, PaymentRepository,
+                Begin, IdempotencyStore, Outcome, PaymentFilter, PaymentRepository,
                 ProviderEventRecord, ProviderEvents,
             };
             use portside_domain::{Aggregate, Payment, PaymentId, Transaction, TransactionId};
-            use portside_kernel::StoreError;
+            use portside_kernel::{PageRequest, StoreError};
             use sqlx::types::Json;
             use time::OffsetDateTime;
 
@@ -271,7 +271,7 @@ macro_rules! payments {
                 async fn payments(
                     &self,
                     filter: &PaymentFilter,
-                    page: PageRequest,
+                    page: PageRequest<PaymentId>,
                 ) -> Result<Vec<Payment>, StoreError> {
                     let mut q = sqlx::QueryBuilder::<Db>::new(format!(
                         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"

@@ -10,10 +10,10 @@ macro_rules! users {
     ($engine:ident) => {
         const _: () = {
             use async_trait::async_trait;
-            use portside_app::users::{Redeemed, RefreshToken, RefreshTokens, UserPage, UserRepository};
+            use portside_app::users::{Redeemed, RefreshToken, RefreshTokens, UserRepository};
             use portside_domain::{Aggregate, Email, User, UserId};
             use portside_events::InboxMark;
-            use portside_kernel::StoreError;
+            use portside_kernel::{PageRequest, StoreError};
             use time::OffsetDateTime;
             use uuid::Uuid;
 
@@ -110,7 +110,7 @@ macro_rules! users {
                 row.map(user_of).transpose()
             }
 
-            async fn users(&self, page: UserPage) -> Result<Vec<User>, StoreError> {
+            async fn users(&self, page: PageRequest<UserId>) -> Result<Vec<User>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<Db>::new(format!("SELECT {USER_COLUMNS} FROM users"));
                 if let Some(after) = page.after {
                     q.push(" WHERE id > ").push_bind(DbId(after.0));

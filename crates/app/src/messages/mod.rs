@@ -10,16 +10,7 @@ use portside_domain::{Actor, Message, MessageBody, MessageId};
 use time::OffsetDateTime;
 
 use crate::error::AppError;
-use portside_kernel::{Clock, IdGenerator, StoreError};
-
-/// A page of messages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageList {
-    /// In the requested order.
-    pub items: Vec<Message>,
-    /// Position of the last item when another page follows.
-    pub next: Option<(OffsetDateTime, MessageId)>,
-}
+use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
 /// The messaging use cases over their ports.
 pub struct Messages {
@@ -102,8 +93,8 @@ impl Messages {
         &self,
         actor: &Actor,
         mut filter: MessageFilter,
-        page: MessagePage,
-    ) -> Result<MessageList, AppError> {
+        page: PageRequest<(OffsetDateTime, MessageId)>,
+    ) -> Result<Page<Message, (OffsetDateTime, MessageId)>, AppError> {
         match filter.owner_id {
             Some(owner) if !actor.may_access(owner) => {
                 return Err(AppError::Forbidden(
@@ -113,18 +104,7 @@ impl Messages {
             None if !actor.is_admin() => filter.owner_id = Some(actor.user_id),
             _ => {}
         }
-        let ask = MessagePage {
-            limit: page.limit + 1,
-            ..page
-        };
-        let mut items = self.repo.messages(&filter, ask).await?;
-        let more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = if more {
-            items.last().map(|m| (m.created_at, m.id))
-        } else {
-            None
-        };
-        Ok(MessageList { items, next })
+        let found = self.repo.messages(&filter, page.probe()).await?;
+        Ok(page.page(found, |m| (m.created_at, m.id)))
     }
 }

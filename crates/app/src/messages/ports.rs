@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use portside_domain::{Message, MessageId, UserId};
 use time::OffsetDateTime;
 
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 
 /// Which messages to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct MessageFilter {
     pub created_after: Option<OffsetDateTime>,
     /// Created strictly before.
     pub created_before: Option<OffsetDateTime>,
+    /// The list's order, which its keyset pages follow.
+    pub order: MessageOrder,
 }
 
 /// Order of a message list.
@@ -27,17 +29,6 @@ pub enum MessageOrder {
     /// Newest first.
     #[default]
     Newest,
-}
-
-/// A keyset page of messages: after the (created_at, id) of the previous page's last item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessagePage {
-    /// How many.
-    pub limit: u32,
-    /// Sort order.
-    pub order: MessageOrder,
-    /// Position after which the page starts.
-    pub after: Option<(OffsetDateTime, MessageId)>,
 }
 
 /// Messages.
@@ -55,6 +46,6 @@ pub trait MessageRepository: Send + Sync {
     async fn messages(
         &self,
         filter: &MessageFilter,
-        page: MessagePage,
+        page: PageRequest<(OffsetDateTime, MessageId)>,
     ) -> Result<Vec<Message>, StoreError>;
 }

@@ -24,7 +24,7 @@ use crate::memberships::PURPOSE_KEY;
 use crate::payments::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply, customer_of};
 use portside_events::InboxMark;
-use portside_kernel::{Clock, IdGenerator, StoreError};
+use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
 /// Value of the purpose metadata key for an order payment.
 pub const PURPOSE_ORDER: &str = "order";
@@ -80,15 +80,6 @@ pub struct PayOrder {
     pub provider: Option<String>,
     /// Required: paying must be safe to retry.
     pub idempotency: IdempotentRequest,
-}
-
-/// A page of orders.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderList {
-    /// Newest first.
-    pub items: Vec<OrderState>,
-    /// Position of the last order when another page follows.
-    pub next: Option<(OffsetDateTime, OrderId)>,
 }
 
 /// The ordering use cases.
@@ -166,8 +157,8 @@ impl Orders {
         &self,
         actor: &Actor,
         mut filter: OrderFilter,
-        page: OrderPage,
-    ) -> Result<OrderList, AppError> {
+        page: PageRequest<(OffsetDateTime, OrderId)>,
+    ) -> Result<Page<OrderState, (OffsetDateTime, OrderId)>, AppError> {
         if !actor.is_admin() {
             let own = customer_of(actor);
             if filter.customer_id.as_ref().is_some_and(|c| *c != own) {
@@ -177,27 +168,9 @@ impl Orders {
             }
             filter.customer_id = Some(own);
         }
-        let mut items: Vec<OrderState> = self
-            .repo
-            .orders(
-                &filter,
-                OrderPage {
-                    limit: page.limit + 1,
-                    after: page.after,
-                },
-            )
-            .await?
-            .iter()
-            .map(|o| o.state().clone())
-            .collect();
-        let more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = if more {
-            items.last().map(|o| (o.created_at, o.id))
-        } else {
-            None
-        };
-        Ok(OrderList { items, next })
+        let found = self.repo.orders(&filter, page.probe()).await?;
+        let states = found.iter().map(|o| o.state().clone()).collect();
+        Ok(page.page(states, |o| (o.created_at, o.id)))
     }
 
     /// Loads, checks the expected version, applies `change`, saves; retried on races, which

@@ -5,7 +5,7 @@ use portside_domain::{CustomerId, Order, OrderId, OrderStatus};
 use time::OffsetDateTime;
 
 use portside_events::InboxMark;
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 
 /// Which orders to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,16 +16,6 @@ pub struct OrderFilter {
     pub status: Option<OrderStatus>,
     /// Placed strictly after.
     pub created_after: Option<OffsetDateTime>,
-}
-
-/// A keyset page of orders, newest first: strictly before the (created_at, id) of the previous
-/// page's last order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrderPage {
-    /// How many.
-    pub limit: u32,
-    /// Position after which the page starts.
-    pub after: Option<(OffsetDateTime, OrderId)>,
 }
 
 /// Orders and their outbox events; each write is one DB transaction.
@@ -43,6 +33,9 @@ pub trait OrderRepository: Send + Sync {
     /// One order.
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
     /// A page of orders, newest first.
-    async fn orders(&self, filter: &OrderFilter, page: OrderPage)
-    -> Result<Vec<Order>, StoreError>;
+    async fn orders(
+        &self,
+        filter: &OrderFilter,
+        page: PageRequest<(OffsetDateTime, OrderId)>,
+    ) -> Result<Vec<Order>, StoreError>;
 }

@@ -1,5 +1,7 @@
 //! Use-case tests of orders against in-memory fakes, including payment and confirmation.
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use portside_domain::{
@@ -10,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
 use crate::orders::OrderConfirmation;
+use crate::orders::OrderFilter;
 use crate::orders::{IfMatch, Orders, PayOrder, PlaceOrder};
-use crate::orders::{OrderFilter, OrderPage};
 use crate::payments::ProviderOutcome;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::payments::{PaymentSettings, Payments, Providers};
@@ -146,7 +148,7 @@ async fn an_order_is_placed_with_a_computed_total_for_its_customer() {
         .list(
             &me,
             OrderFilter::default(),
-            OrderPage {
+            PageRequest {
                 limit: 10,
                 after: None,
             },
@@ -159,7 +161,7 @@ async fn an_order_is_placed_with_a_computed_total_for_its_customer() {
             .list(
                 &admin(),
                 OrderFilter::default(),
-                OrderPage {
+                PageRequest {
                     limit: 10,
                     after: None
                 }

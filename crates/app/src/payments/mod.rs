@@ -31,7 +31,7 @@ use time::Duration;
 
 use crate::error::AppError;
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
-use portside_kernel::{Clock, IdGenerator, StoreError};
+use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
 /// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
 const MAX_ATTEMPTS: usize = 8;
@@ -148,15 +148,6 @@ pub struct Reply {
     pub outcome: Outcome,
     /// True when this is the stored outcome of an earlier request with the same key.
     pub replayed: bool,
-}
-
-/// A page of payments.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaymentPage {
-    /// Newest first.
-    pub items: Vec<PaymentState>,
-    /// Where the next page starts, if there is one.
-    pub next: Option<PaymentId>,
 }
 
 enum Settlement {
@@ -356,8 +347,8 @@ impl Payments {
         &self,
         actor: &Actor,
         filter: &PaymentFilter,
-        page: PageRequest,
-    ) -> Result<PaymentPage, AppError> {
+        page: PageRequest<PaymentId>,
+    ) -> Result<Page<PaymentState, PaymentId>, AppError> {
         let mut filter = filter.clone();
         if !actor.is_admin() {
             let own = customer_of(actor);
@@ -368,25 +359,9 @@ impl Payments {
             }
             filter.customer_id = Some(own);
         }
-        let ask = PageRequest {
-            limit: page.limit + 1,
-            after: page.after,
-        };
-        let mut items: Vec<PaymentState> = self
-            .repo
-            .payments(&filter, ask)
-            .await?
-            .into_iter()
-            .map(|p| p.state().clone())
-            .collect();
-        let more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = if more {
-            items.last().map(|p| p.id)
-        } else {
-            None
-        };
-        Ok(PaymentPage { items, next })
+        let found = self.repo.payments(&filter, page.probe()).await?;
+        let states = found.into_iter().map(|p| p.state().clone()).collect();
+        Ok(page.page(states, |p| p.id))
     }
 
     /// A payment's charge and refunds, oldest first.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use portside_domain::{CustomerId, Payment, PaymentId, PaymentStatus, Transaction, TransactionId};
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 use time::OffsetDateTime;
 
 use super::Outcome;
@@ -26,15 +26,6 @@ pub struct PaymentFilter {
     pub customer_id: Option<CustomerId>,
     /// Only payments in this status.
     pub status: Option<PaymentStatus>,
-}
-
-/// Keyset page: newest first, strictly older than `after`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PageRequest {
-    /// How many items to return.
-    pub limit: u32,
-    /// The last id of the previous page.
-    pub after: Option<PaymentId>,
 }
 
 /// Payments, their transactions, and the outbox rows their changes produce. Each write method
@@ -76,7 +67,7 @@ pub trait PaymentRepository: Send + Sync {
     async fn payments(
         &self,
         filter: &PaymentFilter,
-        page: PageRequest,
+        page: PageRequest<PaymentId>,
     ) -> Result<Vec<Payment>, StoreError>;
 
     /// One transaction.

@@ -10,14 +10,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
-use crate::payments::{
-    PageRequest, PaymentFilter, PaymentRepository, ProviderError, ProviderOutcome,
-};
 use crate::payments::{PayCommand, PaymentSettings, Payments, Providers, RefundCommand};
+use crate::payments::{PaymentFilter, PaymentRepository, ProviderError, ProviderOutcome};
 use crate::testing::fakes::{
     InMemoryStore, ManualClock, Scripted, ScriptedProvider, SequentialIds,
 };
-use portside_kernel::IdGenerator;
+use portside_kernel::{IdGenerator, PageRequest};
 
 struct World {
     payments: Payments,

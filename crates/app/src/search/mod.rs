@@ -7,6 +7,8 @@ mod tests;
 
 pub use ports::*;
 
+use portside_kernel::PageRequest;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,9 +16,9 @@ use async_trait::async_trait;
 use portside_domain::Actor;
 
 use crate::error::AppError;
-use crate::orders::{OrderFilter, OrderPage, OrderRepository};
+use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::customer_of;
-use crate::payments::{PageRequest, PaymentFilter, PaymentRepository};
+use crate::payments::{PaymentFilter, PaymentRepository};
 use portside_events::Envelope;
 use portside_events::InboxMark;
 use portside_events::worker::{EventHandler, HandlerError};
@@ -150,7 +152,7 @@ impl Search {
         loop {
             let page = self
                 .orders
-                .orders(&OrderFilter::default(), OrderPage { limit: 500, after })
+                .orders(&OrderFilter::default(), PageRequest { limit: 500, after })
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((last.state().created_at, last.id()));

@@ -13,20 +13,20 @@ use portside_domain::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
-use crate::orders::{OrderFilter, OrderPage, OrderRepository};
+use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
+use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
 use crate::payments::{
-    Begin, ChargeRequest, IdempotencyStore, Outcome, PageRequest, PaymentFilter, PaymentProvider,
+    Begin, ChargeRequest, IdempotencyStore, Outcome, PaymentFilter, PaymentProvider,
     PaymentRepository, ProviderError, ProviderEventRecord, ProviderEvents, ProviderOutcome,
     RefundRequest,
 };
 use crate::users::{
     AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
-    TokenService, UserPage, UserRepository,
+    TokenService, UserRepository,
 };
 use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
-use portside_kernel::{Cache, CacheError, Clock, IdGenerator, StoreError};
+use portside_kernel::{Cache, CacheError, Clock, IdGenerator, PageRequest, StoreError};
 
 #[derive(Default)]
 struct Tables {
@@ -204,7 +204,7 @@ impl PaymentRepository for InMemoryStore {
     async fn payments(
         &self,
         filter: &PaymentFilter,
-        page: PageRequest,
+        page: PageRequest<PaymentId>,
     ) -> Result<Vec<Payment>, StoreError> {
         let t = self.lock()?;
         Ok(t.payments
@@ -532,7 +532,7 @@ impl UserRepository for InMemoryStore {
             .map(User::restore))
     }
 
-    async fn users(&self, page: UserPage) -> Result<Vec<User>, StoreError> {
+    async fn users(&self, page: PageRequest<UserId>) -> Result<Vec<User>, StoreError> {
         Ok(self
             .lock()?
             .users
@@ -637,7 +637,7 @@ impl MessageRepository for InMemoryStore {
     async fn messages(
         &self,
         filter: &MessageFilter,
-        page: MessagePage,
+        page: PageRequest<(OffsetDateTime, MessageId)>,
     ) -> Result<Vec<Message>, StoreError> {
         let t = self.lock()?;
         let needle = filter.text.as_ref().map(|q| q.to_lowercase());
@@ -655,12 +655,12 @@ impl MessageRepository for InMemoryStore {
             .cloned()
             .collect();
         found.sort_by_key(|m| (m.created_at, m.id));
-        if page.order == MessageOrder::Newest {
+        if filter.order == MessageOrder::Newest {
             found.reverse();
         }
         Ok(found
             .into_iter()
-            .filter(|m| match (page.after, page.order) {
+            .filter(|m| match (page.after, filter.order) {
                 (None, _) => true,
                 (Some(after), MessageOrder::Oldest) => (m.created_at, m.id) > after,
                 (Some(after), MessageOrder::Newest) => (m.created_at, m.id) < after,
@@ -707,7 +707,7 @@ impl OrderRepository for InMemoryStore {
     async fn orders(
         &self,
         filter: &OrderFilter,
-        page: OrderPage,
+        page: PageRequest<(OffsetDateTime, OrderId)>,
     ) -> Result<Vec<Order>, StoreError> {
         let t = self.lock()?;
         let mut found: Vec<OrderState> = t

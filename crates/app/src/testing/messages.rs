@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use portside_domain::{Message, MessageBody, MessageId};
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 use time::Duration;
 use uuid::Uuid;
 
-use crate::messages::{MessageFilter, MessageOrder, MessagePage, MessageRepository};
+use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
 use crate::testing::users::{new_user, t0};
 use crate::users::UserRepository;
 
@@ -53,17 +53,17 @@ where
         Some(&mine[0])
     );
 
-    let page = |order, after, limit| MessagePage {
-        limit,
+    let page = |after, limit| PageRequest { limit, after };
+    let ordered = |filter: &MessageFilter, order| MessageFilter {
         order,
-        after,
+        ..filter.clone()
     };
     let owned = MessageFilter {
         owner_id: Some(owner.id()),
         ..MessageFilter::default()
     };
     let newest = s
-        .messages(&owned, page(MessageOrder::Newest, None, 10))
+        .messages(&ordered(&owned, MessageOrder::Newest), page(None, 10))
         .await
         .unwrap();
     assert_eq!(
@@ -71,17 +71,13 @@ where
         mine.iter().rev().map(|m| m.id).collect::<Vec<_>>()
     );
     let oldest = s
-        .messages(&owned, page(MessageOrder::Oldest, None, 2))
+        .messages(&ordered(&owned, MessageOrder::Oldest), page(None, 2))
         .await
         .unwrap();
     let rest = s
         .messages(
-            &owned,
-            page(
-                MessageOrder::Oldest,
-                Some((oldest[1].created_at, oldest[1].id)),
-                10,
-            ),
+            &ordered(&owned, MessageOrder::Oldest),
+            page(Some((oldest[1].created_at, oldest[1].id)), 10),
         )
         .await
         .unwrap();
@@ -99,7 +95,7 @@ where
         ..owned.clone()
     };
     let found = s
-        .messages(&search, page(MessageOrder::Oldest, None, 10))
+        .messages(&ordered(&search, MessageOrder::Oldest), page(None, 10))
         .await
         .unwrap();
     assert_eq!(
@@ -111,7 +107,7 @@ where
         ..owned.clone()
     };
     assert!(
-        s.messages(&literal, page(MessageOrder::Oldest, None, 10))
+        s.messages(&ordered(&literal, MessageOrder::Oldest), page(None, 10))
             .await
             .unwrap()
             .is_empty(),
@@ -123,7 +119,7 @@ where
         ..owned.clone()
     };
     let inside = s
-        .messages(&window, page(MessageOrder::Oldest, None, 10))
+        .messages(&ordered(&window, MessageOrder::Oldest), page(None, 10))
         .await
         .unwrap();
     assert_eq!(inside.len(), 3, "both bounds are exclusive");
@@ -133,7 +129,7 @@ where
                 text: Some("their".into()),
                 ..MessageFilter::default()
             },
-            page(MessageOrder::Newest, None, 100),
+            page(None, 100),
         )
         .await
         .unwrap();

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use portside_events::{InboxMark, Outbox};
 
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 
-use crate::orders::{OrderFilter, OrderPage, OrderRepository};
+use crate::orders::{OrderFilter, OrderRepository};
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_777_000_000).unwrap()
@@ -150,7 +150,7 @@ where
     let first = s
         .orders(
             &mine,
-            OrderPage {
+            PageRequest {
                 limit: 3,
                 after: None,
             },
@@ -161,7 +161,7 @@ where
     let rest = s
         .orders(
             &mine,
-            OrderPage {
+            PageRequest {
                 limit: 10,
                 after: Some((last.created_at, last.id)),
             },
@@ -177,7 +177,7 @@ where
     assert_eq!(
         s.orders(
             &cancelled,
-            OrderPage {
+            PageRequest {
                 limit: 10,
                 after: None
             }
@@ -194,7 +194,7 @@ where
     assert_eq!(
         s.orders(
             &recent,
-            OrderPage {
+            PageRequest {
                 limit: 10,
                 after: None
             }

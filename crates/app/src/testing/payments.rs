@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 use crate::payments::idempotency::IdempotencyClaim;
 use crate::payments::{
-    Begin, IdempotencyStore, NoticeOutcome, Outcome, PageRequest, PaymentFilter, PaymentRepository,
+    Begin, IdempotencyStore, NoticeOutcome, Outcome, PaymentFilter, PaymentRepository,
     ProviderEventRecord, ProviderEvents,
 };
 use portside_events::{Inbox, InboxMark, Outbox};
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 
 /// Everything a payment store must do. Runs all checks in sequence on one store; each check
 /// uses its own customer ids and keys, so the store may already hold other data.

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use portside_events::Outbox;
 
-use portside_kernel::StoreError;
+use portside_kernel::{PageRequest, StoreError};
 
-use crate::users::{Redeemed, RefreshToken, RefreshTokens, UserPage, UserRepository};
+use crate::users::{Redeemed, RefreshToken, RefreshTokens, UserRepository};
 
 pub(crate) fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_654_321_000).unwrap()
@@ -279,7 +279,7 @@ async fn users_page_in_id_order<S: UserRepository>(s: &S) {
         s.insert_user(&mut u).await.unwrap();
     }
     let first = s
-        .users(UserPage {
+        .users(PageRequest {
             limit: 2,
             after: None,
         })
@@ -288,7 +288,7 @@ async fn users_page_in_id_order<S: UserRepository>(s: &S) {
     assert_eq!(first.len(), 2);
     assert!(first[0].id() < first[1].id());
     let next = s
-        .users(UserPage {
+        .users(PageRequest {
             limit: 2,
             after: Some(first[1].id()),
         })

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::users::cache::{UserCache, UserProfile};
 use portside_events::InboxMark;
-use portside_kernel::{Clock, IdGenerator, StoreError};
+use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
 /// How many times an update retries after losing an optimistic-concurrency race.
 const MAX_ATTEMPTS: usize = 5;
@@ -55,15 +55,6 @@ pub struct Tokens {
     pub expires_in: u64,
     /// Opaque, single-use token for `POST /auth/refresh`.
     pub refresh_token: String,
-}
-
-/// A page of users.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserList {
-    /// Oldest first.
-    pub items: Vec<UserProfile>,
-    /// Where the next page starts.
-    pub next: Option<UserId>,
 }
 
 /// The identity use cases over their ports.
@@ -416,28 +407,16 @@ impl Users {
     }
 
     /// All users, for administrators.
-    pub async fn list(&self, actor: &Actor, page: UserPage) -> Result<UserList, AppError> {
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        page: PageRequest<UserId>,
+    ) -> Result<Page<UserProfile, UserId>, AppError> {
         if !actor.is_admin() {
             return Err(AppError::Forbidden("only administrators list users"));
         }
-        let mut items: Vec<UserProfile> = self
-            .users
-            .users(UserPage {
-                limit: page.limit + 1,
-                after: page.after,
-            })
-            .await?
-            .iter()
-            .map(UserProfile::from)
-            .collect();
-        let more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = if more {
-            items.last().map(|u| u.id)
-        } else {
-            None
-        };
-        Ok(UserList { items, next })
+        let found = self.users.users(page.probe()).await?;
+        Ok(page.page(found.iter().map(UserProfile::from).collect(), |u| u.id))
     }
 }
 

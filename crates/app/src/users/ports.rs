@@ -6,16 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use portside_events::InboxMark;
-use portside_kernel::StoreError;
-
-/// A keyset page of users, oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserPage {
-    /// How many.
-    pub limit: u32,
-    /// Strictly after this id.
-    pub after: Option<UserId>,
-}
+use portside_kernel::{PageRequest, StoreError};
 
 /// Users and their outbox events; each write is one DB transaction.
 #[async_trait]
@@ -37,7 +28,7 @@ pub trait UserRepository: Send + Sync {
     /// The user with this (normalized) email.
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     /// A page of users.
-    async fn users(&self, page: UserPage) -> Result<Vec<User>, StoreError>;
+    async fn users(&self, page: PageRequest<UserId>) -> Result<Vec<User>, StoreError>;
 }
 
 /// A refresh token as stored: only its digest, never the token.

@@ -1,5 +1,7 @@
 //! Use-case tests of accounts, messages and memberships against in-memory fakes.
 
+use portside_kernel::PageRequest;
+
 use std::sync::Arc;
 
 use portside_domain::{Actor, Currency, Membership, Money, PaymentMethod, PaymentStatus, Role};
@@ -7,15 +9,14 @@ use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
 use crate::memberships::{Checkout, Memberships};
+use crate::messages::MessageFilter;
 use crate::messages::Messages;
-use crate::messages::{MessageFilter, MessageOrder, MessagePage};
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::payments::{PaymentSettings, Payments, Providers};
 use crate::testing::fakes::{
     FakeTokens, FlakyCache, InMemoryStore, ManualClock, PlainHasher, ScriptedProvider,
     SequentialIds,
 };
-use crate::users::UserPage;
 use crate::users::cache::UserCache;
 use crate::users::{Registration, UserChanges, Users};
 
@@ -298,7 +299,7 @@ async fn users_are_private_to_themselves_and_admins() {
         w.accounts
             .list(
                 &a,
-                UserPage {
+                PageRequest {
                     limit: 10,
                     after: None
                 }
@@ -321,7 +322,7 @@ async fn users_are_private_to_themselves_and_admins() {
         w.accounts
             .list(
                 &admin,
-                UserPage {
+                PageRequest {
                     limit: 10,
                     after: None
                 }
@@ -371,9 +372,8 @@ async fn messages_belong_to_their_owner() {
         w.messages.delete(&b, m.id).await.unwrap_err(),
         AppError::NotFound("message")
     );
-    let page = MessagePage {
+    let page = PageRequest {
         limit: 10,
-        order: MessageOrder::Newest,
         after: None,
     };
     assert!(
