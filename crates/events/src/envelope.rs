@@ -1,4 +1,4 @@
-//! The event envelope (DESIGN.md §5): what the outbox stores, the relay publishes and the
+//! The event envelope (docs/EVENTS.md): what the outbox stores, the relay publishes and the
 //! consumers receive. `data` is the domain event's own JSON; the envelope says what it is.
 
 use portside_domain::{DomainEvent, RecordedEvent};

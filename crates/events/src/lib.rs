@@ -1,4 +1,4 @@
-//! The event backbone (DESIGN.md §5). Aggregates' events reach the outbox in their store's
+//! The event backbone (docs/ARCHITECTURE.md, "Events"). Aggregates' events reach the outbox in their store's
 //! transaction; the relay publishes them to a bus; the worker hands them to consumer groups,
 //! deduplicated by the inbox. Nothing here knows a use case: handlers are given to the worker.
 

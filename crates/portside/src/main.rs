@@ -12,8 +12,8 @@ use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAct
 use portside_sql::{AnyStore, PoolSettings};
 
 /// jemalloc serves every allocation, SQLite's and the other C libraries' too (it replaces
-/// `malloc` itself): with glibc's per-thread arenas the embedded mode's peak memory under load
-/// was 109–246 MB, with jemalloc 87–93 MB (docs/BENCHMARKS.md, item 8).
+/// `malloc` itself): glibc's per-thread arenas made the embedded mode's peak memory under load
+/// high and erratic. The figures are in docs/BENCHMARKS.md ("What the profile showed", item 8).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -117,8 +117,8 @@ impl Limits {
     /// `Err(retry_after)` when a limit is reached. A token verified for the per-user limit is
     /// left in the request's extensions, so that the handler does not verify it again.
     fn check(&self, request: &mut Request) -> Result<(), (Duration, &'static str)> {
-        // Only a refusal needs the time; reading the clock costs a CPUID instruction, which
-        // is slow on virtual machines (3 % of a read's CPU time when it ran on every request).
+        // Only a refusal needs the time; reading the clock costs a CPUID instruction, which is
+        // slow on virtual machines (measured in docs/BENCHMARKS.md, "What the profile showed").
         let wait = |e: governor::NotUntil<_>| e.wait_time_from(DefaultClock::default().now());
         let ip = self.client_ip(request);
         if let (Some(l), Some(ip)) = (&self.per_ip, ip) {

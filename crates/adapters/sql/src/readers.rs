@@ -1,7 +1,6 @@
 //! The read pool: connections for single-statement reads. sqlx's own pool pings every
 //! connection when it is handed back (one more round trip to the database per statement, in a
-//! task of its own); measured on `GET /api/v1/payments/{id}`, that ping cost a third of the
-//! throughput. A reader goes back to the pool as it is, and the pool stays healthy another way:
+//! task of its own), a cost measured in docs/BENCHMARKS.md ("What the profile showed"). A reader goes back to the pool as it is, and the pool stays healthy another way:
 //! a statement that fails retires its connection instead of returning it, and a connection that
 //! sat idle for a while (the one a database restart most likely broke) is pinged before reuse.
 //! A read cancelled half-way leaves nothing behind: the driver drains the rest of the answer

@@ -1,11 +1,12 @@
 //! The payments use cases: pay, refund, read, list, and the recovery of interrupted work.
 //!
-//! Paying and refunding run in three atomic phases (DESIGN.md §4): (1) one store transaction
-//! claims the idempotency key and writes the payment with a pending transaction; (2) the
-//! provider is called with a key derived from that transaction; (3) one store transaction
-//! settles the transaction, saves the payment, writes its events and the outcome to replay.
-//! A crash between phases leaves a pending transaction that a retry or the recovery task
-//! finishes by asking the provider again with the same provider key.
+//! Paying and refunding run in three atomic phases (see "The request path of a payment" in
+//! docs/ARCHITECTURE.md): (1) one store transaction claims the idempotency key and writes the
+//! payment with a pending transaction; (2) the provider is called with a key derived from that
+//! transaction; (3) one store transaction settles the transaction, saves the payment, writes
+//! its events and the outcome to replay. A crash between phases leaves a pending transaction
+//! that a retry or the recovery task finishes by asking the provider again with the same
+//! provider key.
 
 pub mod idempotency;
 pub mod notices;
