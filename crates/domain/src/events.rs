@@ -13,7 +13,6 @@ use crate::payment::{Failure, Metadata, PaymentState, PaymentStatus};
 /// upgrade, an order confirmation), carried by every payment event.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PaymentSnapshot {
-    /// Identity.
     pub payment_id: PaymentId,
     /// Who pays.
     pub customer_id: String,
@@ -74,7 +73,6 @@ pub enum PaymentEvent {
     Failed {
         /// State after the change.
         payment: PaymentSnapshot,
-        /// Why.
         failure: Failure,
     },
     /// `payment.refunded`: a refund (partial or full) was settled.
@@ -98,7 +96,6 @@ pub enum PaymentEvent {
         refund_amount: String,
         /// This refund's amount, minor units.
         refund_minor: i64,
-        /// Why.
         failure: Failure,
     },
 }
@@ -137,6 +134,5 @@ pub struct RecordedEvent<E> {
     pub sequence: i64,
     /// When it happened.
     pub occurred_at: OffsetDateTime,
-    /// What happened.
     pub event: E,
 }

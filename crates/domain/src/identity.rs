@@ -63,7 +63,6 @@ words!(Membership { Free => "free", Premium => "premium" });
 /// Who a request acts as, from its access token.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Actor {
-    /// The user.
     pub user_id: UserId,
     /// Their role.
     pub role: Role,
@@ -179,7 +178,6 @@ pub fn check_password(password: &str, email: &Email) -> Result<(), DomainError> 
 /// Everything stored about a user.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct UserState {
-    /// Identity.
     pub id: UserId,
     /// Unique, lower case.
     pub email: Email,
@@ -204,15 +202,10 @@ pub struct UserState {
 /// What a consumer of user events needs; never the password hash.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct UserSnapshot {
-    /// Identity.
     pub user_id: UserId,
-    /// Email.
     pub email: String,
-    /// Name.
     pub name: String,
-    /// Role.
     pub role: Role,
-    /// Membership.
     pub membership: Membership,
     /// Version after the change.
     pub version: i64,

@@ -39,11 +39,9 @@ impl MessageBody {
 /// A message.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Message {
-    /// Identity.
     pub id: MessageId,
     /// Who wrote it.
     pub owner_id: UserId,
-    /// The text.
     pub body: MessageBody,
     /// Optimistic concurrency.
     pub version: i64,

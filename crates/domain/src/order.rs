@@ -161,11 +161,9 @@ pub fn total_of(items: &[OrderItem], currency: Currency) -> Result<Money, Domain
 /// Everything stored about an order.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct OrderState {
-    /// Identity.
     pub id: OrderId,
     /// Who ordered.
     pub customer_id: CustomerId,
-    /// The lines.
     pub items: Vec<OrderItem>,
     /// Sum of the lines; computed, never taken from a client.
     pub total: Money,
@@ -186,11 +184,9 @@ pub struct OrderState {
 /// What a read model needs of an order, carried by every order event.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct OrderSnapshot {
-    /// Identity.
     pub order_id: OrderId,
     /// Who ordered.
     pub customer_id: String,
-    /// The lines.
     pub items: Vec<OrderItem>,
     /// ISO code.
     pub currency: String,

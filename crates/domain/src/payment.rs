@@ -93,11 +93,8 @@ impl FromStr for PaymentStatus {
 pub enum PaymentMethod {
     /// A card, credit or debit.
     Card,
-    /// A credit card.
     CreditCard,
-    /// A debit card.
     DebitCard,
-    /// A bank transfer.
     BankTransfer,
     /// A digital wallet.
     Wallet,
@@ -219,13 +216,11 @@ impl Failure {
 /// Everything that is stored about a payment. Plain data: the rules live in [`Payment`].
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PaymentState {
-    /// Identity.
     pub id: PaymentId,
     /// Who pays.
     pub customer_id: CustomerId,
     /// What is charged.
     pub amount: Money,
-    /// How.
     pub method: PaymentMethod,
     /// The provider's token for the payment method (e.g. `tok_visa`); never a card number.
     pub method_token: String,
@@ -312,7 +307,6 @@ pub struct NewPayment {
     pub customer_id: CustomerId,
     /// What is charged.
     pub amount: Money,
-    /// How.
     pub method: PaymentMethod,
     /// Provider token of the payment method.
     pub method_token: String,

@@ -55,13 +55,11 @@ impl TransactionStatus {
 /// One charge or refund of a payment.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Transaction {
-    /// Identity.
     pub id: TransactionId,
     /// The payment it belongs to.
     pub payment_id: PaymentId,
     /// Charge or refund.
     pub kind: TransactionKind,
-    /// How much.
     pub amount: Money,
     /// Pending, then succeeded or failed, once.
     pub status: TransactionStatus,

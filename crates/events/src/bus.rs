@@ -29,7 +29,6 @@ pub trait EventBus: Send + Sync {
 /// One delivery of an event to a consumer group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    /// The event.
     pub envelope: Envelope,
     /// How many times it was delivered to this group, this time included (as far as the
     /// broker counts; at least 1).
@@ -69,7 +68,6 @@ pub struct DeadLetter {
     pub id: String,
     /// The group whose handler failed.
     pub group: String,
-    /// The event.
     pub envelope: Envelope,
     /// The last error.
     pub error: String,

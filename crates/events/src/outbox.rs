@@ -51,7 +51,6 @@ pub trait Outbox: Send + Sync {
 pub struct InboxMark {
     /// Consumer group.
     pub group: String,
-    /// Event id.
     pub event_id: Uuid,
     /// When processed.
     pub at: OffsetDateTime,

@@ -53,13 +53,10 @@ pub struct Wiring {
     pub payments: Arc<Payments>,
     /// Users and sessions.
     pub accounts: Arc<Users>,
-    /// Messages.
     pub messages: Arc<Messages>,
     /// Membership purchase.
     pub memberships: Arc<Memberships>,
-    /// Orders.
     pub orders: Arc<Orders>,
-    /// Search.
     pub search: Arc<Search>,
     /// Provider webhooks.
     pub webhooks: Arc<Notices>,

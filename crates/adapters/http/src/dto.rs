@@ -130,7 +130,6 @@ impl From<&Failure> for FailureView {
 /// A payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
-    /// Identity.
     pub id: Uuid,
     /// Always `payment`.
     #[schema(example = "payment")]
@@ -200,12 +199,10 @@ impl From<&PaymentState> for PaymentView {
 /// A charge or a refund of a payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionView {
-    /// Identity.
     pub id: Uuid,
     /// `charge` or `refund`.
     #[schema(value_type = String, example = "refund")]
     pub object: TransactionKind,
-    /// The payment.
     pub payment_id: Uuid,
     /// Decimal amount.
     pub amount: String,

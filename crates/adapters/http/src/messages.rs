@@ -35,13 +35,11 @@ pub struct MessageInput {
 /// A message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
-    /// Identity.
     pub id: Uuid,
     /// Always `message`.
     pub object: &'static str,
     /// Its author.
     pub owner_id: Uuid,
-    /// The text.
     pub body: String,
     /// Incremented by every edit.
     pub version: i64,

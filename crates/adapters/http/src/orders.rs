@@ -91,9 +91,7 @@ pub struct PayOrderRequest {
 /// One line of an order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemView {
-    /// The product.
     pub product_id: String,
-    /// Its name.
     pub name: String,
     /// Units.
     pub quantity: u32,
@@ -106,13 +104,11 @@ pub struct ItemView {
 /// An order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
-    /// Identity.
     pub id: Uuid,
     /// Always `order`.
     pub object: &'static str,
     /// Who ordered.
     pub customer_id: String,
-    /// The lines.
     pub items: Vec<ItemView>,
     /// ISO-4217 code.
     pub currency: String,

@@ -29,7 +29,6 @@ pub enum OpenError {
     Directory {
         /// The directory.
         path: String,
-        /// Why.
         source: std::io::Error,
     },
     /// The database did not answer.

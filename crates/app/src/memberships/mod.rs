@@ -27,7 +27,6 @@ pub const USER_KEY: &str = "portside_user_id";
 /// A checkout request.
 #[derive(Debug, Clone)]
 pub struct Checkout {
-    /// How.
     pub method: PaymentMethod,
     /// Provider token.
     pub method_token: String,

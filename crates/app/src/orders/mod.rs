@@ -65,14 +65,12 @@ pub struct PlaceOrder {
     pub customer_id: Option<CustomerId>,
     /// The order's currency; every line is priced in it.
     pub currency: Currency,
-    /// The lines.
     pub items: Vec<OrderItem>,
 }
 
 /// Paying an order.
 #[derive(Debug, Clone)]
 pub struct PayOrder {
-    /// How.
     pub method: PaymentMethod,
     /// Provider token.
     pub method_token: String,

@@ -36,7 +36,6 @@ impl IdempotencyKey {
 pub struct IdempotentRequest {
     /// Who is calling: keys of different callers never collide.
     pub scope: String,
-    /// The key.
     pub key: IdempotencyKey,
     /// Hash of method, path and canonical body: the same key with another request is refused.
     pub fingerprint: String,
@@ -47,7 +46,6 @@ pub struct IdempotentRequest {
 pub struct IdempotencyClaim {
     /// Caller scope.
     pub scope: String,
-    /// The key.
     pub key: String,
     /// Request fingerprint.
     pub fingerprint: String,
@@ -66,7 +64,6 @@ pub struct IdempotencyClaim {
 pub struct IdempotencyRecord {
     /// Caller scope.
     pub scope: String,
-    /// The key.
     pub key: String,
     /// Fingerprint of the request that claimed it.
     pub fingerprint: String,

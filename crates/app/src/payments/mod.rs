@@ -101,7 +101,6 @@ pub struct PayCommand {
     pub customer_id: Option<CustomerId>,
     /// What.
     pub amount: Money,
-    /// How.
     pub method: PaymentMethod,
     /// Provider token of the payment method.
     pub method_token: String,
@@ -124,7 +123,6 @@ pub struct RefundCommand {
     pub amount: Option<String>,
     /// Must equal the payment's currency when given.
     pub currency: Option<Currency>,
-    /// Why.
     pub reason: Option<String>,
     /// Client metadata of the refund.
     pub metadata: Metadata,
@@ -136,7 +134,6 @@ pub struct RefundCommand {
 /// request finished. This is what an idempotency key stores and replays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// The payment.
     pub payment: PaymentState,
     /// The charge or refund.
     pub transaction: Transaction,
@@ -145,7 +142,6 @@ pub struct Outcome {
 /// An outcome and whether it was replayed from an idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
-    /// What happened.
     pub outcome: Outcome,
     /// True when this is the stored outcome of an earlier request with the same key.
     pub replayed: bool,

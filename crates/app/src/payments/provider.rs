@@ -36,9 +36,7 @@ pub struct RefundRequest {
     pub charge_reference: String,
     /// The provider token the charge used (some providers key test behaviour on it).
     pub method_token: String,
-    /// How much.
     pub amount: Money,
-    /// Why.
     pub reason: Option<String>,
 }
 
@@ -92,13 +90,11 @@ pub enum ProviderChange {
         /// The provider's id of the charge.
         reference: String,
     },
-    /// A charge failed.
     ChargeFailed {
         /// Our transaction, from the metadata we sent.
         transaction_id: Option<TransactionId>,
         /// The provider's id of the charge.
         reference: String,
-        /// Why.
         failure: Failure,
     },
     /// Money was refunded on a charge: pending refunds of its payment are asked again.

@@ -45,7 +45,6 @@ pub struct SearchQuery {
 /// One result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchHit {
-    /// The document.
     pub document: SearchDocument,
     /// Relevance.
     pub score: f32,

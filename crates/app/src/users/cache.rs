@@ -13,9 +13,7 @@ use portside_kernel::Cache;
 /// What clients see of a user (never the password hash); also what the cache holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserProfile {
-    /// Identity.
     pub id: UserId,
-    /// Email.
     pub email: String,
     /// Display name.
     pub name: String,

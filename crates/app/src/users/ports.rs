@@ -34,7 +34,6 @@ pub trait UserRepository: Send + Sync {
 /// A refresh token as stored: only its digest, never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
-    /// Identity.
     pub id: Uuid,
     /// Tokens rotated from one login share a family; reuse of a spent one revokes it.
     pub family_id: Uuid,
