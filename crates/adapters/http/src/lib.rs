@@ -4,9 +4,8 @@
 //! document with a UI served from the binary.
 
 mod auth;
-pub mod cursor;
-mod dto;
 mod health;
+mod idempotency;
 mod json;
 mod limits;
 mod memberships;
@@ -14,11 +13,11 @@ mod messages;
 mod observe;
 mod openapi;
 mod orders;
+mod page;
 mod payments;
 mod problem;
 mod search;
 mod users;
-mod webhooks;
 
 use std::sync::Arc;
 
@@ -26,7 +25,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -114,52 +113,12 @@ impl FromRef<ApiState> for Arc<Vec<Arc<dyn Probe>>> {
 pub fn router(state: ApiState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route(
-            "/api/v1/payments",
-            post(payments::create_payment).get(payments::list_payments),
-        )
-        .route("/api/v1/payments/{id}", get(payments::get_payment))
-        .route("/api/v1/payments/{id}/refunds", post(payments::create_refund))
-        // Seed-compatible spelling of the same operation.
-        .route("/api/v1/payments/{id}/refund", post(payments::create_refund))
-        .route(
-            "/api/v1/payments/{id}/transactions",
-            get(payments::list_transactions),
-        )
-        .route("/api/v1/users", post(users::register).get(users::list_users))
-        .route(
-            "/api/v1/users/{id}",
-            get(users::get_user).patch(users::update_user).delete(users::delete_user),
-        )
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route(
-            "/api/v1/messages",
-            post(messages::post_message).get(messages::list_messages),
-        )
-        .route(
-            "/api/v1/messages/{id}",
-            get(messages::get_message)
-                .patch(messages::edit_message)
-                .delete(messages::delete_message),
-        )
-        .route("/api/v1/memberships/checkout", post(memberships::checkout))
-        .route(
-            "/api/v1/orders",
-            post(orders::place_order).get(orders::list_orders),
-        )
-        .route(
-            "/api/v1/orders/{id}",
-            get(orders::get_order)
-                .put(orders::replace_items)
-                .delete(orders::cancel_order),
-        )
-        .route("/api/v1/orders/{id}/ship", post(orders::ship_order))
-        .route("/api/v1/orders/{id}/pay", post(orders::pay_order))
-        .route("/api/v1/search", get(search::search))
-        .route("/api/v1/search/reindex", post(search::reindex))
-        .route("/api/v1/webhooks/{provider}", post(webhooks::receive))
+        .merge(payments::router())
+        .merge(users::router())
+        .merge(messages::router())
+        .merge(memberships::router())
+        .merge(orders::router())
+        .merge(search::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

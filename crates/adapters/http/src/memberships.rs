@@ -2,18 +2,24 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::post;
 use portside_app::memberships::{Checkout, Memberships};
+use portside_app::payments::idempotency::IdempotentRequest;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::Authenticated;
-use crate::dto::PaymentView;
-use crate::json::JsonBody;
-use crate::payments::{charge_response, method_or_card, required_idempotency};
+use crate::ApiState;
+use crate::idempotency::{BodyKey, Keyed};
+use crate::payments::{PaymentView, charge_response, method_or_card};
 use crate::problem::{Problem, ProblemBody};
+
+/// The routes of the memberships context.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new().route("/api/v1/memberships/checkout", post(checkout))
+}
 
 /// The checkout request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,32 +48,29 @@ pub struct CheckoutRequest {
     ))]
 pub async fn checkout(
     State(memberships): State<Arc<Memberships>>,
-    Authenticated(actor): Authenticated,
-    headers: HeaderMap,
-    body: JsonBody<CheckoutRequest>,
+    keyed: Keyed<CheckoutRequest>,
 ) -> Result<Response, Problem> {
-    let JsonBody {
-        value: req,
-        fingerprint,
-    } = body;
-    let key = required_idempotency(
-        &actor,
-        &headers,
-        req.idempotency_key.as_deref(),
-        fingerprint,
-        "a checkout",
-    )?;
-    let method = method_or_card(req.payment_method.as_deref())?;
+    let (actor, body, key) = keyed.required("a checkout")?;
     let reply = memberships
-        .checkout(
-            &actor,
-            Checkout {
-                method,
-                method_token: req.payment_method_token,
-                provider: req.provider,
-                idempotency: key,
-            },
-        )
+        .checkout(&actor, body.into_command(key)?)
         .await?;
     Ok(charge_response(&reply))
+}
+
+impl BodyKey for CheckoutRequest {
+    fn body_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
+
+impl CheckoutRequest {
+    /// The command this body asks for.
+    pub fn into_command(self, idempotency: IdempotentRequest) -> Result<Checkout, Problem> {
+        Ok(Checkout {
+            method: method_or_card(self.payment_method.as_deref())?,
+            method_token: self.payment_method_token,
+            provider: self.provider,
+            idempotency,
+        })
+    }
 }

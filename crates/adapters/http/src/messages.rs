@@ -1,13 +1,12 @@
 //! `/api/v1/messages`: post, read, edit and delete (owner or admin), and search with URL queries.
 
-use portside_kernel::PageRequest;
-
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use portside_app::AppError;
 use portside_app::messages::Messages;
 use portside_app::messages::{MessageFilter, MessageOrder};
@@ -18,10 +17,21 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::cursor;
 use crate::json::{JsonBody, QueryParams};
+use crate::page::{self, ListBody};
 use crate::problem::{Problem, ProblemBody};
+
+/// The routes of the messages context.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/messages", get(list_messages).post(post_message))
+        .route(
+            "/api/v1/messages/{id}",
+            get(get_message).patch(edit_message).delete(delete_message),
+        )
+}
 
 /// `POST /api/v1/messages` and `PATCH /api/v1/messages/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,17 +77,6 @@ impl From<&Message> for MessageView {
     }
 }
 
-/// A page of messages.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageList {
-    /// In the requested order.
-    pub data: Vec<MessageView>,
-    /// Whether another page follows.
-    pub has_more: bool,
-    /// Pass as `cursor` for the next page (with the same `sort`).
-    pub next_cursor: Option<String>,
-}
-
 /// Query of `GET /api/v1/messages`, all text, validated here so errors name the parameter.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,8 +86,60 @@ pub struct ListMessages {
     created_after: Option<String>,
     created_before: Option<String>,
     sort: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl ListMessages {
+    /// The filter these parameters name, and the tag of their sort order that the cursors carry;
+    /// a 400 naming the first bad parameter.
+    pub fn filter(&self) -> Result<(MessageFilter, char), Problem> {
+        let owner_id = self
+            .owner_id
+            .as_deref()
+            .map(|o| Uuid::parse_str(o).map(UserId))
+            .transpose()
+            .map_err(|_| {
+                Problem::bad_parameter(
+                    "owner_id",
+                    "invalid_parameter",
+                    "owner_id must be a user id (UUID)",
+                )
+            })?;
+        let text = match self.q.clone() {
+            Some(t) if t.is_empty() || t.chars().count() > 200 => {
+                return Err(Problem::bad_parameter(
+                    "q",
+                    "invalid_parameter",
+                    "q must be 1 to 200 characters",
+                ));
+            }
+            other => other,
+        };
+        let created_after = instant("created_after", self.created_after.as_deref())?;
+        let created_before = instant("created_before", self.created_before.as_deref())?;
+        let (order, tag) = match self.sort.as_deref() {
+            None | Some("-created_at") => (MessageOrder::Newest, 'n'),
+            Some("created_at") => (MessageOrder::Oldest, 'o'),
+            Some(_) => {
+                return Err(Problem::bad_parameter(
+                    "sort",
+                    "invalid_parameter",
+                    "sort must be created_at or -created_at",
+                ));
+            }
+        };
+        Ok((
+            MessageFilter {
+                owner_id,
+                text,
+                created_after,
+                created_before,
+                order,
+            },
+            tag,
+        ))
+    }
 }
 
 fn message_id(text: &str) -> Result<MessageId, Problem> {
@@ -184,69 +235,20 @@ pub async fn delete_message(
         ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
-    responses((status = 200, body = MessageList), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
+    responses((status = 200, body = ListBody<MessageView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_messages(
     State(messages): State<Arc<Messages>>,
     Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListMessages>,
-) -> Result<Json<MessageList>, Problem> {
-    let owner_id = q
-        .owner_id
-        .as_deref()
-        .map(|o| Uuid::parse_str(o).map(UserId))
-        .transpose()
-        .map_err(|_| {
-            Problem::bad_parameter(
-                "owner_id",
-                "invalid_parameter",
-                "owner_id must be a user id (UUID)",
-            )
-        })?;
-    let text = match q.q {
-        Some(t) if t.is_empty() || t.chars().count() > 200 => {
-            return Err(Problem::bad_parameter(
-                "q",
-                "invalid_parameter",
-                "q must be 1 to 200 characters",
-            ));
-        }
-        other => other,
-    };
-    let created_after = instant("created_after", q.created_after.as_deref())?;
-    let created_before = instant("created_before", q.created_before.as_deref())?;
-    let (order, tag) = match q.sort.as_deref() {
-        None | Some("-created_at") => (MessageOrder::Newest, 'n'),
-        Some("created_at") => (MessageOrder::Oldest, 'o'),
-        Some(_) => {
-            return Err(Problem::bad_parameter(
-                "sort",
-                "invalid_parameter",
-                "sort must be created_at or -created_at",
-            ));
-        }
-    };
-    let limit = cursor::limit(q.limit.as_deref())?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| cursor::decode_position(tag, c))
-        .transpose()?
-        .map(|(at, id)| (at, MessageId(id)));
-    let filter = MessageFilter {
-        owner_id,
-        text,
-        created_after,
-        created_before,
-        order,
-    };
-    let page = messages
-        .list(&actor, filter, PageRequest { limit, after })
-        .await?;
-    Ok(Json(MessageList {
-        data: page.items.iter().map(MessageView::from).collect(),
-        has_more: page.next.is_some(),
-        next_cursor: page
-            .next
-            .map(|(at, id)| cursor::encode_position(tag, at, id.0)),
-    }))
+) -> Result<Json<ListBody<MessageView>>, Problem> {
+    let (filter, tag) = q.filter()?;
+    let request = page::request(q.limit.as_deref(), q.cursor.as_deref(), |c| {
+        page::decode_position(tag, c).map(|(at, id)| (at, MessageId(id)))
+    })?;
+    let found = messages.list(&actor, filter, request).await?;
+    Ok(Json(ListBody::of(
+        found,
+        |m| MessageView::from(m),
+        |(at, id)| page::encode_position(tag, at, id.0),
+    )))
 }

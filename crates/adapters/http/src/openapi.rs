@@ -5,22 +5,21 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::auth::{self, Login, Logout, Refresh, TokenPair};
-use crate::dto::{
-    CreatePayment, CreateRefund, FailureView, PaymentList, PaymentView, RefundView,
-    TransactionList, TransactionView,
-};
 use crate::health::{self, Health};
 use crate::memberships::{self, CheckoutRequest};
-use crate::messages::{self, MessageInput, MessageList, MessageView};
+use crate::messages::{self, MessageInput, MessageView};
 use crate::orders::{
-    self, CreateOrder, ItemInput, ItemView, OrderList, OrderView, PayOrderRequest, ReplaceItems,
+    self, CreateOrder, ItemInput, ItemView, OrderView, PayOrderRequest, ReplaceItems,
 };
-use crate::payments;
+use crate::payments::{
+    self, CreatePayment, CreateRefund, FailureView, PaymentView, Received, RefundView,
+    TransactionList, TransactionView, notices,
+};
 use crate::problem::{FieldError, ProblemBody};
 use crate::search::{self, Hit, Reindexed, SearchResponse};
-use crate::users::{self, Register, UpdateUser, UserList, UserView};
-use crate::webhooks::{self, Received};
+use crate::users::{
+    self, Login, Logout, Refresh, Register, TokenPair, UpdateUser, UserView, sessions,
+};
 
 /// Portside's REST API.
 #[derive(OpenApi)]
@@ -41,9 +40,9 @@ use crate::webhooks::{self, Received};
         users::get_user,
         users::update_user,
         users::delete_user,
-        auth::login,
-        auth::refresh,
-        auth::logout,
+        sessions::login,
+        sessions::refresh,
+        sessions::logout,
         messages::post_message,
         messages::list_messages,
         messages::get_message,
@@ -59,16 +58,16 @@ use crate::webhooks::{self, Received};
         orders::pay_order,
         search::search,
         search::reindex,
-        webhooks::receive,
+        notices::receive,
         health::live,
         health::ready,
     ),
     components(schemas(
-        CreatePayment, CreateRefund, PaymentView, TransactionView, RefundView, PaymentList,
+        CreatePayment, CreateRefund, PaymentView, TransactionView, RefundView,
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
-        UserView, UserList, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
-        MessageList, CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
-        OrderList, PayOrderRequest, SearchResponse, Hit, Reindexed, Received
+        UserView, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
+        CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
+        PayOrderRequest, SearchResponse, Hit, Reindexed, Received
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),

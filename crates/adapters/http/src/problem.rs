@@ -247,3 +247,23 @@ pub fn internal_error() -> Problem {
         "an unexpected error occurred; it has been logged",
     )
 }
+
+/// Records a field's error and returns its value when it is valid, so that one answer can name
+/// every bad field of a body.
+pub(crate) fn field<T>(
+    errors: &mut Vec<FieldError>,
+    name: &str,
+    result: Result<T, (&str, String)>,
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err((code, message)) => {
+            errors.push(FieldError {
+                field: name.to_owned(),
+                code: code.to_owned(),
+                message,
+            });
+            None
+        }
+    }
+}

@@ -4,17 +4,26 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use portside_app::search::{FACETS, SearchQuery};
 use portside_app::search::{MAX_OFFSET, Search};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::cursor;
 use crate::json::QueryParams;
+use crate::page;
 use crate::problem::{Problem, ProblemBody};
+
+/// The routes of the search context.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/search/reindex", post(reindex))
+}
 
 /// Query of `GET /api/v1/search`.
 #[derive(Debug, Default, Deserialize)]
@@ -91,7 +100,7 @@ pub async fn search(
 ) -> Result<Json<SearchResponse>, Problem> {
     let text =
         p.q.ok_or_else(|| Problem::bad_parameter("q", "invalid_parameter", "q is required"))?;
-    let limit = cursor::limit(p.limit.as_deref())?;
+    let limit = page::limit(p.limit.as_deref())?;
     let offset = match p.offset.as_deref() {
         None => 0,
         Some(o) => o

@@ -1,12 +1,54 @@
-//! Opaque pagination cursors: base64url of the last item's position, so clients cannot build
-//! or edit them by accident.
+//! Keyset pages over HTTP: `limit` and `cursor` in, one list body out. Cursors are opaque
+//! (base64url of the last item's position), so clients cannot build or edit them by accident.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portside_kernel::{Page, PageRequest};
+use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::problem::Problem;
+
+/// One page of a list, as every list endpoint answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListBody<T: ToSchema> {
+    /// In the list's order.
+    pub data: Vec<T>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> ListBody<T> {
+    /// The body of a use case's page: each item's view, and the cursor of the next page.
+    pub fn of<S, K>(
+        page: Page<S, K>,
+        view: impl Fn(&S) -> T,
+        cursor: impl Fn(K) -> String,
+    ) -> Self {
+        ListBody {
+            data: page.items.iter().map(view).collect(),
+            has_more: page.next.is_some(),
+            next_cursor: page.next.map(cursor),
+        }
+    }
+}
+
+/// The page a request asks for: `limit` (1 to 100, default 20) items after the position its
+/// `cursor` names, read by `decode`.
+pub fn request<K>(
+    limit_text: Option<&str>,
+    cursor: Option<&str>,
+    decode: impl Fn(&str) -> Result<K, Problem>,
+) -> Result<PageRequest<K>, Problem> {
+    Ok(PageRequest {
+        limit: limit(limit_text)?,
+        after: cursor.map(decode).transpose()?,
+    })
+}
 
 fn invalid() -> Problem {
     Problem::bad_parameter(

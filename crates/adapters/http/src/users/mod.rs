@@ -1,14 +1,15 @@
 //! `/api/v1/users`: registration (public), and reading, changing, deleting and listing users
-//! (self or admin).
+//! (self or admin); the sessions are in `sessions`.
 
-use portside_kernel::PageRequest;
+pub(crate) mod sessions;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use portside_app::AppError;
 use portside_app::users::cache::UserProfile;
 use portside_app::users::{Registration, UserChanges, Users};
@@ -18,10 +19,24 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub(crate) use sessions::{Login, Logout, Refresh, TokenPair};
+
+use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::cursor;
 use crate::json::{JsonBody, QueryParams};
-use crate::problem::{Problem, ProblemBody};
+use crate::page::{self, ListBody};
+use crate::problem::{FieldError, Problem, ProblemBody};
+
+/// The routes of the users context.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/users", post(register).get(list_users))
+        .route(
+            "/api/v1/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .merge(sessions::router())
+}
 
 /// `POST /api/v1/users`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,17 +107,6 @@ impl From<&UserProfile> for UserView {
     }
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    /// Oldest first.
-    pub data: Vec<UserView>,
-    /// Whether another page follows.
-    pub has_more: bool,
-    /// Pass as `cursor` for the next page.
-    pub next_cursor: Option<String>,
-}
-
 /// Query of `GET /api/v1/users`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +122,41 @@ fn user_id(text: &str) -> Result<UserId, Problem> {
         .map_err(|_| AppError::NotFound("user").into())
 }
 
+impl Register {
+    /// The command this body asks for (the use case checks the email, name and password).
+    pub fn into_command(self) -> Registration {
+        Registration {
+            email: self.email,
+            password: self.password,
+            name: self.name,
+        }
+    }
+}
+
+impl UpdateUser {
+    /// The changes this body asks for; a 422 for an unknown role.
+    pub fn into_changes(self) -> Result<UserChanges, Problem> {
+        let role = self
+            .role
+            .as_deref()
+            .map(|r| r.parse::<Role>())
+            .transpose()
+            .map_err(|message| {
+                Problem::invalid(vec![FieldError {
+                    field: "role".into(),
+                    code: "role_unknown".into(),
+                    message,
+                }])
+            })?;
+        Ok(UserChanges {
+            name: self.name,
+            email: self.email,
+            password: self.password,
+            role,
+        })
+    }
+}
+
 /// Registers a customer account.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = Register,
     responses(
@@ -129,14 +168,7 @@ pub async fn register(
     State(accounts): State<Arc<Users>>,
     body: JsonBody<Register>,
 ) -> Result<Response, Problem> {
-    let r = body.value;
-    let profile = accounts
-        .register(Registration {
-            email: r.email,
-            password: r.password,
-            name: r.name,
-        })
-        .await?;
+    let profile = accounts.register(body.value.into_command()).await?;
     let location = format!("/api/v1/users/{}", profile.id);
     Ok((
         StatusCode::CREATED,
@@ -175,25 +207,7 @@ pub async fn update_user(
     body: JsonBody<UpdateUser>,
 ) -> Result<Json<UserView>, Problem> {
     let id = user_id(&id)?;
-    let u = body.value;
-    let role = u
-        .role
-        .as_deref()
-        .map(|r| r.parse::<Role>())
-        .transpose()
-        .map_err(|message| {
-            Problem::invalid(vec![crate::problem::FieldError {
-                field: "role".into(),
-                code: "role_unknown".into(),
-                message,
-            }])
-        })?;
-    let changes = UserChanges {
-        name: u.name,
-        email: u.email,
-        password: u.password,
-        role,
-    };
+    let changes = body.value.into_changes()?;
     Ok(Json((&accounts.update(&actor, id, changes).await?).into()))
 }
 
@@ -213,23 +227,19 @@ pub async fn delete_user(
 /// All users (administrators only).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = UserList), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
+    responses((status = 200, body = ListBody<UserView>), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_users(
     State(accounts): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListUsers>,
-) -> Result<Json<UserList>, Problem> {
-    let limit = cursor::limit(q.limit.as_deref())?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(cursor::decode_id)
-        .transpose()?
-        .map(UserId);
-    let page = accounts.list(&actor, PageRequest { limit, after }).await?;
-    Ok(Json(UserList {
-        data: page.items.iter().map(UserView::from).collect(),
-        has_more: page.next.is_some(),
-        next_cursor: page.next.map(|id| cursor::encode_id(id.0)),
-    }))
+) -> Result<Json<ListBody<UserView>>, Problem> {
+    let request = page::request(q.limit.as_deref(), q.cursor.as_deref(), |c| {
+        page::decode_id(c).map(UserId)
+    })?;
+    let found = accounts.list(&actor, request).await?;
+    Ok(Json(ListBody::of(
+        found,
+        |u| UserView::from(u),
+        |id| page::encode_id(id.0),
+    )))
 }

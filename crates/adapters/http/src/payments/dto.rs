@@ -3,15 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use portside_app::payments::Outcome;
+use portside_app::payments::idempotency::IdempotentRequest;
+use portside_app::payments::{Outcome, PayCommand, PaymentFilter, RefundCommand};
 use portside_domain::{
-    Failure, PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
+    Currency, CustomerId, DomainError, Failure, Metadata, Money, PaymentId, PaymentMethod,
+    PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::idempotency::BodyKey;
+use crate::problem::{FieldError, Problem, field};
 
 /// A decimal amount given as a JSON number (`99.99`) or string (`"99.99"`), kept as the exact
 /// text the client sent so that no float ever touches it.
@@ -267,17 +272,6 @@ impl From<&Outcome> for RefundView {
     }
 }
 
-/// A page of payments.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentList {
-    /// Newest first.
-    pub data: Vec<PaymentView>,
-    /// Whether another page follows.
-    pub has_more: bool,
-    /// Pass as `cursor` to get the next page.
-    pub next_cursor: Option<String>,
-}
-
 /// A payment's transactions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionList {
@@ -285,7 +279,7 @@ pub struct TransactionList {
     pub data: Vec<TransactionView>,
 }
 
-/// Query of `GET /api/v1/payments`: all text, validated by the handler.
+/// Query of `GET /api/v1/payments`: all text, parsed by [`ListQuery::filter`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -297,4 +291,165 @@ pub struct ListQuery {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+impl BodyKey for CreatePayment {
+    fn body_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
+
+impl CreatePayment {
+    /// The command this body asks for; a 422 naming every bad field at once.
+    pub fn into_command(
+        self,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<PayCommand, Problem> {
+        let mut errors = Vec::new();
+        let customer_id = match self.customer_id.as_deref() {
+            None => Some(None),
+            Some(c) => field(
+                &mut errors,
+                "customer_id",
+                CustomerId::parse(c)
+                    .map(Some)
+                    .map_err(|e| (e.code(), e.to_string())),
+            ),
+        };
+        let currency = field(
+            &mut errors,
+            "currency",
+            Currency::from_code(&self.currency).map_err(|e| ("currency_unknown", e.to_string())),
+        );
+        let amount = currency.and_then(|c| {
+            field(
+                &mut errors,
+                "amount",
+                Money::parse(&self.amount.0, c).map_err(|e| {
+                    let e = DomainError::from(e);
+                    (e.code(), e.to_string())
+                }),
+            )
+        });
+        let method = match self.payment_method.as_deref() {
+            None => Some(PaymentMethod::Card),
+            Some(m) => field(
+                &mut errors,
+                "payment_method",
+                m.parse::<PaymentMethod>()
+                    .map_err(|_| ("payment_method_unknown", unknown_method(m))),
+            ),
+        };
+        let metadata = field(
+            &mut errors,
+            "metadata",
+            Metadata::from_client(self.metadata.unwrap_or_default())
+                .map_err(|e| (e.code(), e.to_string())),
+        );
+        let (Some(customer_id), Some(amount), Some(method), Some(metadata)) =
+            (customer_id, amount, method, metadata)
+        else {
+            return Err(Problem::invalid(errors));
+        };
+        Ok(PayCommand {
+            customer_id,
+            amount,
+            method,
+            method_token: self.payment_method_token,
+            provider: self.provider,
+            description: self.description,
+            metadata,
+            idempotency,
+        })
+    }
+}
+
+impl BodyKey for CreateRefund {
+    fn body_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+}
+
+impl CreateRefund {
+    /// The command this body asks for on `payment_id`; a 422 naming every bad field at once.
+    pub fn into_command(
+        self,
+        payment_id: PaymentId,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<RefundCommand, Problem> {
+        let mut errors = Vec::new();
+        let currency = match self.currency.as_deref() {
+            None => Some(None),
+            Some(c) => field(
+                &mut errors,
+                "currency",
+                Currency::from_code(c)
+                    .map(Some)
+                    .map_err(|e| ("currency_unknown", e.to_string())),
+            ),
+        };
+        let metadata = field(
+            &mut errors,
+            "metadata",
+            Metadata::from_client(self.metadata.unwrap_or_default())
+                .map_err(|e| (e.code(), e.to_string())),
+        );
+        let (Some(currency), Some(metadata)) = (currency, metadata) else {
+            return Err(Problem::invalid(errors));
+        };
+        Ok(RefundCommand {
+            payment_id,
+            amount: self.amount.map(|a| a.0),
+            currency,
+            reason: self.reason,
+            metadata,
+            idempotency,
+        })
+    }
+}
+
+impl ListQuery {
+    /// The filter these parameters name; a 400 naming the first bad one.
+    pub fn filter(&self) -> Result<PaymentFilter, Problem> {
+        let customer_id = self
+            .customer_id
+            .as_deref()
+            .map(CustomerId::parse)
+            .transpose()
+            .map_err(|e| {
+                Problem::bad_parameter("customer_id", "invalid_parameter", e.to_string())
+            })?;
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| s.parse::<PaymentStatus>())
+            .transpose()
+            .map_err(|e| Problem::bad_parameter("status", "invalid_parameter", e))?;
+        Ok(PaymentFilter {
+            customer_id,
+            status,
+        })
+    }
+}
+
+/// The payment method a body names; a card when it names none.
+pub(crate) fn method_or_card(text: Option<&str>) -> Result<PaymentMethod, Problem> {
+    match text {
+        None => Ok(PaymentMethod::Card),
+        Some(m) => m.parse().map_err(|message| {
+            Problem::invalid(vec![FieldError {
+                field: "payment_method".into(),
+                code: "payment_method_unknown".into(),
+                message,
+            }])
+        }),
+    }
+}
+
+fn unknown_method(m: &str) -> String {
+    let allowed: Vec<_> = PaymentMethod::ALL.iter().map(|m| m.as_str()).collect();
+    format!(
+        "unknown payment method {m:?}; use one of {}",
+        allowed.join(", ")
+    )
 }

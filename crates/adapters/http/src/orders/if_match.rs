@@ -1,0 +1,71 @@
+//! `If-Match` as RFC 9110 reads it, for the writes of an order.
+
+use axum::http::{HeaderMap, header};
+use portside_app::orders::IfMatch;
+
+use crate::problem::Problem;
+
+/// The precondition an `If-Match` header states (RFC 9110 §13.1.1): `*`, or a list of entity
+/// tags. A malformed header is a bad request (400 `if_match_invalid`); a well-formed tag that
+/// is not the current version (a weak tag, one from elsewhere, an older version) is not: the
+/// use case answers 412.
+pub(super) fn if_match(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+    let invalid = || {
+        Problem::bad_parameter(
+            "If-Match",
+            "if_match_invalid",
+            "If-Match must be * or a list of entity tags, e.g. \"3\"",
+        )
+    };
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return Ok(IfMatch::Any);
+    }
+    let mut versions = Vec::new();
+    let mut tags = 0;
+    for value in values {
+        let text = value.to_str().map_err(|_| invalid())?;
+        if text.trim() == "*" {
+            return Ok(IfMatch::Any);
+        }
+        for (weak, opaque) in entity_tags(text).ok_or_else(invalid)? {
+            tags += 1;
+            if let (false, Ok(version)) = (weak, opaque.parse::<i64>()) {
+                versions.push(version);
+            }
+        }
+    }
+    if tags == 0 {
+        return Err(invalid());
+    }
+    Ok(IfMatch::Versions(versions))
+}
+
+/// The entity tags of a list (`#entity-tag`: `W/"x", "y"`), each with whether it is weak and
+/// its opaque text; `None` when the list is not well-formed.
+fn entity_tags(text: &str) -> Option<Vec<(bool, &str)>> {
+    let mut tags = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        let weak = rest.starts_with("W/");
+        rest = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = rest.find('"')?;
+        let opaque = &rest[..end];
+        // etagc: %x21 / %x23-7E / obs-text; the closing quote is found above.
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push((weak, opaque));
+        rest = rest[end + 1..].trim_start_matches([' ', '\t']);
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return None;
+        }
+    }
+}

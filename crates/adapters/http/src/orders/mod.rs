@@ -1,0 +1,207 @@
+//! `/api/v1/orders`: place, read, list, replace lines, ship (admin), cancel, pay. Responses
+//! carry `ETag: "<version>"`; a write with `If-Match` naming another version gets 412.
+
+mod dto;
+mod if_match;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portside_app::AppError;
+use portside_app::orders::Orders;
+use portside_domain::{OrderId, OrderState};
+use uuid::Uuid;
+
+pub(crate) use dto::{CreateOrder, ItemInput, ItemView, OrderView, PayOrderRequest, ReplaceItems};
+
+use crate::ApiState;
+use crate::auth::Authenticated;
+use crate::idempotency::Keyed;
+use crate::json::{JsonBody, QueryParams};
+use crate::page::{self, ListBody};
+use crate::payments::charge_response;
+use crate::problem::{Problem, ProblemBody};
+use dto::ListOrders;
+use if_match::if_match;
+
+/// The routes of the orders context.
+pub(crate) fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/orders", post(place_order).get(list_orders))
+        .route(
+            "/api/v1/orders/{id}",
+            get(get_order).put(replace_items).delete(cancel_order),
+        )
+        .route("/api/v1/orders/{id}/ship", post(ship_order))
+        .route("/api/v1/orders/{id}/pay", post(pay_order))
+}
+
+fn order_id(text: &str) -> Result<OrderId, Problem> {
+    Uuid::parse_str(text)
+        .map(OrderId)
+        .map_err(|_| AppError::NotFound("order").into())
+}
+
+fn with_etag(status: StatusCode, order: &OrderState) -> Response {
+    let mut response = (status, Json(OrderView::from(order))).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", order.version)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Places an order.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrder,
+    responses(
+        (status = 201, description = "Placed (ETag: the version)", body = OrderView),
+        (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "No items, bad quantity or price, mixed currencies, a total sent", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn place_order(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    body: JsonBody<CreateOrder>,
+) -> Result<Response, Problem> {
+    let order = orders.place(&actor, body.value.into_command()?).await?;
+    Ok(with_etag(StatusCode::CREATED, &order))
+}
+
+/// One order (yours, or anyone's for administrators).
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn get_order(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let order = orders.get(&actor, order_id(&id)?).await?;
+    Ok(with_etag(StatusCode::OK, &order))
+}
+
+/// Orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(
+        ("customer_id" = Option<String>, Query, description = "Another customer's id for administrators only"),
+        ("status" = Option<String>, Query, description = "pending, confirmed, shipped or cancelled"),
+        ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = ListBody<OrderView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn list_orders(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    QueryParams(q): QueryParams<ListOrders>,
+) -> Result<Json<ListBody<OrderView>>, Problem> {
+    let filter = q.filter()?;
+    let request = page::request(q.limit.as_deref(), q.cursor.as_deref(), |c| {
+        page::decode_position('o', c).map(|(at, id)| (at, OrderId(id)))
+    })?;
+    let found = orders.list(&actor, filter, request).await?;
+    Ok(Json(ListBody::of(
+        found,
+        |o| OrderView::from(o),
+        |(at, id)| page::encode_position('o', at, id.0),
+    )))
+}
+
+/// Replaces the lines of a pending, unpaid order.
+#[utoipa::path(put, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when the order changed since")),
+    request_body = ReplaceItems,
+    responses(
+        (status = 200, body = OrderView),
+        (status = 409, description = "Not pending, or being paid", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn replace_items(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<ReplaceItems>,
+) -> Result<Response, Problem> {
+    let id = order_id(&id)?;
+    let expected = if_match(&headers)?;
+    let current = orders.get(&actor, id).await?;
+    let lines = body.value.into_items(current.total.currency())?;
+    let order = orders.replace_items(&actor, id, lines, expected).await?;
+    Ok(with_etag(StatusCode::OK, &order))
+}
+
+/// Ships a confirmed order (administrators only).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/ship", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Not confirmed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn ship_order(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = orders
+        .ship(&actor, order_id(&id)?, if_match(&headers)?)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &order))
+}
+
+/// Cancels a pending or confirmed order; 409 once shipped.
+#[utoipa::path(delete, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "Cancelled", body = OrderView),
+        (status = 409, description = "Shipped or already cancelled", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = orders
+        .cancel(&actor, order_id(&id)?, if_match(&headers)?)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &order))
+}
+
+/// Pays the order's total; the order becomes confirmed when the payment's success event is
+/// handled.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Required"), ("If-Match" = Option<String>, Header)),
+    request_body = PayOrderRequest,
+    responses(
+        (status = 201, description = "Charged; confirmation follows", body = crate::payments::PaymentView),
+        (status = 202, description = "Outcome pending; retry with the same key", body = crate::payments::PaymentView),
+        (status = 402, description = "Declined; the order stays pending and payable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Cancelled, already paid, or a payment under way", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn pay_order(
+    State(orders): State<Arc<Orders>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    keyed: Keyed<PayOrderRequest>,
+) -> Result<Response, Problem> {
+    let id = order_id(&id)?;
+    let expected = if_match(&headers)?;
+    let (actor, body, key) = keyed.required("paying an order")?;
+    let reply = orders
+        .pay(&actor, id, body.into_command(key)?, expected)
+        .await?;
+    Ok(charge_response(&reply))
+}
