@@ -4,6 +4,7 @@
 //! adapters implement the ports. The event backbone is `portside-events`; what all layers
 //! share (store errors, clock, probes, resilience) is `portside-kernel`.
 
+pub mod application;
 #[cfg(test)]
 mod backbone_tests;
 pub mod error;

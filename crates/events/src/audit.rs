@@ -2,20 +2,28 @@
 
 use async_trait::async_trait;
 
-use crate::worker::{EventHandler, HandlerError};
+use crate::worker::{EventHandler, HandlerError, Subscription};
 use crate::{Envelope, InboxMark};
 
 /// Writes every event to the log (target `audit`).
 pub struct AuditLog;
 
+impl AuditLog {
+    /// Every event.
+    pub const SUBSCRIPTION: Subscription = Subscription {
+        group: "audit",
+        event_types: &["#"],
+    };
+}
+
 #[async_trait]
 impl EventHandler for AuditLog {
     fn group(&self) -> &'static str {
-        "audit"
+        Self::SUBSCRIPTION.group
     }
 
     fn event_types(&self) -> &'static [&'static str] {
-        &["#"]
+        Self::SUBSCRIPTION.event_types
     }
 
     async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {

@@ -13,6 +13,42 @@ use portside_kernel::Clock;
 
 use crate::{Delivery, EventSource, Inbox, InboxMark};
 
+/// A consumer group and the event types it wants (`#` for all): what a bus must know before
+/// anything is published, so that no event is published before its consumers are declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The consumer group (and queue) name.
+    pub group: &'static str,
+    /// The event types it wants.
+    pub event_types: &'static [&'static str],
+}
+
+/// Declares every subscription on the bus, retrying while the bus is away; false when `stop`
+/// came first.
+pub async fn declare(
+    source: &dyn EventSource,
+    subscriptions: &[Subscription],
+    stop: &CancellationToken,
+) -> bool {
+    for s in subscriptions {
+        let mut pause = WorkerSettings::default().backoff;
+        loop {
+            match source.subscribe(s.group, s.event_types).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(group = s.group, error = %e, "cannot subscribe yet; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return false,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Why a handler failed; retried, then dead-lettered with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -100,23 +136,15 @@ impl Worker {
 
     /// Declares every group's subscription, retrying while the bus is down.
     pub async fn subscribe(&self, stop: &CancellationToken) -> bool {
-        for h in &self.handlers {
-            let mut pause = self.settings.backoff;
-            loop {
-                match self.source.subscribe(h.group(), h.event_types()).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(group = h.group(), error = %e, "cannot subscribe yet; retrying");
-                        tokio::select! {
-                            () = stop.cancelled() => return false,
-                            () = tokio::time::sleep(pause) => {}
-                        }
-                        pause = (pause * 2).min(MAX_PAUSE);
-                    }
-                }
-            }
-        }
-        true
+        let subscriptions: Vec<Subscription> = self
+            .handlers
+            .iter()
+            .map(|h| Subscription {
+                group: h.group(),
+                event_types: h.event_types(),
+            })
+            .collect();
+        declare(self.source.as_ref(), &subscriptions, stop).await
     }
 
     /// Consumes until `stop`; deliveries in hand are finished and acknowledged first.

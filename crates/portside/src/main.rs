@@ -126,9 +126,11 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            let wiring = wiring::wire(settings).await?;
-            let result = wiring.accounts.create_admin(&email, &password, &name).await;
-            wiring.store.close().await;
+            let secret = wiring::token_secret(settings)?;
+            let store = wiring::store(settings).await?;
+            let (app, _) = wiring::application(settings, &store, &secret).await?;
+            let result = app.users.create_admin(&email, &password, &name).await;
+            store.close().await;
             match result {
                 Ok(profile) => {
                     println!("administrator {} ready (id {})", profile.email, profile.id);
@@ -144,26 +146,26 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
 }
 
 async fn reindex(settings: &config::Settings) -> anyhow::Result<ExitCode> {
-    let wiring = wiring::wire(settings).await?;
+    let store = wiring::store(settings).await?;
+    let search = wiring::search(settings, &store).await?;
     let started = std::time::Instant::now();
-    let written = wiring
-        .search
-        .reindex()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let written = search.reindex().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "reindexed {written} documents in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    wiring.store.close().await;
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Result<ExitCode> {
-    let wiring = wiring::wire(settings).await?;
-    let ev = &wiring.events;
+    let store = wiring::store(settings).await?;
+    let ev = wiring::backbone(settings, &store)?;
     let groups = |only: Option<String>| -> anyhow::Result<Vec<String>> {
-        let known: Vec<String> = ev.groups().iter().map(|g| (*g).to_owned()).collect();
+        let known: Vec<String> = wiring::Backbone::groups()
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect();
         match only {
             None => Ok(known),
             Some(g) if known.contains(&g) => Ok(vec![g]),
@@ -217,7 +219,7 @@ async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Re
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             {
                 eprintln!("portside: no dead letter {id} in group {g}");
-                wiring.store.close().await;
+                store.close().await;
                 return Ok(ExitCode::from(2));
             }
             println!("replayed {id}");
@@ -235,7 +237,7 @@ async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Re
             }
         }
     }
-    wiring.store.close().await;
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

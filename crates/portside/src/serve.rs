@@ -11,11 +11,11 @@ use anyhow::Context;
 use portside_http::{ApiState, LimitSettings, Limits};
 use tokio_util::sync::CancellationToken;
 
-use portside_app::search::PROJECTION_GROUP;
+use portside_app::search::{PROJECTION_GROUP, Search, SearchProjection};
 
 use crate::config::Settings;
 use crate::redact;
-use crate::wiring::{Wiring, wire};
+use crate::wiring;
 
 /// How often expired idempotency keys are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
@@ -47,24 +47,19 @@ pub enum Mode {
 pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
     // Before anything records a metric (the circuit breakers publish their state when built).
     let metrics = install_metrics()?;
-    let Wiring {
-        store,
-        payments,
-        accounts,
-        messages,
-        memberships,
-        orders,
-        search,
-        webhooks,
-        probes,
-        events,
-        ..
-    } = wire(settings).await?;
-    if mode == Mode::Api && events.in_process {
+    let secret = wiring::token_secret(settings)?;
+    let store = wiring::store(settings).await?;
+    let backbone = Arc::new(wiring::backbone(settings, &store)?);
+    if mode == Mode::Api && backbone.in_process {
         anyhow::bail!(
             "EVENT_BUS: `portside api` needs a broker (amqp://… or redis://…) shared with `portside relay`, `worker` and `search`; `portside serve` runs everything in one process"
         );
     }
+
+    let (app, cache_probe) = wiring::application(settings, &store, &secret).await?;
+    let app = Arc::new(app);
+    let mut probes = backbone.probes.clone();
+    probes.extend(cache_probe);
 
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -74,7 +69,6 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         Mode::AllInOne => Some(grpc_listener(settings).await?),
         Mode::Api => None,
     };
-    let search_index = search.index().clone();
     let limits = Arc::new(Limits::new(
         LimitSettings {
             per_ip_per_second: settings.rate_limit_per_ip,
@@ -83,16 +77,10 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
             trust_forwarded_for: settings.trust_forwarded_for,
             request_timeout: settings.request_timeout,
         },
-        accounts.clone(),
+        app.users.clone(),
     ));
     let router = portside_http::router(ApiState {
-        payments: payments.clone(),
-        accounts,
-        messages,
-        memberships,
-        orders,
-        search,
-        webhooks,
+        app: app.clone(),
         probes: Arc::new(probes),
         metrics: Some(metrics),
         limits: Some(limits.clone()),
@@ -100,18 +88,22 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
 
     let stop_relay = CancellationToken::new();
     let stop_worker = CancellationToken::new();
-    let events = Arc::new(events);
     let relay_task = (mode == Mode::AllInOne).then(|| {
-        let (events, stop) = (events.clone(), stop_relay.clone());
-        tokio::spawn(async move { events.run_relay(stop).await })
+        let (backbone, stop) = (backbone.clone(), stop_relay.clone());
+        tokio::spawn(async move { backbone.run_relay(stop).await })
     });
-    let worker_task =
-        (mode == Mode::AllInOne).then(|| tokio::spawn(events.worker().run(stop_worker.clone())));
+    let worker_task = (mode == Mode::AllInOne).then(|| {
+        tokio::spawn(
+            backbone
+                .worker(app.consumers().to_vec())
+                .run(stop_worker.clone()),
+        )
+    });
 
     let stop = CancellationToken::new();
     let mut tasks = vec![
         tokio::spawn(every(settings.recovery_interval, stop.clone(), {
-            let payments = payments.clone();
+            let payments = app.payments.clone();
             move || {
                 let payments = payments.clone();
                 async move {
@@ -140,7 +132,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
             }
         })),
         tokio::spawn(every(PURGE_INTERVAL, stop.clone(), {
-            let payments = payments.clone();
+            let payments = app.payments.clone();
             move || {
                 let payments = payments.clone();
                 async move {
@@ -156,7 +148,11 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
     let grpc_addr = match grpc_listener {
         Some(listener) => {
             let at = listener.local_addr()?;
-            tasks.push(tokio::spawn(grpc(listener, search_index, stop.clone())));
+            tasks.push(tokio::spawn(grpc(
+                listener,
+                app.search.clone(),
+                stop.clone(),
+            )));
             Some(at)
         }
         None => None,
@@ -236,8 +232,15 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
 /// process: the embedded index has one writer.
 pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCode> {
     let metrics = install_metrics()?;
-    let wiring = wire(settings).await?;
-    if wiring.events.in_process {
+    // The worker runs the use cases, which sign tokens: their secret is checked before anything
+    // opens, as in `serve`. The relay and the search service need none.
+    let secret = match part {
+        Part::Worker => Some(wiring::token_secret(settings)?),
+        Part::Relay | Part::Search => None,
+    };
+    let store = wiring::store(settings).await?;
+    let backbone = Arc::new(wiring::backbone(settings, &store)?);
+    if backbone.in_process {
         anyhow::bail!(
             "EVENT_BUS: `inprocess` only works inside `portside serve`; give a broker (amqp://… or redis://…) to run the relay, the worker or the search service alone"
         );
@@ -268,29 +271,33 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
             }
         }));
     }
-    let events = Arc::new(wiring.events);
     match part {
         Part::Relay => {
-            let (events, stop) = (events.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move { events.run_relay(stop).await }));
+            let (backbone, stop) = (backbone.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move { backbone.run_relay(stop).await }));
         }
-        Part::Worker => tasks.push(tokio::spawn(
-            events
-                .worker_of(|g| g != PROJECTION_GROUP)
-                .run(stop.clone()),
-        )),
+        Part::Worker => {
+            let secret = match secret {
+                Some(secret) => secret,
+                None => wiring::token_secret(settings)?,
+            };
+            let (app, _) = wiring::application(settings, &store, &secret).await?;
+            let consumers = app
+                .consumers()
+                .iter()
+                .filter(|c| c.group() != PROJECTION_GROUP)
+                .cloned()
+                .collect();
+            tasks.push(tokio::spawn(backbone.worker(consumers).run(stop.clone())));
+        }
         Part::Search => {
+            let search = wiring::search(settings, &store).await?;
             let listener = grpc_listener(settings).await?;
             println!("Portside search serving gRPC on {}", listener.local_addr()?);
-            tasks.push(tokio::spawn(grpc(
-                listener,
-                wiring.search.index().clone(),
-                stop.clone(),
-            )));
+            let projection = Arc::new(SearchProjection::new(search.index().clone()));
+            tasks.push(tokio::spawn(grpc(listener, search, stop.clone())));
             tasks.push(tokio::spawn(
-                events
-                    .worker_of(|g| g == PROJECTION_GROUP)
-                    .run(stop.clone()),
+                backbone.worker(vec![projection]).run(stop.clone()),
             ));
         }
     }
@@ -307,7 +314,7 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
         }
     })
     .await;
-    wiring.store.close().await;
+    store.close().await;
     Ok(if finished.is_ok() {
         ExitCode::SUCCESS
     } else {
@@ -323,12 +330,8 @@ async fn grpc_listener(settings: &Settings) -> anyhow::Result<tokio::net::TcpLis
 }
 
 /// Serves the gRPC search service until `stop`; a failure is logged.
-async fn grpc(
-    listener: tokio::net::TcpListener,
-    index: Arc<dyn portside_app::search::SearchIndex>,
-    stop: CancellationToken,
-) {
-    if let Err(e) = portside_grpc::serve(listener, index, stop.cancelled_owned()).await {
+async fn grpc(listener: tokio::net::TcpListener, search: Arc<Search>, stop: CancellationToken) {
+    if let Err(e) = portside_grpc::serve(listener, search, stop.cancelled_owned()).await {
         tracing::error!(error = %e, "the gRPC server failed");
     }
 }

@@ -1,37 +1,25 @@
-//! The composition root: the one place that knows every adapter. It opens the store, picks the
-//! cache, loads or creates the token secret, and hands the use cases their ports.
+//! The composition root: the one place that knows every adapter. Each process part opens what
+//! it runs: the store and the event backbone always; the application (token secret, cache,
+//! payment providers, search index) only where use cases run; the search use case alone for
+//! the search service. So `portside relay` needs no token secret, cache or provider.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-
-use anyhow::{Context, bail};
 use std::time::Duration;
 
-use portside_app::memberships::MembershipUpgrade;
-use portside_app::memberships::Memberships;
-use portside_app::messages::MessageRepository;
-use portside_app::messages::Messages;
-use portside_app::orders::OrderConfirmation;
-use portside_app::orders::OrderRepository;
-use portside_app::orders::Orders;
-use portside_app::payments::notices::Notices;
-use portside_app::payments::{
-    IdempotencyStore, PaymentProvider, PaymentRepository, ProviderEvents,
+use anyhow::{Context, bail};
+use portside_app::application::{
+    Application, Ports, SUBSCRIPTIONS, Settings as AppSettings, StorePorts,
 };
-use portside_app::payments::{PaymentSettings, Payments, Providers};
-use portside_app::search::SearchIndex;
-use portside_app::search::{Search, SearchProjection};
-use portside_app::users::Users;
-use portside_app::users::cache::UserCache;
-use portside_app::users::{RefreshTokens, UserRepository};
+use portside_app::payments::{PaymentProvider, PaymentSettings, Providers, WebhookVerifier};
+use portside_app::search::{Search, SearchIndex};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
-use portside_events::AuditLog;
 use portside_events::relay::{Relay, RelaySettings};
-use portside_events::worker::{EventHandler, Worker, WorkerSettings};
+use portside_events::worker::{EventHandler, Worker, WorkerSettings, declare};
 use portside_events::{DeadLetters, EventBus, EventSource, Inbox, Outbox};
 use portside_kernel::{Cache, Probe, SystemClock, UuidV7};
 use portside_providers::{
@@ -45,34 +33,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::open_store;
 
-/// Everything a process serves with.
-pub struct Wiring {
-    /// The store, to close at shutdown.
-    pub store: AnyStore,
-    /// Payments use cases.
-    pub payments: Arc<Payments>,
-    /// Users and sessions.
-    pub accounts: Arc<Users>,
-    pub messages: Arc<Messages>,
-    /// Membership purchase.
-    pub memberships: Arc<Memberships>,
-    pub orders: Arc<Orders>,
-    pub search: Arc<Search>,
-    /// Provider webhooks.
-    pub webhooks: Arc<Notices>,
-    /// What readiness checks.
-    pub probes: Vec<Arc<dyn Probe>>,
-    /// The event backbone.
-    pub events: Events,
-}
-
-/// The event backbone's ports and what builds the relay and the worker.
-pub struct Events {
+/// The event backbone of a process: the bus through its three ports, the store's outbox and
+/// inbox, and what readiness checks of them.
+pub struct Backbone {
     /// Publishing.
     pub bus: Arc<dyn EventBus>,
     /// Consuming.
     pub source: Arc<dyn EventSource>,
-    /// Dead letters.
     pub dead: Arc<dyn DeadLetters>,
     /// The outbox the relay reads.
     pub outbox: Arc<dyn Outbox>,
@@ -80,11 +47,12 @@ pub struct Events {
     pub inbox: Arc<dyn Inbox>,
     /// True for the in-process bus: relay and worker must share the process.
     pub in_process: bool,
-    handlers: Vec<Arc<dyn EventHandler>>,
+    /// The store and, unless in-process, the broker.
+    pub probes: Vec<Arc<dyn Probe>>,
     max_attempts: u32,
 }
 
-impl Events {
+impl Backbone {
     /// A relay named after this host and process.
     pub fn relay(&self) -> Relay {
         Relay::new(
@@ -100,27 +68,18 @@ impl Events {
     /// declared: RabbitMQ drops a message no queue is bound for, and a Redis Streams group
     /// created later starts after what was already added, so publishing first would lose events.
     pub async fn run_relay(&self, stop: CancellationToken) {
-        if self.worker().subscribe(&stop).await {
+        if declare(self.source.as_ref(), SUBSCRIPTIONS, &stop).await {
             self.relay().run(stop).await;
         }
     }
 
-    /// The worker with every handler of this version.
-    pub fn worker(&self) -> Arc<Worker> {
-        self.worker_of(|_| true)
-    }
-
-    /// The worker with the handlers whose consumer group `keep` accepts.
-    pub fn worker_of(&self, keep: impl Fn(&str) -> bool) -> Arc<Worker> {
+    /// The worker of these consumers.
+    pub fn worker(&self, consumers: Vec<Arc<dyn EventHandler>>) -> Arc<Worker> {
         Arc::new(Worker::new(
             self.source.clone(),
             self.inbox.clone(),
             Arc::new(SystemClock),
-            self.handlers
-                .iter()
-                .filter(|h| keep(h.group()))
-                .cloned()
-                .collect(),
+            consumers,
             WorkerSettings {
                 max_attempts: self.max_attempts,
                 ..WorkerSettings::default()
@@ -128,9 +87,9 @@ impl Events {
         ))
     }
 
-    /// The consumer groups (one per handler).
-    pub fn groups(&self) -> Vec<&'static str> {
-        self.handlers.iter().map(|h| h.group()).collect()
+    /// The consumer groups of this version.
+    pub fn groups() -> Vec<&'static str> {
+        SUBSCRIPTIONS.iter().map(|s| s.group).collect()
     }
 }
 
@@ -159,128 +118,36 @@ fn process_name(kind: &str) -> String {
     format!("{kind}-{host}-{}", std::process::id())
 }
 
-/// The store's ports as trait objects.
-struct StorePorts {
-    outbox: Arc<dyn Outbox>,
-    inbox: Arc<dyn Inbox>,
-    payments: Arc<dyn PaymentRepository>,
-    keys: Arc<dyn IdempotencyStore>,
-    users: Arc<dyn UserRepository>,
-    refresh: Arc<dyn RefreshTokens>,
-    messages: Arc<dyn MessageRepository>,
-    orders: Arc<dyn OrderRepository>,
-    provider_events: Arc<dyn ProviderEvents>,
-    probe: Arc<dyn Probe>,
-}
-
-fn ports_of<S>(s: &S) -> StorePorts
-where
-    S: PaymentRepository
-        + IdempotencyStore
-        + UserRepository
-        + RefreshTokens
-        + MessageRepository
-        + OrderRepository
-        + ProviderEvents
-        + Outbox
-        + Inbox
-        + Probe
-        + Clone
-        + 'static,
-{
-    StorePorts {
-        outbox: Arc::new(s.clone()),
-        inbox: Arc::new(s.clone()),
-        payments: Arc::new(s.clone()),
-        keys: Arc::new(s.clone()),
-        users: Arc::new(s.clone()),
-        refresh: Arc::new(s.clone()),
-        messages: Arc::new(s.clone()),
-        orders: Arc::new(s.clone()),
-        provider_events: Arc::new(s.clone()),
-        probe: Arc::new(s.clone()),
-    }
-}
-
 fn duration(d: std::time::Duration) -> anyhow::Result<time::Duration> {
     time::Duration::try_from(d).context("duration out of range")
 }
 
-/// Opens and migrates the store and builds the use cases.
-pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
-    let secret = jwt_secret(settings, settings.database_url().starts_with("postgres"))?;
+/// Opens and migrates the store.
+pub async fn store(settings: &Settings) -> anyhow::Result<AnyStore> {
     let store = open_store(settings).await?;
     store
         .migrate()
         .await
         .context("DATABASE_URL: migrating the store failed")?;
-    let ports = match &store {
-        AnyStore::Sqlite(s) => ports_of(s),
-        AnyStore::Postgres(s) => ports_of(s),
-    };
-    let (cache, cache_probe) = cache(settings).await?;
-    let clock = Arc::new(SystemClock);
-    let ids = Arc::new(UuidV7);
+    Ok(store)
+}
 
-    let real = real_providers(settings)?;
-    let payment_store = ports.payments.clone();
-    let payments = Arc::new(Payments::new(
-        ports.payments,
-        ports.keys,
-        providers(settings, &real)?,
-        clock.clone(),
-        ids.clone(),
-        PaymentSettings {
-            amount_limit: AmountLimit {
-                max_minor: settings.payment_max_amount_minor,
-            },
-            idempotency_ttl: duration(settings.idempotency_ttl)?,
-            key_lock: duration(settings.idempotency_lock)?,
-            recovery_grace: duration(settings.recovery_grace)?,
-        },
-    ));
-    let accounts = Arc::new(Users::new(
-        ports.users,
-        ports.refresh,
-        Arc::new(Argon2Hasher::default()),
-        Arc::new(JwtTokens::new(
-            secret.as_bytes(),
-            duration(settings.access_token_ttl)?,
-        )),
-        UserCache::new(cache, settings.user_cache_ttl),
-        clock.clone(),
-        ids.clone(),
-        duration(settings.refresh_token_ttl)?,
-    ));
-    let messages = Arc::new(Messages::new(ports.messages, clock.clone(), ids.clone()));
-    let mut webhooks = Notices::new(ports.provider_events, payments.clone(), clock.clone());
-    if let Some(secret) = &settings.stripe_webhook_secret {
-        webhooks = webhooks.with("stripe", Arc::new(StripeWebhooks::new(secret.clone())));
-    }
-    if let Some(id) = &settings.paypal_webhook_id {
-        let Some(paypal) = &real.paypal else {
-            bail!("PAYPAL_WEBHOOK_ID needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET");
+/// The backbone over `store` and the bus EVENT_BUS names.
+pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbone> {
+    let (outbox, inbox, store_probe): (Arc<dyn Outbox>, Arc<dyn Inbox>, Arc<dyn Probe>) =
+        match store {
+            AnyStore::Sqlite(s) => (
+                Arc::new(s.clone()),
+                Arc::new(s.clone()),
+                Arc::new(s.clone()),
+            ),
+            AnyStore::Postgres(s) => (
+                Arc::new(s.clone()),
+                Arc::new(s.clone()),
+                Arc::new(s.clone()),
+            ),
         };
-        webhooks = webhooks.with(
-            "paypal",
-            Arc::new(PayPalWebhooks::new(paypal.clone(), id.clone())),
-        );
-    }
-    let webhooks = Arc::new(webhooks);
-    let order_store = ports.orders.clone();
-    let orders = Arc::new(Orders::new(ports.orders, payments.clone(), clock, ids));
-    let index = search_index(settings).await?;
-    let search = Arc::new(Search::new(index.clone(), order_store, payment_store));
-    let price = membership_price(settings)?;
-    let memberships = Arc::new(Memberships::new(payments.clone(), price));
-    let handlers: Vec<Arc<dyn EventHandler>> = vec![
-        Arc::new(MembershipUpgrade::new(accounts.clone(), price)),
-        Arc::new(OrderConfirmation::new(orders.clone())),
-        Arc::new(SearchProjection::new(index)),
-        Arc::new(AuditLog),
-    ];
-    let mut probes = vec![ports.probe];
-    probes.extend(cache_probe);
+    let mut probes = vec![store_probe];
     let (bus, in_process) = match settings.event_bus.as_str() {
         "inprocess" => (BusPorts::of(Arc::new(InProcessBus::default())), true),
         url if url.starts_with("redis://") => {
@@ -302,27 +169,100 @@ pub async fn wire(settings: &Settings) -> anyhow::Result<Wiring> {
             (BusPorts::of(b), false)
         }
     };
-    Ok(Wiring {
-        store,
-        payments,
-        accounts,
-        messages,
-        memberships,
-        orders,
-        search,
-        webhooks,
+    Ok(Backbone {
+        bus: bus.bus,
+        source: bus.source,
+        dead: bus.dead,
+        outbox,
+        inbox,
+        in_process,
         probes,
-        events: Events {
-            bus: bus.bus,
-            source: bus.source,
-            dead: bus.dead,
-            outbox: ports.outbox,
-            inbox: ports.inbox,
-            in_process,
-            handlers,
-            max_attempts: settings.worker_max_attempts,
-        },
+        max_attempts: settings.worker_max_attempts,
     })
+}
+
+/// The secret that signs access tokens: what a part that runs the use cases needs before it
+/// opens anything (see [`jwt_secret`]).
+pub fn token_secret(settings: &Settings) -> anyhow::Result<String> {
+    jwt_secret(settings, settings.database_url().starts_with("postgres"))
+}
+
+/// The use cases over `store`, their tokens signed with `secret`, and the probe of the cache
+/// when it is Redis.
+pub async fn application(
+    settings: &Settings,
+    store: &AnyStore,
+    secret: &str,
+) -> anyhow::Result<(Application, Option<Arc<dyn Probe>>)> {
+    let (cache, cache_probe) = cache(settings).await?;
+    let real = real_providers(settings)?;
+    let app = Application::new(
+        Ports {
+            store: match store {
+                AnyStore::Sqlite(s) => StorePorts::of(Arc::new(s.clone())),
+                AnyStore::Postgres(s) => StorePorts::of(Arc::new(s.clone())),
+            },
+            index: search_index(settings).await?,
+            cache,
+            providers: providers(settings, &real)?,
+            verifiers: verifiers(settings, &real)?,
+            hasher: Arc::new(Argon2Hasher::default()),
+            tokens: Arc::new(JwtTokens::new(
+                secret.as_bytes(),
+                duration(settings.access_token_ttl)?,
+            )),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7),
+        },
+        AppSettings {
+            payments: PaymentSettings {
+                amount_limit: AmountLimit {
+                    max_minor: settings.payment_max_amount_minor,
+                },
+                idempotency_ttl: duration(settings.idempotency_ttl)?,
+                key_lock: duration(settings.idempotency_lock)?,
+                recovery_grace: duration(settings.recovery_grace)?,
+            },
+            membership_price: membership_price(settings)?,
+            user_cache_ttl: settings.user_cache_ttl,
+            refresh_token_ttl: duration(settings.refresh_token_ttl)?,
+        },
+    );
+    Ok((app, cache_probe))
+}
+
+/// The search use case alone (the search service, `search reindex`): the index and the store's
+/// orders and payments to rebuild it from.
+pub async fn search(settings: &Settings, store: &AnyStore) -> anyhow::Result<Arc<Search>> {
+    let index = search_index(settings).await?;
+    Ok(Arc::new(match store {
+        AnyStore::Sqlite(s) => Search::new(index, Arc::new(s.clone()), Arc::new(s.clone())),
+        AnyStore::Postgres(s) => Search::new(index, Arc::new(s.clone()), Arc::new(s.clone())),
+    }))
+}
+
+/// The verifiers of the providers whose webhooks are configured.
+fn verifiers(
+    settings: &Settings,
+    real: &RealProviders,
+) -> anyhow::Result<Vec<(String, Arc<dyn WebhookVerifier>)>> {
+    let mut verifiers: Vec<(String, Arc<dyn WebhookVerifier>)> = Vec::new();
+    if let Some(secret) = &settings.stripe_webhook_secret {
+        verifiers.push((
+            "stripe".into(),
+            Arc::new(StripeWebhooks::new(secret.clone())),
+        ));
+    }
+    if let Some(id) = &settings.paypal_webhook_id {
+        let Some(paypal) = &real.paypal else {
+            bail!("PAYPAL_WEBHOOK_ID needs PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET");
+        };
+        verifiers.push((
+            "paypal".into(),
+            Arc::new(PayPalWebhooks::new(paypal.clone(), id.clone())),
+        ));
+    }
+    Ok(verifiers)
 }
 
 async fn search_index(settings: &Settings) -> anyhow::Result<Arc<dyn SearchIndex>> {

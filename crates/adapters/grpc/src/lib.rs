@@ -1,5 +1,5 @@
 //! The gRPC driving adapter: `search.v1.SearchService` (see `proto/search/v1/search.proto`) over
-//! the search index port, with server reflection, the standard `grpc.health.v1` service,
+//! the search use case, with server reflection, the standard `grpc.health.v1` service,
 //! request logging and panic recovery. It is an internal service: it trusts its callers, so
 //! bind it to a private address.
 
@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portside_app::search::{MAX_LIMIT, MAX_OFFSET, validate, validate_document};
-use portside_app::search::{SearchDocument, SearchError, SearchIndex, SearchQuery};
+use portside_app::search::{MAX_LIMIT, MAX_OFFSET};
+use portside_app::search::{Search, SearchDocument, SearchError, SearchQuery};
 use tonic::{Request, Response, Status};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -25,20 +25,18 @@ pub mod pb {
 
 use pb::search_service_server::SearchServiceServer;
 
-/// Most documents in one `BulkIndex`.
-pub const MAX_BULK: usize = 1000;
 /// How long the index may take when the caller set no deadline.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// `search.v1.SearchService` over an index.
+/// `search.v1.SearchService` over the search use case.
 pub struct SearchService {
-    index: Arc<dyn SearchIndex>,
+    search: Arc<Search>,
 }
 
 impl SearchService {
-    /// Serves `index`.
-    pub fn new(index: Arc<dyn SearchIndex>) -> Self {
-        SearchService { index }
+    /// Serves the search use case.
+    pub fn new(search: Arc<Search>) -> Self {
+        SearchService { search }
     }
 }
 
@@ -98,16 +96,14 @@ async fn within<T>(
     }
 }
 
-fn document(d: pb::Document) -> Result<SearchDocument, Status> {
-    let doc = SearchDocument {
+fn document(d: pb::Document) -> SearchDocument {
+    SearchDocument {
         id: d.id,
         doc_type: d.r#type,
         owner: Some(d.owner).filter(|o| !o.is_empty()),
         version: d.version,
         fields: d.fields.into_iter().collect(),
-    };
-    validate_document(&doc).map_err(status)?;
-    Ok(doc)
+    }
 }
 
 fn query(r: pb::SearchRequest) -> Result<SearchQuery, Status> {
@@ -126,16 +122,14 @@ fn query(r: pb::SearchRequest) -> Result<SearchQuery, Status> {
                 r.offset
             ))
         })?;
-    let q = SearchQuery {
+    Ok(SearchQuery {
         text: r.query,
         doc_type: Some(r.r#type).filter(|t| !t.is_empty()),
         filters: r.filters.into_iter().collect(),
         facets: r.facets,
         limit,
         offset,
-    };
-    validate(&q).map_err(status)?;
-    Ok(q)
+    })
 }
 
 #[tonic::async_trait]
@@ -149,11 +143,8 @@ impl pb::search_service_server::SearchService for SearchService {
             .into_inner()
             .document
             .ok_or_else(|| Status::invalid_argument("document is required"))?;
-        let doc = document(doc)?;
-        let written = within(limit, self.index.upsert(&[doc])).await?;
-        Ok(Response::new(pb::IndexDocumentResponse {
-            written: written > 0,
-        }))
+        let written = within(limit, self.search.index_document(document(doc))).await?;
+        Ok(Response::new(pb::IndexDocumentResponse { written }))
     }
 
     async fn bulk_index(
@@ -161,23 +152,13 @@ impl pb::search_service_server::SearchService for SearchService {
         request: Request<pb::BulkIndexRequest>,
     ) -> Result<Response<pb::BulkIndexResponse>, Status> {
         let limit = deadline(&request);
-        let docs = request.into_inner().documents;
-        if docs.is_empty() || docs.len() > MAX_BULK {
-            return Err(Status::invalid_argument(format!(
-                "documents must hold 1 to {MAX_BULK} documents, got {}",
-                docs.len()
-            )));
-        }
-        let docs = docs
+        let docs: Vec<SearchDocument> = request
+            .into_inner()
+            .documents
             .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                document(d).map_err(|s| {
-                    Status::invalid_argument(format!("documents[{i}]: {}", s.message()))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let written = within(limit, self.index.upsert(&docs)).await?;
+            .map(document)
+            .collect();
+        let written = within(limit, self.search.index_documents(&docs)).await?;
         Ok(Response::new(pb::BulkIndexResponse {
             written: u32::try_from(written).unwrap_or(u32::MAX),
         }))
@@ -189,10 +170,7 @@ impl pb::search_service_server::SearchService for SearchService {
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
         let limit = deadline(&request);
         let id = request.into_inner().id;
-        if id.trim().is_empty() {
-            return Err(Status::invalid_argument("id is required"));
-        }
-        if within(limit, self.index.delete(&id)).await? {
+        if within(limit, self.search.delete_document(&id)).await? {
             Ok(Response::new(pb::DeleteDocumentResponse {}))
         } else {
             Err(Status::not_found(format!("no document {id:?}")))
@@ -205,7 +183,7 @@ impl pb::search_service_server::SearchService for SearchService {
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let limit = deadline(&request);
         let q = query(request.into_inner())?;
-        let found = within(limit, self.index.search(&q)).await?;
+        let found = within(limit, self.search.search_everything(&q)).await?;
         Ok(Response::new(pb::SearchResponse {
             documents: found
                 .hits
@@ -245,7 +223,7 @@ fn panic_status(_: Box<dyn std::any::Any + Send>) -> http::Response<tonic::body:
 /// Serves the search service, reflection and health on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    index: Arc<dyn SearchIndex>,
+    search: Arc<Search>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -270,7 +248,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(SearchServiceServer::new(SearchService::new(index)))
+        .add_service(SearchServiceServer::new(SearchService::new(search)))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,

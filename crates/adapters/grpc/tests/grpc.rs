@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::search::{SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
+use portside_app::search::{
+    Search, SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults,
+};
+use portside_app::testing::fakes::InMemoryStore;
 use portside_grpc::pb::search_service_client::SearchServiceClient;
 use portside_grpc::pb::{
     BulkIndexRequest, DeleteDocumentRequest, Document, IndexDocumentRequest, SearchRequest,
@@ -29,9 +32,12 @@ async fn start(index: Arc<dyn SearchIndex>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
+    // The store is the in-memory fake: the gRPC operations never rebuild the index from it.
+    let store = Arc::new(InMemoryStore::new());
+    let search = Arc::new(Search::new(index, store.clone(), store));
     tokio::spawn(portside_grpc::serve(
         listener,
-        index,
+        search,
         stop.clone().cancelled_owned(),
     ));
     let channel = Channel::from_shared(format!("http://{addr}"))

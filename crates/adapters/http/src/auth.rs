@@ -37,7 +37,8 @@ impl FromRequestParts<ApiState> for Authenticated {
             return Err(malformed());
         }
         state
-            .accounts
+            .app
+            .users
             .authenticate(token)
             .map(Authenticated)
             .map_err(Problem::from)

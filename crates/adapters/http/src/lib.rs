@@ -26,6 +26,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use portside_app::application::Application;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -52,17 +53,8 @@ pub use problem::{FieldError, Problem};
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The payments use cases.
-    pub payments: Arc<Payments>,
-    /// Users and sessions.
-    pub accounts: Arc<Users>,
-    pub messages: Arc<Messages>,
-    /// Membership purchase.
-    pub memberships: Arc<Memberships>,
-    pub orders: Arc<Orders>,
-    pub search: Arc<Search>,
-    /// Provider webhooks.
-    pub webhooks: Arc<Notices>,
+    /// The use cases.
+    pub app: Arc<Application>,
     /// Dependencies `/health/ready` checks.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     /// Renders `/metrics`; `None` when the process records none.
@@ -71,11 +63,12 @@ pub struct ApiState {
     pub limits: Option<Arc<Limits>>,
 }
 
+/// Each handler takes the one use case it calls.
 macro_rules! from_state {
     ($($field:ident: $t:ty),+) => {$(
         impl FromRef<ApiState> for Arc<$t> {
             fn from_ref(s: &ApiState) -> Self {
-                s.$field.clone()
+                s.app.$field.clone()
             }
         }
     )+};
@@ -83,12 +76,12 @@ macro_rules! from_state {
 
 from_state!(
     payments: Payments,
-    accounts: Users,
+    users: Users,
     messages: Messages,
     memberships: Memberships,
     orders: Orders,
     search: Search,
-    webhooks: Notices
+    notices: Notices
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {

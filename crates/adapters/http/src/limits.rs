@@ -41,7 +41,7 @@ pub struct Limits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_user: Option<DefaultKeyedRateLimiter<String>>,
     credentials: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    accounts: Arc<Users>,
+    users: Arc<Users>,
 }
 
 /// A rate with a burst of twice the rate (at least 1).
@@ -57,8 +57,8 @@ fn quota(per: u32, period: Duration) -> Option<Quota> {
 }
 
 impl Limits {
-    /// Limiters for the settings; `accounts` tells who a bearer token belongs to.
-    pub fn new(settings: LimitSettings, accounts: Arc<Users>) -> Self {
+    /// Limiters for the settings; `users` tells who a bearer token belongs to.
+    pub fn new(settings: LimitSettings, users: Arc<Users>) -> Self {
         let second = Duration::from_secs(1);
         Limits {
             settings,
@@ -66,7 +66,7 @@ impl Limits {
             per_user: quota(settings.per_user_per_second, second).map(RateLimiter::keyed),
             credentials: quota(settings.credentials_per_minute, Duration::from_secs(60))
                 .map(RateLimiter::keyed),
-            accounts,
+            users,
         }
     }
 
@@ -111,7 +111,7 @@ impl Limits {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        self.accounts.authenticate(token).ok()
+        self.users.authenticate(token).ok()
     }
 
     /// `Err(retry_after)` when a limit is reached. A token verified for the per-user limit is

@@ -12,20 +12,13 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use portside_app::memberships::Memberships;
+use portside_app::application::{Application, Ports, Settings, StorePorts};
 use portside_app::messages::MessageRepository;
-use portside_app::messages::Messages;
 use portside_app::orders::OrderRepository;
-use portside_app::orders::Orders;
-use portside_app::payments::notices::Notices;
 use portside_app::payments::{
-    ChargeRequest, IdempotencyStore, PaymentProvider, PaymentRepository, ProviderError,
-    ProviderEvents, ProviderOutcome, RefundRequest,
+    ChargeRequest, IdempotencyStore, PaymentProvider, PaymentRepository, PaymentSettings,
+    ProviderError, ProviderEvents, ProviderOutcome, Providers, RefundRequest,
 };
-use portside_app::payments::{PaymentSettings, Payments, Providers};
-use portside_app::search::Search;
-use portside_app::users::Users;
-use portside_app::users::cache::UserCache;
 use portside_app::users::{RefreshTokens, UserRepository};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
@@ -111,62 +104,38 @@ where
         + Clone
         + 'static,
 {
-    let clock = Arc::new(SystemClock);
-    let ids = Arc::new(UuidV7);
     let search_dir = std::env::temp_dir().join(unique("portside-http-search"));
-    let payments = Arc::new(Payments::new(
-        Arc::new(store.clone()),
-        Arc::new(store.clone()),
-        Providers::new("mock", Arc::new(MockProvider::new()))
-            .with("boom", Arc::new(Boom))
-            .with("closed", Arc::new(Closed))
-            .with("stripe", Arc::new(SlowBank::default())),
-        clock.clone(),
-        ids.clone(),
-        PaymentSettings::default(),
-    ));
-    let accounts = Arc::new(Users::new(
-        Arc::new(store.clone()),
-        Arc::new(store.clone()),
-        Arc::new(Argon2Hasher::default()),
-        Arc::new(JwtTokens::new(SECRET, time::Duration::minutes(15))),
-        UserCache::new(
-            Arc::new(MemoryCache::new(1000)),
-            std::time::Duration::from_secs(60),
-        ),
-        clock.clone(),
-        ids.clone(),
-        time::Duration::days(30),
-    ));
-    let price = Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap();
-    accounts
+    let app = Application::new(
+        Ports {
+            store: StorePorts::of(Arc::new(store.clone())),
+            index: Arc::new(TantivyIndex::open(&search_dir).unwrap()),
+            cache: Arc::new(MemoryCache::new(1000)),
+            providers: Providers::new("mock", Arc::new(MockProvider::new()))
+                .with("boom", Arc::new(Boom))
+                .with("closed", Arc::new(Closed))
+                .with("stripe", Arc::new(SlowBank::default())),
+            verifiers: vec![(
+                "stripe".into(),
+                Arc::new(StripeWebhooks::new(WEBHOOK_SECRET)),
+            )],
+            hasher: Arc::new(Argon2Hasher::default()),
+            tokens: Arc::new(JwtTokens::new(SECRET, time::Duration::minutes(15))),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7),
+        },
+        Settings {
+            payments: PaymentSettings::default(),
+            membership_price: Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap(),
+            user_cache_ttl: std::time::Duration::from_secs(60),
+            refresh_token_ttl: time::Duration::days(30),
+        },
+    );
+    app.users
         .create_admin(ADMIN.0, ADMIN.1, "Admin")
         .await
         .unwrap();
-    let payments_for_webhooks = payments.clone();
     router(ApiState {
-        payments: payments.clone(),
-        accounts: accounts.clone(),
-        messages: Arc::new(Messages::new(
-            Arc::new(store.clone()),
-            clock.clone(),
-            ids.clone(),
-        )),
-        memberships: Arc::new(Memberships::new(payments.clone(), price)),
-        orders: Arc::new(Orders::new(Arc::new(store.clone()), payments, clock, ids)),
-        search: Arc::new(Search::new(
-            Arc::new(TantivyIndex::open(&search_dir).unwrap()),
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-        )),
-        webhooks: Arc::new(
-            Notices::new(
-                Arc::new(store.clone()),
-                payments_for_webhooks,
-                Arc::new(SystemClock),
-            )
-            .with("stripe", Arc::new(StripeWebhooks::new(WEBHOOK_SECRET))),
-        ),
+        app: Arc::new(app),
         probes: Arc::new(vec![Arc::new(store)]),
         metrics: None,
         limits: None,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portside_domain::{Money, UserId};
-use portside_events::worker::{EventHandler, HandlerError};
+use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
 
 use super::{PURPOSE_KEY, PURPOSE_MEMBERSHIP, USER_KEY};
@@ -18,6 +18,12 @@ pub struct MembershipUpgrade {
 }
 
 impl MembershipUpgrade {
+    /// Succeeded payments (those of a membership are acted on).
+    pub const SUBSCRIPTION: Subscription = Subscription {
+        group: "membership",
+        event_types: &["payment.succeeded"],
+    };
+
     /// Upgrades on payments of exactly `price` marked as membership purchases.
     pub fn new(users: Arc<Users>, price: Money) -> Self {
         MembershipUpgrade { users, price }
@@ -27,11 +33,11 @@ impl MembershipUpgrade {
 #[async_trait]
 impl EventHandler for MembershipUpgrade {
     fn group(&self) -> &'static str {
-        "membership"
+        Self::SUBSCRIPTION.group
     }
 
     fn event_types(&self) -> &'static [&'static str] {
-        &["payment.succeeded"]
+        Self::SUBSCRIPTION.event_types
     }
 
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {

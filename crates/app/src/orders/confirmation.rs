@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portside_domain::{Currency, Money, OrderId, PaymentId};
-use portside_events::worker::{EventHandler, HandlerError};
+use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
 
 use super::{ORDER_KEY, Orders, PURPOSE_ORDER};
@@ -16,6 +16,12 @@ pub struct OrderConfirmation {
 }
 
 impl OrderConfirmation {
+    /// Succeeded payments (those of an order are acted on).
+    pub const SUBSCRIPTION: Subscription = Subscription {
+        group: "orders",
+        event_types: &["payment.succeeded"],
+    };
+
     /// Confirms through the orders use cases.
     pub fn new(orders: Arc<Orders>) -> Self {
         OrderConfirmation { orders }
@@ -25,11 +31,11 @@ impl OrderConfirmation {
 #[async_trait]
 impl EventHandler for OrderConfirmation {
     fn group(&self) -> &'static str {
-        "orders"
+        Self::SUBSCRIPTION.group
     }
 
     fn event_types(&self) -> &'static [&'static str] {
-        &["payment.succeeded"]
+        Self::SUBSCRIPTION.event_types
     }
 
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {

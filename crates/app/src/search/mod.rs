@@ -21,7 +21,7 @@ use crate::payments::customer_of;
 use crate::payments::{PaymentFilter, PaymentRepository};
 use portside_events::Envelope;
 use portside_events::InboxMark;
-use portside_events::worker::{EventHandler, HandlerError};
+use portside_events::worker::{EventHandler, HandlerError, Subscription};
 
 /// The consumer group of the read model.
 pub const PROJECTION_GROUP: &str = "search";
@@ -30,6 +30,8 @@ pub const PROJECTION_GROUP: &str = "search";
 pub const MAX_QUERY: usize = 1000;
 /// Largest page.
 pub const MAX_LIMIT: u32 = 100;
+/// The most documents one bulk write may carry.
+pub const MAX_BULK: usize = 1000;
 /// Deepest offset.
 pub const MAX_OFFSET: u32 = 10_000;
 
@@ -142,6 +144,51 @@ impl Search {
             return Err(AppError::Forbidden("only administrators rebuild the index"));
         }
         self.reindex().await
+    }
+
+    /// Writes one document for a trusted internal caller (the gRPC service, which scopes no
+    /// owner); false when a newer version is already indexed.
+    pub async fn index_document(&self, document: SearchDocument) -> Result<bool, SearchError> {
+        validate_document(&document)?;
+        Ok(self.index.upsert(&[document]).await? > 0)
+    }
+
+    /// Writes up to [`MAX_BULK`] documents for a trusted internal caller: every one is checked
+    /// before any is written. Returns how many were written (an older version is not).
+    pub async fn index_documents(
+        &self,
+        documents: &[SearchDocument],
+    ) -> Result<usize, SearchError> {
+        if documents.is_empty() || documents.len() > MAX_BULK {
+            return Err(SearchError::Invalid(format!(
+                "documents must hold 1 to {MAX_BULK} documents, got {}",
+                documents.len()
+            )));
+        }
+        for (i, d) in documents.iter().enumerate() {
+            validate_document(d).map_err(|e| match e {
+                SearchError::Invalid(m) => SearchError::Invalid(format!("documents[{i}]: {m}")),
+                other => other,
+            })?;
+        }
+        self.index.upsert(documents).await
+    }
+
+    /// Removes a document for a trusted internal caller; false when there was none.
+    pub async fn delete_document(&self, id: &str) -> Result<bool, SearchError> {
+        if id.trim().is_empty() {
+            return Err(SearchError::Invalid("id is required".into()));
+        }
+        self.index.delete(id).await
+    }
+
+    /// Runs a validated query over every document, for a trusted internal caller.
+    pub async fn search_everything(
+        &self,
+        query: &SearchQuery,
+    ) -> Result<SearchResults, SearchError> {
+        validate(query)?;
+        self.index.search(query).await
     }
 
     /// Rebuilds the read model from the store: every order and payment, newest version wins,
@@ -281,20 +328,10 @@ pub struct SearchProjection {
 }
 
 impl SearchProjection {
-    /// Projects into `index`.
-    pub fn new(index: Arc<dyn SearchIndex>) -> Self {
-        SearchProjection { index }
-    }
-}
-
-#[async_trait]
-impl EventHandler for SearchProjection {
-    fn group(&self) -> &'static str {
-        PROJECTION_GROUP
-    }
-
-    fn event_types(&self) -> &'static [&'static str] {
-        &[
+    /// Every order and payment event.
+    pub const SUBSCRIPTION: Subscription = Subscription {
+        group: PROJECTION_GROUP,
+        event_types: &[
             "order.created",
             "order.updated",
             "order.confirmed",
@@ -305,7 +342,23 @@ impl EventHandler for SearchProjection {
             "payment.failed",
             "payment.refunded",
             "payment.refund_failed",
-        ]
+        ],
+    };
+
+    /// Projects into `index`.
+    pub fn new(index: Arc<dyn SearchIndex>) -> Self {
+        SearchProjection { index }
+    }
+}
+
+#[async_trait]
+impl EventHandler for SearchProjection {
+    fn group(&self) -> &'static str {
+        Self::SUBSCRIPTION.group
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        Self::SUBSCRIPTION.event_types
     }
 
     async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {

@@ -165,10 +165,10 @@ impl UpdateUser {
         (status = 422, description = "Invalid email, weak password or bad name", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn register(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     body: JsonBody<Register>,
 ) -> Result<Response, Problem> {
-    let profile = accounts.register(body.value.into_command()).await?;
+    let profile = users.register(body.value.into_command()).await?;
     let location = format!("/api/v1/users/{}", profile.id);
     Ok((
         StatusCode::CREATED,
@@ -183,11 +183,11 @@ pub async fn register(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = UserView), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get_user(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, Problem> {
-    Ok(Json((&accounts.get(&actor, user_id(&id)?).await?).into()))
+    Ok(Json((&users.get(&actor, user_id(&id)?).await?).into()))
 }
 
 /// Changes a user (yourself, or anyone for administrators; roles by administrators only).
@@ -201,14 +201,14 @@ pub async fn get_user(
         (status = 422, body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn update_user(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
     body: JsonBody<UpdateUser>,
 ) -> Result<Json<UserView>, Problem> {
     let id = user_id(&id)?;
     let changes = body.value.into_changes()?;
-    Ok(Json((&accounts.update(&actor, id, changes).await?).into()))
+    Ok(Json((&users.update(&actor, id, changes).await?).into()))
 }
 
 /// Deletes a user with their sessions and messages (their payments stay, as records).
@@ -216,11 +216,11 @@ pub async fn update_user(
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete_user(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    accounts.delete(&actor, user_id(&id)?).await?;
+    users.delete(&actor, user_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,14 +229,14 @@ pub async fn delete_user(
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListBody<UserView>), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_users(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListUsers>,
 ) -> Result<Json<ListBody<UserView>>, Problem> {
     let request = page::request(q.limit.as_deref(), q.cursor.as_deref(), |c| {
         page::decode_id(c).map(UserId)
     })?;
-    let found = accounts.list(&actor, request).await?;
+    let found = users.list(&actor, request).await?;
     Ok(Json(ListBody::of(
         found,
         |u| UserView::from(u),

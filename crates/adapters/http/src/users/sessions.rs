@@ -79,12 +79,10 @@ impl From<Tokens> for TokenPair {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn login(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     body: JsonBody<Login>,
 ) -> Result<Json<TokenPair>, Problem> {
-    let tokens = accounts
-        .login(&body.value.email, &body.value.password)
-        .await?;
+    let tokens = users.login(&body.value.email, &body.value.password).await?;
     Ok(Json(tokens.into()))
 }
 
@@ -92,10 +90,10 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
     responses((status = 200, body = TokenPair), (status = 401, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn refresh(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     body: JsonBody<Refresh>,
 ) -> Result<Json<TokenPair>, Problem> {
-    let tokens = accounts.refresh(&body.value.refresh_token).await?;
+    let tokens = users.refresh(&body.value.refresh_token).await?;
     Ok(Json(tokens.into()))
 }
 
@@ -104,11 +102,11 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out"), (status = 401, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn logout(
-    State(accounts): State<Arc<Users>>,
+    State(users): State<Arc<Users>>,
     Authenticated(actor): Authenticated,
     body: JsonBody<Logout>,
 ) -> Result<StatusCode, Problem> {
-    accounts
+    users
         .logout(&actor, body.value.refresh_token.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)

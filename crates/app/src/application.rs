@@ -1,0 +1,244 @@
+//! The composition of the use cases: every use case and consumer group of this version, built
+//! from ports in one place. The binary, the HTTP suite and the bench build their application
+//! here, each with the adapters it chose, so the list of use cases is written once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portside_domain::Money;
+use portside_events::AuditLog;
+use portside_events::worker::{EventHandler, Subscription};
+use portside_kernel::{Cache, Clock, IdGenerator};
+
+use crate::memberships::{MembershipUpgrade, Memberships};
+use crate::messages::{MessageRepository, Messages};
+use crate::orders::{OrderConfirmation, OrderRepository, Orders};
+use crate::payments::notices::Notices;
+use crate::payments::{
+    IdempotencyStore, PaymentRepository, PaymentSettings, Payments, ProviderEvents, Providers,
+    WebhookVerifier,
+};
+use crate::search::{Search, SearchIndex, SearchProjection};
+use crate::users::cache::UserCache;
+use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, Users};
+
+/// The consumer groups of this version and what each wants: what a relay declares before it
+/// publishes, and what the dead-letter commands know, without building the consumers.
+pub const SUBSCRIPTIONS: &[Subscription] = &[
+    MembershipUpgrade::SUBSCRIPTION,
+    OrderConfirmation::SUBSCRIPTION,
+    SearchProjection::SUBSCRIPTION,
+    AuditLog::SUBSCRIPTION,
+];
+
+/// The store ports of every context.
+#[derive(Clone)]
+pub struct StorePorts {
+    pub payments: Arc<dyn PaymentRepository>,
+    pub keys: Arc<dyn IdempotencyStore>,
+    pub provider_events: Arc<dyn ProviderEvents>,
+    pub users: Arc<dyn UserRepository>,
+    pub refresh_tokens: Arc<dyn RefreshTokens>,
+    pub messages: Arc<dyn MessageRepository>,
+    pub orders: Arc<dyn OrderRepository>,
+}
+
+impl StorePorts {
+    /// The ports of one store that implements them all (the SQL store, the in-memory fake).
+    pub fn of<S>(store: Arc<S>) -> Self
+    where
+        S: PaymentRepository
+            + IdempotencyStore
+            + ProviderEvents
+            + UserRepository
+            + RefreshTokens
+            + MessageRepository
+            + OrderRepository
+            + 'static,
+    {
+        StorePorts {
+            payments: store.clone(),
+            keys: store.clone(),
+            provider_events: store.clone(),
+            users: store.clone(),
+            refresh_tokens: store.clone(),
+            messages: store.clone(),
+            orders: store,
+        }
+    }
+}
+
+/// Every port the use cases drive.
+pub struct Ports {
+    pub store: StorePorts,
+    pub index: Arc<dyn SearchIndex>,
+    pub cache: Arc<dyn Cache>,
+    pub providers: Providers,
+    /// The verifier of each provider whose webhooks are accepted, by provider name.
+    pub verifiers: Vec<(String, Arc<dyn WebhookVerifier>)>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenService>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// What the use cases are told rather than asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub payments: PaymentSettings,
+    pub membership_price: Money,
+    /// How long a cached user profile may be served.
+    pub user_cache_ttl: Duration,
+    pub refresh_token_ttl: time::Duration,
+}
+
+/// The use cases of this version and its consumer groups.
+pub struct Application {
+    pub payments: Arc<Payments>,
+    pub users: Arc<Users>,
+    pub messages: Arc<Messages>,
+    pub memberships: Arc<Memberships>,
+    pub orders: Arc<Orders>,
+    pub search: Arc<Search>,
+    /// The payment providers' webhooks.
+    pub notices: Arc<Notices>,
+    consumers: Vec<Arc<dyn EventHandler>>,
+}
+
+impl Application {
+    /// Builds every use case and consumer from `ports`.
+    pub fn new(ports: Ports, settings: Settings) -> Self {
+        let Ports {
+            store,
+            index,
+            cache,
+            providers,
+            verifiers,
+            hasher,
+            tokens,
+            clock,
+            ids,
+        } = ports;
+        let payments = Arc::new(Payments::new(
+            store.payments.clone(),
+            store.keys,
+            providers,
+            clock.clone(),
+            ids.clone(),
+            settings.payments,
+        ));
+        let users = Arc::new(Users::new(
+            store.users,
+            store.refresh_tokens,
+            hasher,
+            tokens,
+            UserCache::new(cache, settings.user_cache_ttl),
+            clock.clone(),
+            ids.clone(),
+            settings.refresh_token_ttl,
+        ));
+        let notices = verifiers.into_iter().fold(
+            Notices::new(store.provider_events, payments.clone(), clock.clone()),
+            |notices, (provider, verifier)| notices.with(&provider, verifier),
+        );
+        let orders = Arc::new(Orders::new(
+            store.orders.clone(),
+            payments.clone(),
+            clock.clone(),
+            ids.clone(),
+        ));
+        let consumers: Vec<Arc<dyn EventHandler>> = vec![
+            Arc::new(MembershipUpgrade::new(
+                users.clone(),
+                settings.membership_price,
+            )),
+            Arc::new(OrderConfirmation::new(orders.clone())),
+            Arc::new(SearchProjection::new(index.clone())),
+            Arc::new(AuditLog),
+        ];
+        Application {
+            messages: Arc::new(Messages::new(store.messages, clock, ids)),
+            memberships: Arc::new(Memberships::new(
+                payments.clone(),
+                settings.membership_price,
+            )),
+            search: Arc::new(Search::new(index, store.orders, store.payments)),
+            notices: Arc::new(notices),
+            payments,
+            users,
+            orders,
+            consumers,
+        }
+    }
+
+    /// The consumer groups of this version, one handler each.
+    pub fn consumers(&self) -> &[Arc<dyn EventHandler>] {
+        &self.consumers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use portside_domain::Currency;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::search::{SearchDocument, SearchError, SearchQuery, SearchResults};
+    use crate::testing::fakes::{
+        FakeTokens, FlakyCache, InMemoryStore, ManualClock, PlainHasher, ScriptedProvider,
+        SequentialIds,
+    };
+
+    /// An index this test never reaches.
+    struct Unreachable;
+
+    #[async_trait]
+    impl SearchIndex for Unreachable {
+        async fn upsert(&self, _: &[SearchDocument]) -> Result<usize, SearchError> {
+            Err(SearchError::Unavailable("not in this test".into()))
+        }
+        async fn delete(&self, _: &str) -> Result<bool, SearchError> {
+            Err(SearchError::Unavailable("not in this test".into()))
+        }
+        async fn get(&self, _: &str) -> Result<Option<SearchDocument>, SearchError> {
+            Err(SearchError::Unavailable("not in this test".into()))
+        }
+        async fn search(&self, _: &SearchQuery) -> Result<SearchResults, SearchError> {
+            Err(SearchError::Unavailable("not in this test".into()))
+        }
+    }
+
+    #[test]
+    fn a_relay_declares_exactly_the_consumers_the_application_runs() {
+        let clock = Arc::new(ManualClock::at(OffsetDateTime::UNIX_EPOCH));
+        let app = Application::new(
+            Ports {
+                store: StorePorts::of(Arc::new(InMemoryStore::new())),
+                index: Arc::new(Unreachable),
+                cache: Arc::new(FlakyCache::default()),
+                providers: Providers::new("scripted", Arc::new(ScriptedProvider::answering([]))),
+                verifiers: Vec::new(),
+                hasher: Arc::new(PlainHasher),
+                tokens: Arc::new(FakeTokens::new(clock.clone(), time::Duration::minutes(15))),
+                clock,
+                ids: Arc::new(SequentialIds::default()),
+            },
+            Settings {
+                payments: PaymentSettings::default(),
+                membership_price: Money::from_minor(999, Currency::from_code("USD").unwrap()),
+                user_cache_ttl: Duration::from_secs(60),
+                refresh_token_ttl: time::Duration::days(30),
+            },
+        );
+        let built: Vec<Subscription> = app
+            .consumers()
+            .iter()
+            .map(|c| Subscription {
+                group: c.group(),
+                event_types: c.event_types(),
+            })
+            .collect();
+        assert_eq!(built, SUBSCRIPTIONS);
+    }
+}
