@@ -1,5 +1,5 @@
 //! Identifiers of the payments context. Ids are UUIDs (v7 in production, so they sort by
-//! creation time); customer ids are opaque text chosen by the caller or the identity context.
+//! creation time); customer ids are opaque text chosen by the caller or the users context.
 
 use std::fmt;
 

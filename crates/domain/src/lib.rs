@@ -1,24 +1,20 @@
-//! Portside's domain: the pure model of payments, identity, messages and orders. No I/O, no framework: value objects,
+//! Portside's domain: the pure model of payments, users, messages and orders. No I/O, no framework: value objects,
 //! aggregates with their state machines, and the events they record.
 
 pub mod aggregate;
 pub mod error;
 pub mod events;
-pub mod identity;
 pub mod ids;
 pub mod message;
 pub mod money;
 pub mod order;
 pub mod payment;
 pub mod transaction;
+pub mod user;
 
 pub use aggregate::Aggregate;
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentSnapshot, RecordedEvent};
-pub use identity::{
-    Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
-    check_password,
-};
 pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
@@ -27,3 +23,7 @@ pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,
 };
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
+pub use user::{
+    Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
+    check_password,
+};

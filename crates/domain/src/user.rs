@@ -1,4 +1,4 @@
-//! The identity context: users with their email, password hash, role and membership, and
+//! The users context: users with their email, password hash, role and membership, and
 //! the actor a request acts as, which carries the authorization rules.
 
 use std::fmt;
