@@ -6,8 +6,10 @@ use std::fmt::Debug;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::error::DomainError;
 use crate::ids::{PaymentId, TransactionId};
 use crate::payment::{Failure, Metadata, PaymentState, PaymentStatus};
+use crate::purpose::Purpose;
 
 /// The state of a payment as a consumer of its events needs it (a read model, a membership
 /// upgrade, an order confirmation), carried by every payment event.
@@ -49,6 +51,21 @@ impl PaymentSnapshot {
             metadata: state.metadata.clone(),
             version: state.version,
         }
+    }
+}
+
+/// What the data of every payment event holds, whatever the event: the payment as it stands
+/// after the change. Consumers decode this rather than reading the data by key.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+pub struct PaymentEventData {
+    pub payment: PaymentSnapshot,
+}
+
+impl PaymentSnapshot {
+    /// What the payment pays for, when Portside started it for an order or a membership;
+    /// `Err` when its reserved metadata is there but unreadable.
+    pub fn purpose(&self) -> Result<Option<Purpose>, DomainError> {
+        Purpose::of(&self.metadata)
     }
 }
 
@@ -100,16 +117,37 @@ pub enum PaymentEvent {
     },
 }
 
+impl PaymentEvent {
+    /// `payment.created`.
+    pub const CREATED: &'static str = "payment.created";
+    /// `payment.succeeded`.
+    pub const SUCCEEDED: &'static str = "payment.succeeded";
+    /// `payment.failed`.
+    pub const FAILED: &'static str = "payment.failed";
+    /// `payment.refunded`.
+    pub const REFUNDED: &'static str = "payment.refunded";
+    /// `payment.refund_failed`.
+    pub const REFUND_FAILED: &'static str = "payment.refund_failed";
+    /// Every payment event type.
+    pub const TYPES: &'static [&'static str] = &[
+        Self::CREATED,
+        Self::SUCCEEDED,
+        Self::FAILED,
+        Self::REFUNDED,
+        Self::REFUND_FAILED,
+    ];
+}
+
 impl DomainEvent for PaymentEvent {
     const AGGREGATE: &'static str = "payment";
 
     fn event_type(&self) -> &'static str {
         match self {
-            PaymentEvent::Created { .. } => "payment.created",
-            PaymentEvent::Succeeded { .. } => "payment.succeeded",
-            PaymentEvent::Failed { .. } => "payment.failed",
-            PaymentEvent::Refunded { .. } => "payment.refunded",
-            PaymentEvent::RefundFailed { .. } => "payment.refund_failed",
+            PaymentEvent::Created { .. } => Self::CREATED,
+            PaymentEvent::Succeeded { .. } => Self::SUCCEEDED,
+            PaymentEvent::Failed { .. } => Self::FAILED,
+            PaymentEvent::Refunded { .. } => Self::REFUNDED,
+            PaymentEvent::RefundFailed { .. } => Self::REFUND_FAILED,
         }
     }
 }

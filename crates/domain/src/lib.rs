@@ -9,19 +9,23 @@ pub mod message;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod purpose;
 pub mod transaction;
 pub mod user;
 
 pub use aggregate::Aggregate;
 pub use error::DomainError;
-pub use events::{DomainEvent, PaymentEvent, PaymentSnapshot, RecordedEvent};
+pub use events::{DomainEvent, PaymentEvent, PaymentEventData, PaymentSnapshot, RecordedEvent};
 pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
-pub use order::{Order, OrderEvent, OrderItem, OrderSnapshot, OrderState, OrderStatus};
+pub use order::{
+    Order, OrderEvent, OrderEventData, OrderItem, OrderSnapshot, OrderState, OrderStatus,
+};
 pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,
 };
+pub use purpose::Purpose;
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 pub use user::{
     Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,

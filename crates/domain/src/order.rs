@@ -202,6 +202,13 @@ pub struct OrderSnapshot {
     pub version: i64,
 }
 
+/// What the data of every order event holds, whatever the event: the order as it stands after
+/// the change. Consumers decode this rather than reading the data by key.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+pub struct OrderEventData {
+    pub order: OrderSnapshot,
+}
+
 impl OrderSnapshot {
     /// Takes the snapshot of an order's state.
     pub fn of(s: &OrderState) -> Self {
@@ -250,16 +257,37 @@ pub enum OrderEvent {
     },
 }
 
+impl OrderEvent {
+    /// `order.created`.
+    pub const CREATED: &'static str = "order.created";
+    /// `order.updated`.
+    pub const UPDATED: &'static str = "order.updated";
+    /// `order.confirmed`.
+    pub const CONFIRMED: &'static str = "order.confirmed";
+    /// `order.shipped`.
+    pub const SHIPPED: &'static str = "order.shipped";
+    /// `order.cancelled`.
+    pub const CANCELLED: &'static str = "order.cancelled";
+    /// Every order event type.
+    pub const TYPES: &'static [&'static str] = &[
+        Self::CREATED,
+        Self::UPDATED,
+        Self::CONFIRMED,
+        Self::SHIPPED,
+        Self::CANCELLED,
+    ];
+}
+
 impl DomainEvent for OrderEvent {
     const AGGREGATE: &'static str = "order";
 
     fn event_type(&self) -> &'static str {
         match self {
-            OrderEvent::Created { .. } => "order.created",
-            OrderEvent::Updated { .. } => "order.updated",
-            OrderEvent::Confirmed { .. } => "order.confirmed",
-            OrderEvent::Shipped { .. } => "order.shipped",
-            OrderEvent::Cancelled { .. } => "order.cancelled",
+            OrderEvent::Created { .. } => Self::CREATED,
+            OrderEvent::Updated { .. } => Self::UPDATED,
+            OrderEvent::Confirmed { .. } => Self::CONFIRMED,
+            OrderEvent::Shipped { .. } => Self::SHIPPED,
+            OrderEvent::Cancelled { .. } => Self::CANCELLED,
         }
     }
 }

@@ -237,15 +237,33 @@ pub enum UserEvent {
     },
 }
 
+impl UserEvent {
+    /// `user.registered`.
+    pub const REGISTERED: &'static str = "user.registered";
+    /// `user.updated`.
+    pub const UPDATED: &'static str = "user.updated";
+    /// `user.membership_upgraded`.
+    pub const MEMBERSHIP_UPGRADED: &'static str = "user.membership_upgraded";
+    /// `user.deleted`.
+    pub const DELETED: &'static str = "user.deleted";
+    /// Every user event type.
+    pub const TYPES: &'static [&'static str] = &[
+        Self::REGISTERED,
+        Self::UPDATED,
+        Self::MEMBERSHIP_UPGRADED,
+        Self::DELETED,
+    ];
+}
+
 impl DomainEvent for UserEvent {
     const AGGREGATE: &'static str = "user";
 
     fn event_type(&self) -> &'static str {
         match self {
-            UserEvent::Registered { .. } => "user.registered",
-            UserEvent::Updated { .. } => "user.updated",
-            UserEvent::MembershipUpgraded { .. } => "user.membership_upgraded",
-            UserEvent::Deleted { .. } => "user.deleted",
+            UserEvent::Registered { .. } => Self::REGISTERED,
+            UserEvent::Updated { .. } => Self::UPDATED,
+            UserEvent::MembershipUpgraded { .. } => Self::MEMBERSHIP_UPGRADED,
+            UserEvent::Deleted { .. } => Self::DELETED,
         }
     }
 }

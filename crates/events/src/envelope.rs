@@ -1,7 +1,8 @@
 //! The event envelope (docs/EVENTS.md): what the outbox stores, the relay publishes and the
 //! consumers receive. `data` is the domain event's own JSON; the envelope says what it is.
 
-use portside_domain::{DomainEvent, RecordedEvent};
+use portside_domain::{DomainEvent, OrderEvent, PaymentEvent, RecordedEvent, UserEvent};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -60,6 +61,13 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// The event's data as the consumer's type (a payment event's `PaymentEventData`, an order
+    /// event's `OrderEventData`); the error names the event.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, String> {
+        T::deserialize(&self.data)
+            .map_err(|e| format!("{} {} has unreadable data: {e}", self.event_type, self.id))
+    }
+
     /// An envelope from the wire.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not an event envelope: {e}"))
@@ -68,20 +76,20 @@ impl Envelope {
 
 /// Every event type Portside publishes, with its schema version (documented in docs/EVENTS.md).
 pub const CATALOG: &[(&str, i32)] = &[
-    ("payment.created", 1),
-    ("payment.succeeded", 1),
-    ("payment.failed", 1),
-    ("payment.refunded", 1),
-    ("payment.refund_failed", 1),
-    ("user.registered", 1),
-    ("user.updated", 1),
-    ("user.membership_upgraded", 1),
-    ("user.deleted", 1),
-    ("order.created", 1),
-    ("order.updated", 1),
-    ("order.confirmed", 1),
-    ("order.shipped", 1),
-    ("order.cancelled", 1),
+    (PaymentEvent::CREATED, 1),
+    (PaymentEvent::SUCCEEDED, 1),
+    (PaymentEvent::FAILED, 1),
+    (PaymentEvent::REFUNDED, 1),
+    (PaymentEvent::REFUND_FAILED, 1),
+    (UserEvent::REGISTERED, 1),
+    (UserEvent::UPDATED, 1),
+    (UserEvent::MEMBERSHIP_UPGRADED, 1),
+    (UserEvent::DELETED, 1),
+    (OrderEvent::CREATED, 1),
+    (OrderEvent::UPDATED, 1),
+    (OrderEvent::CONFIRMED, 1),
+    (OrderEvent::SHIPPED, 1),
+    (OrderEvent::CANCELLED, 1),
 ];
 
 #[cfg(test)]
@@ -105,6 +113,20 @@ mod tests {
                 "{event_type} has an example"
             );
         }
+    }
+
+    #[test]
+    fn the_catalog_names_every_event_type_once() {
+        let mut named: Vec<&str> = PaymentEvent::TYPES
+            .iter()
+            .chain(UserEvent::TYPES)
+            .chain(OrderEvent::TYPES)
+            .copied()
+            .collect();
+        let mut cataloged: Vec<&str> = CATALOG.iter().map(|(t, _)| *t).collect();
+        named.sort_unstable();
+        cataloged.sort_unstable();
+        assert_eq!(cataloged, named);
     }
 
     #[test]

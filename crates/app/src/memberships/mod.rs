@@ -1,5 +1,5 @@
 //! Membership purchase: a checkout charges the configured price. The upgrade happens behind the
-//! `payment.succeeded` event (`handlers::MembershipUpgrade`, consumer group `membership`), so a
+//! `payment.succeeded` event (`upgrade::MembershipUpgrade`, consumer group `membership`), so a
 //! payment finished later by a retry or by the recovery task upgrades too. Replays never charge
 //! or upgrade twice: the payment is idempotent on its key, the inbox records the event, and the
 //! upgrade is a no-op for a premium user.
@@ -8,21 +8,13 @@ mod upgrade;
 
 pub use upgrade::MembershipUpgrade;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use portside_domain::{Actor, Metadata, Money, PaymentMethod};
+use portside_domain::{Actor, Money, PaymentMethod, Purpose};
 
 use crate::error::AppError;
 use crate::payments::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply};
-
-/// Metadata key marking what a payment buys; reserved (clients cannot set `portside_` keys).
-pub const PURPOSE_KEY: &str = "portside_purpose";
-/// Value of [`PURPOSE_KEY`] for a membership purchase.
-pub const PURPOSE_MEMBERSHIP: &str = "membership";
-/// Metadata key naming the user to upgrade.
-pub const USER_KEY: &str = "portside_user_id";
 
 /// A checkout request.
 #[derive(Debug, Clone)]
@@ -55,11 +47,9 @@ impl Memberships {
 
     /// Charges the price to the actor; the upgrade follows the payment's success event.
     pub async fn checkout(&self, actor: &Actor, c: Checkout) -> Result<Reply, AppError> {
-        let metadata = Metadata::new(BTreeMap::from([
-            (PURPOSE_KEY.to_owned(), PURPOSE_MEMBERSHIP.to_owned()),
-            (USER_KEY.to_owned(), actor.user_id.to_string()),
-        ]))
-        .map_err(AppError::invalid("metadata"))?;
+        let metadata = Purpose::Membership(actor.user_id)
+            .metadata()
+            .map_err(AppError::invalid("metadata"))?;
         let reply = self
             .payments
             .pay(

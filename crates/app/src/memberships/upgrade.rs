@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_domain::{Money, UserId};
+use portside_domain::{Money, PaymentEvent, PaymentEventData, Purpose};
 use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
 
-use super::{PURPOSE_KEY, PURPOSE_MEMBERSHIP, USER_KEY};
 use crate::error::AppError;
 use crate::users::Users;
 
@@ -21,7 +20,7 @@ impl MembershipUpgrade {
     /// Succeeded payments (those of a membership are acted on).
     pub const SUBSCRIPTION: Subscription = Subscription {
         group: "membership",
-        event_types: &["payment.succeeded"],
+        event_types: &[PaymentEvent::SUCCEEDED],
     };
 
     /// Upgrades on payments of exactly `price` marked as membership purchases.
@@ -41,24 +40,20 @@ impl EventHandler for MembershipUpgrade {
     }
 
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {
-        let payment = &event.data["payment"];
-        if payment["metadata"][PURPOSE_KEY] != PURPOSE_MEMBERSHIP {
-            return Ok(());
-        }
+        let PaymentEventData { payment } = event.decode().map_err(HandlerError)?;
         let invalid =
             |why: &str| HandlerError(format!("membership payment {}: {why}", event.aggregate_id));
-        let user: UserId = payment["metadata"][USER_KEY]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("no valid user id in its metadata"))?;
-        if payment["customer_id"].as_str() != Some(user.to_string().as_str()) {
+        let user = match payment.purpose() {
+            Ok(Some(Purpose::Membership(user))) => user,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(invalid(&e.to_string())),
+        };
+        if payment.customer_id != user.to_string() {
             return Err(invalid("paid by another customer than the one to upgrade"));
         }
-        let paid = (
-            payment["amount_minor"].as_i64(),
-            payment["currency"].as_str(),
-        );
-        if paid != (Some(self.price.minor()), Some(self.price.currency().code())) {
+        if (payment.amount_minor, payment.currency.as_str())
+            != (self.price.minor(), self.price.currency().code())
+        {
             return Err(invalid("amount differs from the membership price"));
         }
         match self.users.upgrade_membership(user, Some(mark)).await {

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_domain::{Currency, Money, OrderId, PaymentId};
+use portside_domain::{Currency, Money, PaymentEvent, PaymentEventData, Purpose};
 use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
 
-use super::{ORDER_KEY, Orders, PURPOSE_ORDER};
-use crate::memberships::PURPOSE_KEY;
+use super::Orders;
 
 /// Confirms the order a succeeded payment paid for.
 pub struct OrderConfirmation {
@@ -19,7 +18,7 @@ impl OrderConfirmation {
     /// Succeeded payments (those of an order are acted on).
     pub const SUBSCRIPTION: Subscription = Subscription {
         group: "orders",
-        event_types: &["payment.succeeded"],
+        event_types: &[PaymentEvent::SUCCEEDED],
     };
 
     /// Confirms through the orders use cases.
@@ -39,31 +38,18 @@ impl EventHandler for OrderConfirmation {
     }
 
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {
-        let payment = &event.data["payment"];
-        if payment["metadata"][PURPOSE_KEY] != PURPOSE_ORDER {
-            return Ok(());
-        }
+        let PaymentEventData { payment } = event.decode().map_err(HandlerError)?;
         let invalid =
             |why: &str| HandlerError(format!("order payment {}: {why}", event.aggregate_id));
-        let order: OrderId = payment["metadata"][ORDER_KEY]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("no valid order id in its metadata"))?;
-        let id: PaymentId = payment["payment_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("no payment id"))?;
-        let currency = payment["currency"]
-            .as_str()
-            .and_then(|c| Currency::from_code(c).ok())
-            .ok_or_else(|| invalid("no currency"))?;
-        let paid = Money::from_minor(
-            payment["amount_minor"]
-                .as_i64()
-                .ok_or_else(|| invalid("no amount"))?,
-            currency,
-        );
-        let payer = payment["customer_id"].as_str().unwrap_or_default();
+        let order = match payment.purpose() {
+            Ok(Some(Purpose::Order(order))) => order,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(invalid(&e.to_string())),
+        };
+        let currency =
+            Currency::from_code(&payment.currency).map_err(|e| invalid(&e.to_string()))?;
+        let paid = Money::from_minor(payment.amount_minor, currency);
+        let (id, payer) = (payment.payment_id, payment.customer_id.as_str());
         self.orders
             .confirm_paid(order, id, paid, payer, mark)
             .await

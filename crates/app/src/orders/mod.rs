@@ -10,26 +10,19 @@ mod tests;
 pub use confirmation::OrderConfirmation;
 pub use ports::*;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use portside_domain::{
-    Actor, Currency, CustomerId, DomainError, Metadata, Money, Order, OrderId, OrderItem,
-    OrderState, OrderStatus, PaymentId, PaymentMethod, PaymentStatus,
+    Actor, Currency, CustomerId, DomainError, Money, Order, OrderId, OrderItem, OrderState,
+    OrderStatus, PaymentId, PaymentMethod, PaymentStatus, Purpose,
 };
 use time::OffsetDateTime;
 
 use crate::error::AppError;
-use crate::memberships::PURPOSE_KEY;
 use crate::payments::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply, customer_of};
 use portside_events::InboxMark;
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
-
-/// Value of the purpose metadata key for an order payment.
-pub const PURPOSE_ORDER: &str = "order";
-/// Metadata key naming the order a payment pays.
-pub const ORDER_KEY: &str = "portside_order_id";
 
 /// The precondition of a write, from HTTP's `If-Match` (RFC 9110 §13.1.1). If-Match compares
 /// entity tags strongly, so a weak tag, or a tag this API never issued, names no version: the
@@ -235,7 +228,7 @@ impl Orders {
     }
 
     /// Pays the order's total through the payments use case. The order is confirmed by the
-    /// `payment.succeeded` event (see `handlers::OrderConfirmation`); a declined payment leaves
+    /// `payment.succeeded` event (see `confirmation::OrderConfirmation`); a declined payment leaves
     /// it pending and payable again. A retry with the same key replays; a new key for an order
     /// already being paid is refused.
     pub async fn pay(
@@ -259,11 +252,9 @@ impl Orders {
         }
         order.require_open().map_err(AppError::State)?;
         let s = order.state();
-        let metadata = Metadata::new(BTreeMap::from([
-            (PURPOSE_KEY.to_owned(), PURPOSE_ORDER.to_owned()),
-            (ORDER_KEY.to_owned(), s.id.to_string()),
-        ]))
-        .map_err(AppError::invalid("metadata"))?;
+        let metadata = Purpose::Order(s.id)
+            .metadata()
+            .map_err(AppError::invalid("metadata"))?;
         let reply = self
             .payments
             .pay(

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_domain::Actor;
+use portside_domain::{
+    Actor, DomainEvent, OrderEvent, OrderEventData, OrderSnapshot, PaymentEvent, PaymentEventData,
+    PaymentSnapshot,
+};
 
 use crate::error::AppError;
 use crate::orders::{OrderFilter, OrderRepository};
@@ -205,12 +208,7 @@ impl Search {
             after = Some((last.state().created_at, last.id()));
             let docs: Vec<_> = page
                 .iter()
-                .filter_map(|o| {
-                    order_document(
-                        &serde_json::to_value(portside_domain::OrderSnapshot::of(o.state()))
-                            .unwrap_or_default(),
-                    )
-                })
+                .map(|o| order_document(&OrderSnapshot::of(o.state())))
                 .collect();
             written += self.index.upsert(&docs).await.map_err(search_error)?;
         }
@@ -224,12 +222,7 @@ impl Search {
             after = Some(last.id());
             let docs: Vec<_> = page
                 .iter()
-                .filter_map(|p| {
-                    payment_document(
-                        &serde_json::to_value(portside_domain::PaymentSnapshot::of(p.state()))
-                            .unwrap_or_default(),
-                    )
-                })
+                .map(|p| payment_document(&PaymentSnapshot::of(p.state())))
                 .collect();
             written += self.index.upsert(&docs).await.map_err(search_error)?;
         }
@@ -237,87 +230,59 @@ impl Search {
     }
 }
 
-fn text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
+/// The search document of an order, as its events carry it.
+fn order_document(order: &OrderSnapshot) -> SearchDocument {
+    let mut fields = BTreeMap::from([
+        ("order_id".to_owned(), order.order_id.to_string()),
+        ("customer_id".to_owned(), order.customer_id.clone()),
+        ("status".to_owned(), order.status.as_str().to_owned()),
+        ("currency".to_owned(), order.currency.clone()),
+        ("total".to_owned(), order.total.clone()),
+    ]);
+    if let Some(payment) = order.payment_id {
+        fields.insert("payment_id".into(), payment.to_string());
     }
-}
-
-/// The search document of an order snapshot (`data.order` of an order event).
-pub fn order_document(order: &serde_json::Value) -> Option<SearchDocument> {
-    let id = order["order_id"].as_str()?;
-    let items = order["items"].as_array()?;
-    let mut fields = BTreeMap::new();
-    for key in [
-        "order_id",
-        "customer_id",
-        "status",
-        "currency",
-        "total",
-        "payment_id",
-    ] {
-        if let Some(v) = text(&order[key]) {
-            fields.insert(key.to_owned(), v);
-        }
-    }
-    let lines: Vec<String> = items
+    let lines: Vec<String> = order
+        .items
         .iter()
-        .map(|i| {
-            format!(
-                "{} × {}",
-                i["quantity"],
-                i["name"].as_str().unwrap_or_default()
-            )
-        })
+        .map(|i| format!("{} × {}", i.quantity, i.name))
         .collect();
     fields.insert("items".into(), lines.join("; "));
-    let products: Vec<&str> = items
-        .iter()
-        .filter_map(|i| i["product_id"].as_str())
-        .collect();
+    let products: Vec<&str> = order.items.iter().map(|i| i.product_id.as_str()).collect();
     fields.insert("product_ids".into(), products.join(" "));
-    Some(SearchDocument {
-        id: format!("order:{id}"),
+    SearchDocument {
+        id: format!("order:{}", order.order_id),
         doc_type: "order".into(),
-        owner: order["customer_id"].as_str().map(str::to_owned),
-        version: order["version"].as_i64()?,
+        owner: Some(order.customer_id.clone()),
+        version: order.version,
         fields,
-    })
+    }
 }
 
-/// The search document of a payment snapshot (`data.payment` of a payment event).
-pub fn payment_document(payment: &serde_json::Value) -> Option<SearchDocument> {
-    let id = payment["payment_id"].as_str()?;
-    let mut fields = BTreeMap::new();
-    for key in [
-        "payment_id",
-        "customer_id",
-        "status",
-        "currency",
-        "amount",
-        "refunded_amount",
-        "provider",
-    ] {
-        if let Some(v) = text(&payment[key]) {
-            fields.insert(key.to_owned(), v);
-        }
+/// The search document of a payment, as its events carry it.
+fn payment_document(payment: &PaymentSnapshot) -> SearchDocument {
+    let mut fields = BTreeMap::from([
+        ("payment_id".to_owned(), payment.payment_id.to_string()),
+        ("customer_id".to_owned(), payment.customer_id.clone()),
+        ("status".to_owned(), payment.status.as_str().to_owned()),
+        ("currency".to_owned(), payment.currency.clone()),
+        ("amount".to_owned(), payment.amount.clone()),
+        (
+            "refunded_amount".to_owned(),
+            payment.refunded_amount.clone(),
+        ),
+        ("provider".to_owned(), payment.provider.clone()),
+    ]);
+    for (k, v) in payment.metadata.as_map() {
+        fields.insert(format!("metadata.{k}"), v.clone());
     }
-    if let Some(meta) = payment["metadata"].as_object() {
-        for (k, v) in meta {
-            if let Some(v) = text(v) {
-                fields.insert(format!("metadata.{k}"), v);
-            }
-        }
-    }
-    Some(SearchDocument {
-        id: format!("payment:{id}"),
+    SearchDocument {
+        id: format!("payment:{}", payment.payment_id),
         doc_type: "payment".into(),
-        owner: payment["customer_id"].as_str().map(str::to_owned),
-        version: payment["version"].as_i64()?,
+        owner: Some(payment.customer_id.clone()),
+        version: payment.version,
         fields,
-    })
+    }
 }
 
 /// Keeps the search index up to date from order and payment events (the CQRS read model).
@@ -332,16 +297,16 @@ impl SearchProjection {
     pub const SUBSCRIPTION: Subscription = Subscription {
         group: PROJECTION_GROUP,
         event_types: &[
-            "order.created",
-            "order.updated",
-            "order.confirmed",
-            "order.shipped",
-            "order.cancelled",
-            "payment.created",
-            "payment.succeeded",
-            "payment.failed",
-            "payment.refunded",
-            "payment.refund_failed",
+            OrderEvent::CREATED,
+            OrderEvent::UPDATED,
+            OrderEvent::CONFIRMED,
+            OrderEvent::SHIPPED,
+            OrderEvent::CANCELLED,
+            PaymentEvent::CREATED,
+            PaymentEvent::SUCCEEDED,
+            PaymentEvent::FAILED,
+            PaymentEvent::REFUNDED,
+            PaymentEvent::REFUND_FAILED,
         ],
     };
 
@@ -393,15 +358,15 @@ impl SearchProjection {
 
 /// The document an order or payment event carries; none for other aggregates.
 fn document_of(event: &Envelope) -> Result<Option<SearchDocument>, HandlerError> {
-    let document = match event.aggregate_type.as_str() {
-        "order" => order_document(&event.data["order"]),
-        "payment" => payment_document(&event.data["payment"]),
-        _ => return Ok(None),
-    };
-    document.map(Some).ok_or_else(|| {
-        HandlerError(format!(
-            "{} {} has no snapshot to index",
-            event.event_type, event.id
-        ))
+    Ok(match event.aggregate_type.as_str() {
+        OrderEvent::AGGREGATE => {
+            let OrderEventData { order } = event.decode().map_err(HandlerError)?;
+            Some(order_document(&order))
+        }
+        PaymentEvent::AGGREGATE => {
+            let PaymentEventData { payment } = event.decode().map_err(HandlerError)?;
+            Some(payment_document(&payment))
+        }
+        _ => None,
     })
 }
