@@ -5,15 +5,14 @@
 //! Every call has a timeout; connection failures, timeouts, 429 and 502–504 are retried with
 //! backoff and jitter; a circuit breaker stops calling a cluster that keeps failing.
 
+mod body;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portside_app::search::{
-    FACETS, FILTERS, SearchDocument, SearchError, SearchHit, SearchIndex, SearchQuery,
-    SearchResults,
-};
+use portside_app::search::{SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
 use portside_kernel::resilience::{CircuitBreaker, full_jitter};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
@@ -319,32 +318,6 @@ impl OpenSearchIndex {
             SearchError::Unavailable(format!("cannot reach {}: {}", self.base, e.without_url()))
         }
     }
-
-    fn source(d: &SearchDocument) -> Value {
-        let body: Vec<&str> = std::iter::once(d.doc_type.as_str())
-            .chain(d.fields.values().map(String::as_str))
-            .collect();
-        json!({
-            "id": d.id,
-            "type": d.doc_type,
-            "owner": d.owner,
-            "status": d.fields.get("status"),
-            "currency": d.fields.get("currency"),
-            "version": d.version,
-            "body": body.join(" "),
-            "fields": d.fields,
-        })
-    }
-
-    fn document(source: &Value) -> SearchDocument {
-        SearchDocument {
-            id: source["id"].as_str().unwrap_or_default().to_owned(),
-            doc_type: source["type"].as_str().unwrap_or_default().to_owned(),
-            owner: source["owner"].as_str().map(str::to_owned),
-            version: source["version"].as_i64().unwrap_or(0),
-            fields: serde_json::from_value(source["fields"].clone()).unwrap_or_default(),
-        }
-    }
 }
 
 #[async_trait]
@@ -375,7 +348,7 @@ impl SearchIndex for OpenSearchIndex {
             let action = json!({"index": {"_index": self.index, "_id": d.id, "version": d.version, "version_type": "external_gte"}});
             serde_json::to_writer(&mut ndjson, &action).map_err(other)?;
             ndjson.push(b'\n');
-            serde_json::to_writer(&mut ndjson, &Self::source(d)).map_err(other)?;
+            serde_json::to_writer(&mut ndjson, &body::source(d)).map_err(other)?;
             ndjson.push(b'\n');
         }
         let a = self
@@ -455,7 +428,7 @@ impl SearchIndex for OpenSearchIndex {
             return Ok(None);
         }
         if a.body["found"] == true {
-            Ok(Some(Self::document(&a.body["_source"])))
+            Ok(Some(body::document(&a.body["_source"])))
         } else if a.status == StatusCode::NOT_FOUND || a.body["found"] == false {
             Ok(None)
         } else {
@@ -465,39 +438,7 @@ impl SearchIndex for OpenSearchIndex {
 
     async fn search(&self, q: &SearchQuery) -> Result<SearchResults, SearchError> {
         self.prepare().await?;
-        let mut filters = q.filters.clone();
-        if let Some(t) = &q.doc_type {
-            filters.insert("type".into(), t.clone());
-        }
-        let mut terms = Vec::with_capacity(filters.len());
-        for (name, value) in &filters {
-            if !FILTERS.contains(&name.as_str()) {
-                return Err(SearchError::Invalid(format!("unknown filter {name:?}")));
-            }
-            terms.push(json!({"term": {name: value}}));
-        }
-        let mut aggs = serde_json::Map::new();
-        for f in &q.facets {
-            if !FACETS.contains(&f.as_str()) {
-                return Err(SearchError::Invalid(format!("unknown facet {f:?}")));
-            }
-            aggs.insert(f.clone(), json!({"terms": {"field": f, "size": 100}}));
-        }
-        let request = json!({
-            "query": {"bool": {
-                "must": [{"query_string": {
-                    "query": q.text,
-                    "default_field": "body",
-                    "default_operator": "AND",
-                    "allow_leading_wildcard": false,
-                }}],
-                "filter": terms,
-            }},
-            "from": q.offset,
-            "size": q.limit,
-            "track_total_hits": true,
-            "aggs": aggs,
-        });
+        let request = body::search_request(q)?;
         let a = self
             .call(
                 Method::POST,
@@ -525,29 +466,6 @@ impl SearchIndex for OpenSearchIndex {
         if !a.status.is_success() {
             return Err(other(format!("search: {}", reason(&a.body))));
         }
-        let hits = a.body["hits"]["hits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|h| SearchHit {
-                document: Self::document(&h["_source"]),
-                score: h["_score"].as_f64().unwrap_or(0.0) as f32,
-            })
-            .collect();
-        let mut facets = BTreeMap::new();
-        for f in &q.facets {
-            let counts = a.body["aggregations"][f]["buckets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| Some((b["key"].as_str()?.to_owned(), b["doc_count"].as_u64()?)))
-                .collect();
-            facets.insert(f.clone(), counts);
-        }
-        Ok(SearchResults {
-            hits,
-            total: a.body["hits"]["total"]["value"].as_u64().unwrap_or(0),
-            facets,
-        })
+        Ok(body::search_results(&a.body, &q.facets))
     }
 }
