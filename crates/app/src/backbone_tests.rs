@@ -14,7 +14,7 @@ use crate::testing::fakes::{InMemoryStore, ManualClock, RecordingBus};
 use crate::testing::payments::processing_payment;
 use portside_events::Envelope;
 use portside_events::relay::{Relay, RelaySettings};
-use portside_events::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
+use portside_events::worker::{EventHandler, HandlerError, Subscription, Worker, WorkerSettings};
 use portside_events::{BusError, Delivery, EventSource, Inbox, InboxMark, Outbox};
 
 fn usd(minor: i64) -> Money {
@@ -158,11 +158,11 @@ struct Counting {
 
 #[async_trait]
 impl EventHandler for Counting {
-    fn group(&self) -> &'static str {
-        "counting"
-    }
-    fn event_types(&self) -> &'static [&'static str] {
-        &["payment.created"]
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            group: "counting",
+            event_types: &["payment.created"],
+        }
     }
     async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {
         *self.attempts.lock().unwrap() += 1;

@@ -18,12 +18,8 @@ impl AuditLog {
 
 #[async_trait]
 impl EventHandler for AuditLog {
-    fn group(&self) -> &'static str {
-        Self::SUBSCRIPTION.group
-    }
-
-    fn event_types(&self) -> &'static [&'static str] {
-        Self::SUBSCRIPTION.event_types
+    fn subscription(&self) -> Subscription {
+        Self::SUBSCRIPTION
     }
 
     async fn handle(&self, event: &Envelope, _: &InboxMark) -> Result<(), HandlerError> {

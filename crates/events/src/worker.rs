@@ -57,10 +57,16 @@ pub struct HandlerError(pub String);
 /// A consumer of events.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
+    /// Its consumer group and the event types it wants.
+    fn subscription(&self) -> Subscription;
     /// The consumer group (and queue) name.
-    fn group(&self) -> &'static str;
+    fn group(&self) -> &'static str {
+        self.subscription().group
+    }
     /// The event types it wants; `#` for all.
-    fn event_types(&self) -> &'static [&'static str];
+    fn event_types(&self) -> &'static [&'static str] {
+        self.subscription().event_types
+    }
     /// Handles one event. `mark` is what the inbox records once it succeeds; a handler whose
     /// effect is a store write passes it to the store so both commit together.
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError>;

@@ -205,7 +205,9 @@ mod poison {
     use super::*;
     use async_trait::async_trait;
     use portside_app::testing::fakes::{InMemoryStore, ManualClock};
-    use portside_events::worker::{EventHandler, HandlerError, Worker, WorkerSettings};
+    use portside_events::worker::{
+        EventHandler, HandlerError, Subscription, Worker, WorkerSettings,
+    };
     use portside_events::{DeadLetters, InboxMark};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,11 +221,11 @@ mod poison {
 
     #[async_trait]
     impl EventHandler for Picky {
-        fn group(&self) -> &'static str {
-            "picky"
-        }
-        fn event_types(&self) -> &'static [&'static str] {
-            &["payment.succeeded"]
+        fn subscription(&self) -> Subscription {
+            Subscription {
+                group: "picky",
+                event_types: &["payment.succeeded"],
+            }
         }
         async fn handle(
             &self,
@@ -344,11 +346,11 @@ mod poison {
 
     #[async_trait]
     impl EventHandler for Tally {
-        fn group(&self) -> &'static str {
-            "shared"
-        }
-        fn event_types(&self) -> &'static [&'static str] {
-            &["#"]
+        fn subscription(&self) -> Subscription {
+            Subscription {
+                group: "shared",
+                event_types: &["#"],
+            }
         }
         async fn handle(
             &self,

@@ -31,12 +31,8 @@ impl MembershipUpgrade {
 
 #[async_trait]
 impl EventHandler for MembershipUpgrade {
-    fn group(&self) -> &'static str {
-        Self::SUBSCRIPTION.group
-    }
-
-    fn event_types(&self) -> &'static [&'static str] {
-        Self::SUBSCRIPTION.event_types
+    fn subscription(&self) -> Subscription {
+        Self::SUBSCRIPTION
     }
 
     async fn handle(&self, event: &Envelope, mark: &InboxMark) -> Result<(), HandlerError> {
