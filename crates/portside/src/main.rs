@@ -9,6 +9,7 @@ mod wiring;
 use std::process::ExitCode;
 
 use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
+use portside_domain::{Email, UserName};
 use portside_sql::{AnyStore, PoolSettings};
 
 /// jemalloc serves every allocation, SQLite's and the other C libraries' too (it replaces
@@ -126,10 +127,21 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
+            let (email, name) = match (Email::parse(&email), UserName::parse(&name)) {
+                (Ok(email), Ok(name)) => (email, name),
+                (Err(e), _) => {
+                    eprintln!("portside: cannot create the administrator: email: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+                (_, Err(e)) => {
+                    eprintln!("portside: cannot create the administrator: name: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let secret = wiring::token_secret(settings)?;
             let store = wiring::store(settings).await?;
             let (app, _) = wiring::application(settings, &store, &secret).await?;
-            let result = app.users.create_admin(&email, &password, &name).await;
+            let result = app.users.create_admin(email, &password, name).await;
             store.close().await;
             match result {
                 Ok(profile) => {

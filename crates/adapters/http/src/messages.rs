@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use portside_app::AppError;
 use portside_app::messages::Messages;
 use portside_app::messages::{MessageFilter, MessageOrder};
-use portside_domain::{Message, MessageId, UserId};
+use portside_domain::{Message, MessageBody, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,7 +21,7 @@ use crate::ApiState;
 use crate::auth::Authenticated;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::{FieldError, Problem, ProblemBody};
 
 /// The routes of the messages context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -142,6 +142,19 @@ impl ListMessages {
     }
 }
 
+impl MessageInput {
+    /// The message's text; a 422 when it is empty or too long.
+    pub fn into_body(self) -> Result<MessageBody, Problem> {
+        MessageBody::parse(&self.body).map_err(|e| {
+            Problem::invalid(vec![FieldError {
+                field: "body".into(),
+                code: e.code().into(),
+                message: e.to_string(),
+            }])
+        })
+    }
+}
+
 fn message_id(text: &str) -> Result<MessageId, Problem> {
     Uuid::parse_str(text)
         .map(MessageId)
@@ -179,7 +192,7 @@ pub async fn post_message(
     Authenticated(actor): Authenticated,
     body: JsonBody<MessageInput>,
 ) -> Result<Response, Problem> {
-    let m = messages.post(&actor, &body.value.body).await?;
+    let m = messages.post(&actor, body.value.into_body()?).await?;
     Ok(created((&m).into()))
 }
 
@@ -208,7 +221,7 @@ pub async fn edit_message(
 ) -> Result<Json<MessageView>, Problem> {
     let id = message_id(&id)?;
     Ok(Json(
-        (&messages.edit(&actor, id, &body.value.body).await?).into(),
+        (&messages.edit(&actor, id, body.value.into_body()?).await?).into(),
     ))
 }
 

@@ -131,7 +131,11 @@ where
         },
     );
     app.users
-        .create_admin(ADMIN.0, ADMIN.1, "Admin")
+        .create_admin(
+            portside_domain::Email::parse(ADMIN.0).unwrap(),
+            ADMIN.1,
+            portside_domain::UserName::parse("Admin").unwrap(),
+        )
         .await
         .unwrap();
     router(ApiState {

@@ -30,8 +30,7 @@ impl Messages {
     }
 
     /// Posts a message owned by the actor.
-    pub async fn post(&self, actor: &Actor, body: &str) -> Result<Message, AppError> {
-        let body = MessageBody::parse(body).map_err(AppError::invalid("body"))?;
+    pub async fn post(&self, actor: &Actor, body: MessageBody) -> Result<Message, AppError> {
         let message = Message::post(
             MessageId(self.ids.new_id()),
             actor.user_id,
@@ -62,9 +61,8 @@ impl Messages {
         &self,
         actor: &Actor,
         id: MessageId,
-        body: &str,
+        body: MessageBody,
     ) -> Result<Message, AppError> {
-        let body = MessageBody::parse(body).map_err(AppError::invalid("body"))?;
         for _ in 0..5 {
             let mut message = self.get(actor, id).await?;
             message.edit(body.clone(), self.clock.now());

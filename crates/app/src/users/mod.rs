@@ -25,21 +25,17 @@ const MAX_ATTEMPTS: usize = 5;
 /// A registration request.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// Email address.
-    pub email: String,
+    pub email: Email,
     /// Plain password (checked against the policy, then hashed).
     pub password: String,
-    /// Display name.
-    pub name: String,
+    pub name: UserName,
 }
 
 /// A change to a user; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
-    /// New name.
-    pub name: Option<String>,
-    /// New email.
-    pub email: Option<String>,
+    pub name: Option<UserName>,
+    pub email: Option<Email>,
     /// New password.
     pub password: Option<String>,
     /// New role (admins only).
@@ -103,10 +99,9 @@ impl Users {
 
     /// Registers a customer.
     pub async fn register(&self, r: Registration) -> Result<UserProfile, AppError> {
-        let email = Email::parse(&r.email).map_err(AppError::invalid("email"))?;
-        let name = UserName::parse(&r.name).map_err(AppError::invalid("name"))?;
-        check_password(&r.password, &email).map_err(AppError::invalid("password"))?;
-        self.create(email, name, &r.password, Role::Customer).await
+        check_password(&r.password, &r.email).map_err(AppError::invalid("password"))?;
+        self.create(r.email, r.name, &r.password, Role::Customer)
+            .await
     }
 
     async fn create(
@@ -139,12 +134,10 @@ impl Users {
     /// Makes (or promotes) an administrator; for the command line, not the API.
     pub async fn create_admin(
         &self,
-        email: &str,
+        email: Email,
         password: &str,
-        name: &str,
+        name: UserName,
     ) -> Result<UserProfile, AppError> {
-        let email = Email::parse(email).map_err(AppError::invalid("email"))?;
-        let name = UserName::parse(name).map_err(AppError::invalid("name"))?;
         check_password(password, &email).map_err(AppError::invalid("password"))?;
         match self.users.user_by_email(&email).await? {
             None => self.create(email, name, password, Role::Admin).await,
@@ -297,19 +290,13 @@ impl Users {
         if changes.role.is_some() && !actor.is_admin() {
             return Err(AppError::Forbidden("only administrators change roles"));
         }
-        let name = changes
-            .name
-            .as_deref()
-            .map(UserName::parse)
-            .transpose()
-            .map_err(AppError::invalid("name"))?;
-        let email = changes
-            .email
-            .as_deref()
-            .map(Email::parse)
-            .transpose()
-            .map_err(AppError::invalid("email"))?;
-        let hash = match &changes.password {
+        let UserChanges {
+            name,
+            email,
+            password,
+            role,
+        } = changes;
+        let hash = match &password {
             None => None,
             Some(p) => {
                 let for_policy = match &email {
@@ -342,7 +329,7 @@ impl Users {
                 name.clone(),
                 email.clone(),
                 hash.clone(),
-                changes.role,
+                role,
                 self.clock.now(),
             );
             match self.users.update_user(&mut user, None).await {

@@ -4,7 +4,10 @@ use portside_kernel::PageRequest;
 
 use std::sync::Arc;
 
-use portside_domain::{Actor, Currency, Membership, Money, PaymentMethod, PaymentStatus, Role};
+use portside_domain::{
+    Actor, Currency, Email, Membership, MessageBody, Money, PaymentMethod, PaymentStatus, Role,
+    UserName,
+};
 use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
@@ -69,9 +72,9 @@ fn world() -> World {
 
 fn registration(email: &str) -> Registration {
     Registration {
-        email: email.into(),
+        email: Email::parse(email).unwrap(),
         password: "correct horse battery".into(),
-        name: "Ada".into(),
+        name: UserName::parse("Ada").unwrap(),
     }
 }
 
@@ -156,14 +159,6 @@ async fn registration_rules() {
     let cases = [
         (
             Registration {
-                email: "nope".into(),
-                ..registration("x@y.co")
-            },
-            "email",
-            "email_invalid",
-        ),
-        (
-            Registration {
                 password: "short".into(),
                 ..registration("x@y.co")
             },
@@ -177,14 +172,6 @@ async fn registration_rules() {
             },
             "password",
             "password_weak",
-        ),
-        (
-            Registration {
-                name: " ".into(),
-                ..registration("x@y.co")
-            },
-            "name",
-            "name_invalid",
         ),
     ];
     for (r, field, code) in cases {
@@ -233,7 +220,7 @@ async fn users_are_read_through_the_cache_and_invalidated_on_change() {
             &me,
             me.user_id,
             UserChanges {
-                name: Some("Renamed".into()),
+                name: Some(UserName::parse("Renamed").unwrap()),
                 ..UserChanges::default()
             },
         )
@@ -270,7 +257,7 @@ async fn users_are_private_to_themselves_and_admins() {
         AppError::NotFound("user")
     );
     let rename = UserChanges {
-        name: Some("Hacked".into()),
+        name: Some(UserName::parse("Hacked").unwrap()),
         ..UserChanges::default()
     };
     assert_eq!(
@@ -310,7 +297,11 @@ async fn users_are_private_to_themselves_and_admins() {
     ));
     let admin_profile = w
         .accounts
-        .create_admin("root@example.com", "correct horse battery", "Root")
+        .create_admin(
+            Email::parse("root@example.com").unwrap(),
+            "correct horse battery",
+            UserName::parse("Root").unwrap(),
+        )
         .await
         .unwrap();
     let admin = Actor {
@@ -345,7 +336,11 @@ async fn users_are_private_to_themselves_and_admins() {
     assert_eq!(b_now.name, "Ada", "nothing of B changed through A");
     let again = w
         .accounts
-        .create_admin("root@example.com", "another good password", "Root")
+        .create_admin(
+            Email::parse("root@example.com").unwrap(),
+            "another good password",
+            UserName::parse("Root").unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -359,13 +354,20 @@ async fn messages_belong_to_their_owner() {
     let w = world();
     let a = signed_up(&w, "ma@example.com").await;
     let b = signed_up(&w, "mb@example.com").await;
-    let m = w.messages.post(&a, "hello from A").await.unwrap();
+    let m = w
+        .messages
+        .post(&a, MessageBody::parse("hello from A").unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         w.messages.get(&b, m.id).await.unwrap_err(),
         AppError::NotFound("message")
     );
     assert_eq!(
-        w.messages.edit(&b, m.id, "defaced").await.unwrap_err(),
+        w.messages
+            .edit(&b, m.id, MessageBody::parse("defaced").unwrap())
+            .await
+            .unwrap_err(),
         AppError::NotFound("message")
     );
     assert_eq!(
@@ -394,7 +396,7 @@ async fn messages_belong_to_their_owner() {
     ));
     assert_eq!(
         w.messages
-            .edit(&a, m.id, "edited")
+            .edit(&a, m.id, MessageBody::parse("edited").unwrap())
             .await
             .unwrap()
             .body
@@ -402,12 +404,6 @@ async fn messages_belong_to_their_owner() {
         "edited"
     );
     assert_eq!(w.messages.get(&a, m.id).await.unwrap().version, 2);
-    match w.messages.post(&a, "").await.unwrap_err() {
-        AppError::Invalid { field, error } => {
-            assert_eq!((field, error.code()), ("body", "message_invalid"))
-        }
-        other => panic!("{other:?}"),
-    }
     w.messages.delete(&a, m.id).await.unwrap();
     assert_eq!(
         w.messages.get(&a, m.id).await.unwrap_err(),

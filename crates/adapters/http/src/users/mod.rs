@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use portside_app::AppError;
 use portside_app::users::cache::UserProfile;
 use portside_app::users::{Registration, UserChanges, Users};
-use portside_domain::{Role, UserId};
+use portside_domain::{DomainError, Email, Role, UserId, UserName};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -25,7 +25,7 @@ use crate::ApiState;
 use crate::auth::Authenticated;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
-use crate::problem::{FieldError, Problem, ProblemBody};
+use crate::problem::{Problem, ProblemBody, field};
 
 /// The routes of the users context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -123,34 +123,56 @@ fn user_id(text: &str) -> Result<UserId, Problem> {
 }
 
 impl Register {
-    /// The command this body asks for (the use case checks the email, name and password).
-    pub fn into_command(self) -> Registration {
-        Registration {
-            email: self.email,
+    /// The command this body asks for; a 422 naming every bad field at once (the password
+    /// policy, which depends on the email, is the use case's).
+    pub fn into_command(self) -> Result<Registration, Problem> {
+        let mut errors = Vec::new();
+        let email = field(&mut errors, "email", parsed(Email::parse(&self.email)));
+        let name = field(&mut errors, "name", parsed(UserName::parse(&self.name)));
+        let (Some(email), Some(name)) = (email, name) else {
+            return Err(Problem::invalid(errors));
+        };
+        Ok(Registration {
+            email,
             password: self.password,
-            name: self.name,
-        }
+            name,
+        })
     }
 }
 
+/// A domain refusal as a field error's code and message.
+fn parsed<T>(result: Result<T, DomainError>) -> Result<T, (&'static str, String)> {
+    result.map_err(|e| (e.code(), e.to_string()))
+}
+
 impl UpdateUser {
-    /// The changes this body asks for; a 422 for an unknown role.
+    /// The changes this body asks for; a 422 naming every bad field at once.
     pub fn into_changes(self) -> Result<UserChanges, Problem> {
-        let role = self
-            .role
-            .as_deref()
-            .map(|r| r.parse::<Role>())
-            .transpose()
-            .map_err(|message| {
-                Problem::invalid(vec![FieldError {
-                    field: "role".into(),
-                    code: "role_unknown".into(),
-                    message,
-                }])
-            })?;
+        let mut errors = Vec::new();
+        let name = match self.name.as_deref() {
+            None => Some(None),
+            Some(n) => field(&mut errors, "name", parsed(UserName::parse(n).map(Some))),
+        };
+        let email = match self.email.as_deref() {
+            None => Some(None),
+            Some(e) => field(&mut errors, "email", parsed(Email::parse(e).map(Some))),
+        };
+        let role = match self.role.as_deref() {
+            None => Some(None),
+            Some(r) => field(
+                &mut errors,
+                "role",
+                r.parse::<Role>()
+                    .map(Some)
+                    .map_err(|message| ("role_unknown", message)),
+            ),
+        };
+        let (Some(name), Some(email), Some(role)) = (name, email, role) else {
+            return Err(Problem::invalid(errors));
+        };
         Ok(UserChanges {
-            name: self.name,
-            email: self.email,
+            name,
+            email,
             password: self.password,
             role,
         })
@@ -168,7 +190,7 @@ pub async fn register(
     State(users): State<Arc<Users>>,
     body: JsonBody<Register>,
 ) -> Result<Response, Problem> {
-    let profile = users.register(body.value.into_command()).await?;
+    let profile = users.register(body.value.into_command()?).await?;
     let location = format!("/api/v1/users/{}", profile.id);
     Ok((
         StatusCode::CREATED,
