@@ -84,3 +84,31 @@ pub trait Aggregate {
     /// Called by a store after it wrote the aggregate and its events in one transaction.
     fn mark_saved(&mut self);
 }
+
+/// Implements [`Aggregate`] for an aggregate made, like all of Portside's, of a `state` (with its
+/// `id` and `version`) and the `changes` since it was loaded.
+macro_rules! aggregate {
+    ($aggregate:ty, $event:ty) => {
+        impl $crate::aggregate::Aggregate for $aggregate {
+            type Event = $event;
+
+            fn aggregate_id(&self) -> String {
+                self.state.id.to_string()
+            }
+
+            fn loaded_version(&self) -> Option<i64> {
+                self.changes.loaded_version()
+            }
+
+            fn pending_events(&self) -> &[$crate::events::RecordedEvent<$event>] {
+                self.changes.events()
+            }
+
+            fn mark_saved(&mut self) {
+                self.changes.saved(self.state.version);
+            }
+        }
+    };
+}
+
+pub(crate) use aggregate;

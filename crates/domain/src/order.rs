@@ -7,9 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::{Aggregate, Changes};
+use crate::aggregate::{Changes, aggregate};
 use crate::error::DomainError;
-use crate::events::{DomainEvent, RecordedEvent};
+use crate::events::DomainEvent;
 use crate::ids::{CustomerId, OrderId, PaymentId};
 use crate::money::{Currency, Money};
 
@@ -436,29 +436,12 @@ impl Order {
     }
 }
 
-impl Aggregate for Order {
-    type Event = OrderEvent;
-
-    fn aggregate_id(&self) -> String {
-        self.state.id.to_string()
-    }
-
-    fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    fn pending_events(&self) -> &[RecordedEvent<OrderEvent>] {
-        self.changes.events()
-    }
-
-    fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-}
+aggregate!(Order, OrderEvent);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use uuid::Uuid;
 
     fn cur(code: &str) -> Currency {

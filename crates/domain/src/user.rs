@@ -7,9 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::{Aggregate, Changes};
+use crate::aggregate::{Changes, aggregate};
 use crate::error::DomainError;
-use crate::events::{DomainEvent, RecordedEvent};
+use crate::events::DomainEvent;
 use crate::ids::UserId;
 
 /// What a user may do beyond their own data.
@@ -386,29 +386,12 @@ impl User {
     }
 }
 
-impl Aggregate for User {
-    type Event = UserEvent;
-
-    fn aggregate_id(&self) -> String {
-        self.state.id.to_string()
-    }
-
-    fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    fn pending_events(&self) -> &[RecordedEvent<UserEvent>] {
-        self.changes.events()
-    }
-
-    fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-}
+aggregate!(User, UserEvent);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use uuid::Uuid;
 
     fn email(s: &str) -> Email {

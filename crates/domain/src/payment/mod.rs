@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 
 pub use values::{Failure, Metadata, PaymentMethod, PaymentStatus};
 
-use crate::aggregate::{Aggregate, Changes};
+use crate::aggregate::{Changes, aggregate};
 use crate::error::DomainError;
-use crate::events::{PaymentEvent, PaymentSnapshot, RecordedEvent};
+use crate::events::{PaymentEvent, PaymentSnapshot};
 use crate::ids::{CustomerId, PaymentId, TransactionId};
 use crate::money::Money;
 
@@ -353,29 +353,12 @@ impl Payment {
     }
 }
 
-impl Aggregate for Payment {
-    type Event = PaymentEvent;
-
-    fn aggregate_id(&self) -> String {
-        self.state.id.to_string()
-    }
-
-    fn loaded_version(&self) -> Option<i64> {
-        self.changes.loaded_version()
-    }
-
-    fn pending_events(&self) -> &[RecordedEvent<PaymentEvent>] {
-        self.changes.events()
-    }
-
-    fn mark_saved(&mut self) {
-        self.changes.saved(self.state.version);
-    }
-}
+aggregate!(Payment, PaymentEvent);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::events::{DomainEvent, PaymentEvent};
     use crate::money::Currency;
     use proptest::prelude::*;
