@@ -145,13 +145,8 @@ impl ListMessages {
 impl MessageInput {
     /// The message's text; a 422 when it is empty or too long.
     pub fn into_body(self) -> Result<MessageBody, Problem> {
-        MessageBody::parse(&self.body).map_err(|e| {
-            Problem::invalid(vec![FieldError {
-                field: "body".into(),
-                code: e.code().into(),
-                message: e.to_string(),
-            }])
-        })
+        MessageBody::parse(&self.body)
+            .map_err(|e| Problem::invalid(vec![FieldError::refused("body", &e)]))
     }
 }
 

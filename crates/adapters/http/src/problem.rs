@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portside_app::AppError;
 use portside_app::payments::WebhookError;
+use portside_domain::DomainError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,6 +19,17 @@ pub struct FieldError {
     pub code: String,
     /// What is wrong, for humans.
     pub message: String,
+}
+
+impl FieldError {
+    /// The error of a field whose value a domain rule refused.
+    pub fn refused(field: impl Into<String>, error: &DomainError) -> Self {
+        FieldError {
+            field: field.into(),
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        }
+    }
 }
 
 /// A problem+json response (boxed: it travels in every handler's `Err`).
@@ -140,11 +152,9 @@ impl IntoResponse for Problem {
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Invalid { field, error } => Problem::invalid(vec![FieldError {
-                field: field.to_owned(),
-                code: error.code().to_owned(),
-                message: error.to_string(),
-            }]),
+            AppError::Invalid { field, error } => {
+                Problem::invalid(vec![FieldError::refused(field, &error)])
+            }
             AppError::State(error) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }
@@ -246,6 +256,12 @@ pub fn internal_error() -> Problem {
         "internal_error",
         "an unexpected error occurred; it has been logged",
     )
+}
+
+/// A domain refusal as the code and message [`field`] records.
+pub(crate) fn refusal(error: impl Into<DomainError>) -> (&'static str, String) {
+    let error = error.into();
+    (error.code(), error.to_string())
 }
 
 /// Records a field's error and returns its value when it is valid, so that one answer can name

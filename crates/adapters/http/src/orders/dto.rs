@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
 use crate::payments::{DecimalText, method_or_card};
-use crate::problem::{FieldError, Problem, field};
+use crate::problem::{FieldError, Problem, field, refusal};
 
 /// One line of an order request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,9 +171,7 @@ impl CreateOrder {
             Some(c) => field(
                 &mut errors,
                 "customer_id",
-                CustomerId::parse(c)
-                    .map(Some)
-                    .map_err(|e| (e.code(), e.to_string())),
+                CustomerId::parse(c).map(Some).map_err(refusal),
             ),
         };
         let currency = field(
@@ -296,14 +294,10 @@ fn items(
                 quantity: item.quantity,
                 unit_price: price,
             }),
-            Err(e) => {
-                let e = portside_domain::DomainError::from(e);
-                errors.push(FieldError {
-                    field: format!("items[{i}].unit_price"),
-                    code: e.code().into(),
-                    message: e.to_string(),
-                });
-            }
+            Err(e) => errors.push(FieldError::refused(
+                format!("items[{i}].unit_price"),
+                &e.into(),
+            )),
         }
     }
     out

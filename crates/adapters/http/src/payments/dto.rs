@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use portside_app::payments::idempotency::IdempotentRequest;
 use portside_app::payments::{Outcome, PayCommand, PaymentFilter, RefundCommand};
 use portside_domain::{
-    Currency, CustomerId, DomainError, Failure, Metadata, Money, PaymentId, PaymentMethod,
-    PaymentState, PaymentStatus, Transaction, TransactionKind, TransactionStatus,
+    Currency, CustomerId, Failure, Metadata, Money, PaymentId, PaymentMethod, PaymentState,
+    PaymentStatus, Transaction, TransactionKind, TransactionStatus,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
-use crate::problem::{FieldError, Problem, field};
+use crate::problem::{FieldError, Problem, field, refusal};
 
 /// A decimal amount given as a JSON number (`99.99`) or string (`"99.99"`), kept as the exact
 /// text the client sent so that no float ever touches it.
@@ -311,9 +311,7 @@ impl CreatePayment {
             Some(c) => field(
                 &mut errors,
                 "customer_id",
-                CustomerId::parse(c)
-                    .map(Some)
-                    .map_err(|e| (e.code(), e.to_string())),
+                CustomerId::parse(c).map(Some).map_err(refusal),
             ),
         };
         let currency = field(
@@ -325,10 +323,7 @@ impl CreatePayment {
             field(
                 &mut errors,
                 "amount",
-                Money::parse(&self.amount.0, c).map_err(|e| {
-                    let e = DomainError::from(e);
-                    (e.code(), e.to_string())
-                }),
+                Money::parse(&self.amount.0, c).map_err(refusal),
             )
         });
         let method = match self.payment_method.as_deref() {
@@ -343,8 +338,7 @@ impl CreatePayment {
         let metadata = field(
             &mut errors,
             "metadata",
-            Metadata::from_client(self.metadata.unwrap_or_default())
-                .map_err(|e| (e.code(), e.to_string())),
+            Metadata::from_client(self.metadata.unwrap_or_default()).map_err(refusal),
         );
         let (Some(customer_id), Some(amount), Some(method), Some(metadata)) =
             (customer_id, amount, method, metadata)
@@ -391,8 +385,7 @@ impl CreateRefund {
         let metadata = field(
             &mut errors,
             "metadata",
-            Metadata::from_client(self.metadata.unwrap_or_default())
-                .map_err(|e| (e.code(), e.to_string())),
+            Metadata::from_client(self.metadata.unwrap_or_default()).map_err(refusal),
         );
         let (Some(currency), Some(metadata)) = (currency, metadata) else {
             return Err(Problem::invalid(errors));

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use portside_app::AppError;
 use portside_app::users::cache::UserProfile;
 use portside_app::users::{Registration, UserChanges, Users};
-use portside_domain::{DomainError, Email, Role, UserId, UserName};
+use portside_domain::{Email, Role, UserId, UserName};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -25,7 +25,7 @@ use crate::ApiState;
 use crate::auth::Authenticated;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
-use crate::problem::{Problem, ProblemBody, field};
+use crate::problem::{Problem, ProblemBody, field, refusal};
 
 /// The routes of the users context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -127,8 +127,16 @@ impl Register {
     /// policy, which depends on the email, is the use case's).
     pub fn into_command(self) -> Result<Registration, Problem> {
         let mut errors = Vec::new();
-        let email = field(&mut errors, "email", parsed(Email::parse(&self.email)));
-        let name = field(&mut errors, "name", parsed(UserName::parse(&self.name)));
+        let email = field(
+            &mut errors,
+            "email",
+            Email::parse(&self.email).map_err(refusal),
+        );
+        let name = field(
+            &mut errors,
+            "name",
+            UserName::parse(&self.name).map_err(refusal),
+        );
         let (Some(email), Some(name)) = (email, name) else {
             return Err(Problem::invalid(errors));
         };
@@ -140,22 +148,25 @@ impl Register {
     }
 }
 
-/// A domain refusal as a field error's code and message.
-fn parsed<T>(result: Result<T, DomainError>) -> Result<T, (&'static str, String)> {
-    result.map_err(|e| (e.code(), e.to_string()))
-}
-
 impl UpdateUser {
     /// The changes this body asks for; a 422 naming every bad field at once.
     pub fn into_changes(self) -> Result<UserChanges, Problem> {
         let mut errors = Vec::new();
         let name = match self.name.as_deref() {
             None => Some(None),
-            Some(n) => field(&mut errors, "name", parsed(UserName::parse(n).map(Some))),
+            Some(n) => field(
+                &mut errors,
+                "name",
+                UserName::parse(n).map(Some).map_err(refusal),
+            ),
         };
         let email = match self.email.as_deref() {
             None => Some(None),
-            Some(e) => field(&mut errors, "email", parsed(Email::parse(e).map(Some))),
+            Some(e) => field(
+                &mut errors,
+                "email",
+                Email::parse(e).map(Some).map_err(refusal),
+            ),
         };
         let role = match self.role.as_deref() {
             None => Some(None),
