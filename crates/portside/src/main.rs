@@ -138,9 +138,9 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
                     return Ok(ExitCode::from(2));
                 }
             };
-            let secret = wiring::token_secret(settings)?;
+            wiring::token_secret(settings)?;
             let store = wiring::store(settings).await?;
-            let (app, _) = wiring::application(settings, &store, &secret).await?;
+            let (app, _) = wiring::application(settings, &store).await?;
             let result = app.users.create_admin(email, &password, name).await;
             store.close().await;
             match result {

@@ -47,7 +47,8 @@ pub enum Mode {
 pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
     // Before anything records a metric (the circuit breakers publish their state when built).
     let metrics = install_metrics()?;
-    let secret = wiring::token_secret(settings)?;
+    // Refused before anything opens when missing (the use cases sign tokens with it).
+    wiring::token_secret(settings)?;
     let store = wiring::store(settings).await?;
     let backbone = Arc::new(wiring::backbone(settings, &store)?);
     if mode == Mode::Api && backbone.in_process {
@@ -56,7 +57,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let (app, cache_probe) = wiring::application(settings, &store, &secret).await?;
+    let (app, cache_probe) = wiring::application(settings, &store).await?;
     let app = Arc::new(app);
     let mut probes = backbone.probes.clone();
     probes.extend(cache_probe);
@@ -234,10 +235,9 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
     let metrics = install_metrics()?;
     // The worker runs the use cases, which sign tokens: their secret is checked before anything
     // opens, as in `serve`. The relay and the search service need none.
-    let secret = match part {
-        Part::Worker => Some(wiring::token_secret(settings)?),
-        Part::Relay | Part::Search => None,
-    };
+    if let Part::Worker = part {
+        wiring::token_secret(settings)?;
+    }
     let store = wiring::store(settings).await?;
     let backbone = Arc::new(wiring::backbone(settings, &store)?);
     if backbone.in_process {
@@ -277,11 +277,7 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
             tasks.push(tokio::spawn(async move { backbone.run_relay(stop).await }));
         }
         Part::Worker => {
-            let secret = match secret {
-                Some(secret) => secret,
-                None => wiring::token_secret(settings)?,
-            };
-            let (app, _) = wiring::application(settings, &store, &secret).await?;
+            let (app, _) = wiring::application(settings, &store).await?;
             let consumers = app
                 .consumers()
                 .iter()

@@ -181,27 +181,23 @@ pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbon
     })
 }
 
-/// The secret that signs access tokens: what a part that runs the use cases needs before it
-/// opens anything (see [`jwt_secret`]).
+/// The secret that signs access tokens (see [`jwt_secret`]). A part that runs the use cases
+/// asks for it before it opens anything, so that a missing secret is refused first.
 pub fn token_secret(settings: &Settings) -> anyhow::Result<String> {
     jwt_secret(settings, settings.database_url().starts_with("postgres"))
 }
 
-/// The use cases over `store`, their tokens signed with `secret`, and the probe of the cache
-/// when it is Redis.
+/// The use cases over `store`, and the probe of the cache when it is Redis.
 pub async fn application(
     settings: &Settings,
     store: &AnyStore,
-    secret: &str,
 ) -> anyhow::Result<(Application, Option<Arc<dyn Probe>>)> {
+    let secret = token_secret(settings)?;
     let (cache, cache_probe) = cache(settings).await?;
     let real = real_providers(settings)?;
     let app = Application::new(
         Ports {
-            store: match store {
-                AnyStore::Sqlite(s) => StorePorts::of(Arc::new(s.clone())),
-                AnyStore::Postgres(s) => StorePorts::of(Arc::new(s.clone())),
-            },
+            store: store_ports(store),
             index: search_index(settings).await?,
             cache,
             providers: providers(settings, &real)?,
@@ -234,11 +230,20 @@ pub async fn application(
 /// The search use case alone (the search service, `search reindex`): the index and the store's
 /// orders and payments to rebuild it from.
 pub async fn search(settings: &Settings, store: &AnyStore) -> anyhow::Result<Arc<Search>> {
-    let index = search_index(settings).await?;
-    Ok(Arc::new(match store {
-        AnyStore::Sqlite(s) => Search::new(index, Arc::new(s.clone()), Arc::new(s.clone())),
-        AnyStore::Postgres(s) => Search::new(index, Arc::new(s.clone()), Arc::new(s.clone())),
-    }))
+    let ports = store_ports(store);
+    Ok(Arc::new(Search::new(
+        search_index(settings).await?,
+        ports.orders,
+        ports.payments,
+    )))
+}
+
+/// The store ports of every context, whichever engine `store` runs on.
+fn store_ports(store: &AnyStore) -> StorePorts {
+    match store {
+        AnyStore::Sqlite(s) => StorePorts::of(Arc::new(s.clone())),
+        AnyStore::Postgres(s) => StorePorts::of(Arc::new(s.clone())),
+    }
 }
 
 /// The verifiers of the providers whose webhooks are configured.
