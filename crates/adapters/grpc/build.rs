@@ -4,7 +4,10 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    // Read at run time: a build script compiled in one checkout may run for another that
+    // shares the target directory, and `env!` would point it at the first.
+    let root =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../../proto");
     let proto = root.join("search/v1/search.proto");
     println!("cargo:rerun-if-changed={}", proto.display());
     let fds = protox::compile([&proto], [&root])?;
