@@ -49,6 +49,20 @@ sign_in() {
   export TOKEN
 }
 
+# Puts the products order.lua orders in the catalog (once per database), as an administrator
+# made with `portside users create-admin`: sku-1 untracked, sku-2 with stock reserved by every
+# order (10^9 units, so the run never runs out). $@ = the server's extra environment.
+shelve() {
+  local b=http://127.0.0.1:$PORT/api/v1 j='Content-Type: application/json' admin
+  env JWT_SECRET="$SECRET" DATA_DIR="$data" PORTSIDE_ADMIN_PASSWORD='bench admin password' "$@" \
+    "$BIN" users create-admin --email bench-admin@example.com >/dev/null 2>&1 || true
+  admin=$(curl -s -X POST $b/auth/login -H "$j" -d '{"email":"bench-admin@example.com","password":"bench admin password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  curl -s -X POST $b/products -H "$j" -H "Authorization: Bearer $admin" \
+    -d '{"sku":"sku-1","name":"Mug","prices":{"USD":"4.50"}}' >/dev/null
+  curl -s -X POST $b/products -H "$j" -H "Authorization: Bearer $admin" \
+    -d '{"sku":"sku-2","name":"Kite","prices":{"USD":"30.00"},"stock":{"on_hand":1000000000}}' >/dev/null
+}
+
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 # The server's memory in MB: rss_mb VmRSS (now) or rss_mb VmHWM (peak so far).

@@ -53,6 +53,7 @@ for c in $CONNECTIONS; do
   limit=$(pgb payment_by_id.sql "$c")
   add "| (b) GET /payments/{id} over $stored | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
+shelve DATABASE_URL="$DB?options=-c%20search_path%3D$app_schema"
 for c in $CONNECTIONS; do
   read -r rps p50 p99 p999 bad < <(drive order.lua "$c" "$DURATION" /api/v1/orders)
   add "| (c) POST /orders | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"

@@ -10,6 +10,7 @@ use portside_events::AuditLog;
 use portside_events::worker::{EventHandler, Subscription};
 use portside_kernel::{Cache, Clock, IdGenerator};
 
+use crate::catalog::{Catalog, CatalogRepository};
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
 use crate::orders::{OrderConfirmation, OrderRepository, Orders};
@@ -41,6 +42,7 @@ pub struct StorePorts {
     pub refresh_tokens: Arc<dyn RefreshTokens>,
     pub messages: Arc<dyn MessageRepository>,
     pub orders: Arc<dyn OrderRepository>,
+    pub catalog: Arc<dyn CatalogRepository>,
 }
 
 impl StorePorts {
@@ -54,6 +56,7 @@ impl StorePorts {
             + RefreshTokens
             + MessageRepository
             + OrderRepository
+            + CatalogRepository
             + 'static,
     {
         StorePorts {
@@ -63,7 +66,8 @@ impl StorePorts {
             users: store.clone(),
             refresh_tokens: store.clone(),
             messages: store.clone(),
-            orders: store,
+            orders: store.clone(),
+            catalog: store,
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct Application {
     pub users: Arc<Users>,
     pub messages: Arc<Messages>,
     pub memberships: Arc<Memberships>,
+    pub catalog: Arc<Catalog>,
     pub orders: Arc<Orders>,
     pub search: Arc<Search>,
     /// The payment providers' webhooks.
@@ -143,6 +148,7 @@ impl Application {
         );
         let orders = Arc::new(Orders::new(
             store.orders.clone(),
+            store.catalog.clone(),
             payments.clone(),
             clock.clone(),
             ids.clone(),
@@ -157,13 +163,14 @@ impl Application {
             Arc::new(AuditLog),
         ];
         Application {
-            messages: Arc::new(Messages::new(store.messages, clock, ids)),
+            messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
                 payments.clone(),
                 settings.membership_price,
             )),
             search: Arc::new(Search::new(index, store.orders, store.payments)),
             notices: Arc::new(notices),
+            catalog: Arc::new(Catalog::new(store.catalog, clock.clone())),
             payments,
             users,
             orders,

@@ -15,6 +15,14 @@ pub enum AppError {
         /// The rule it broke.
         error: DomainError,
     },
+    /// Request values, each named by its field (`items[2].sku`), broke rules: a 409 when the
+    /// first is about the current state (stock ran out), else a 422.
+    #[error("{}", .refusals.iter().map(|r| format!("{}: {}", r.field, r.message)).collect::<Vec<_>>().join("; "))]
+    Refused {
+        /// Whether the state of a resource, rather than the request, is at fault.
+        conflict: bool,
+        refusals: Vec<Refusal>,
+    },
     /// The current state of a resource does not allow the operation.
     #[error(transparent)]
     State(DomainError),
@@ -67,7 +75,39 @@ pub enum AppError {
     Internal(String),
 }
 
+/// One refused request field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: String,
+    /// The stable code.
+    pub code: String,
+    pub message: String,
+}
+
+impl Refusal {
+    /// The refusal of `field` by a domain rule.
+    pub fn of(field: impl Into<String>, error: &DomainError) -> Self {
+        Refusal {
+            field: field.into(),
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        }
+    }
+}
+
 impl AppError {
+    /// A 422 (or 409 for a state conflict) naming each refused field.
+    pub fn refused(refusals: Vec<(String, DomainError)>) -> Self {
+        let conflict = refusals.first().is_some_and(|(_, e)| e.is_state_conflict());
+        AppError::Refused {
+            conflict,
+            refusals: refusals
+                .iter()
+                .map(|(f, e)| Refusal::of(f.clone(), e))
+                .collect(),
+        }
+    }
+
     /// Wraps a domain error raised by a request field's value.
     pub fn invalid(field: &'static str) -> impl FnOnce(DomainError) -> AppError {
         move |error| AppError::Invalid { field, error }
@@ -81,6 +121,18 @@ impl From<StoreError> for AppError {
                 AppError::Conflict
             }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Refused {
+                code,
+                subject,
+                detail,
+            } => AppError::Refused {
+                conflict: true,
+                refusals: vec![Refusal {
+                    field: subject,
+                    code,
+                    message: detail,
+                }],
+            },
             StoreError::MissingReference => {
                 AppError::Internal("a write referred to a row that does not exist".into())
             }

@@ -87,13 +87,17 @@ pub trait Aggregate {
 
 /// Implements [`Aggregate`] for an aggregate made, like all of Portside's, of a `state` (with its
 /// `id` and `version`) and the `changes` since it was loaded.
+/// The state's identity is its `id` field unless another is named (`sku` for the catalog).
 macro_rules! aggregate {
     ($aggregate:ty, $event:ty) => {
+        $crate::aggregate::aggregate!($aggregate, $event, id);
+    };
+    ($aggregate:ty, $event:ty, $id:ident) => {
         impl $crate::aggregate::Aggregate for $aggregate {
             type Event = $event;
 
             fn aggregate_id(&self) -> String {
-                self.state.id.to_string()
+                self.state.$id.to_string()
             }
 
             fn loaded_version(&self) -> Option<i64> {

@@ -88,6 +88,60 @@ pub enum DomainError {
     /// A transaction that is already settled cannot be settled again.
     #[error("transaction is already {0}")]
     AlreadySettled(&'static str),
+    /// Not a SKU, even after trimming and lower-casing.
+    #[error(
+        "sku must be 1 to 64 of a-z, 0-9, '-', '_' and '.' (case and surrounding spaces are ignored)"
+    )]
+    InvalidSku,
+    /// A product's fields break the catalog rules.
+    #[error("{0}")]
+    InvalidProduct(String),
+    /// No product has this SKU.
+    #[error("no product has the sku {0:?}")]
+    UnknownProduct(String),
+    /// The product is archived and cannot be ordered.
+    #[error("the product is archived and can no longer be ordered")]
+    ProductArchived,
+    /// The product has no price in the order's currency.
+    #[error("the product has no price in {0}")]
+    PriceUnavailable(Currency),
+    /// The price the buyer expected is not the catalog's.
+    #[error("the price is {current}, not {expected}")]
+    PriceMismatch {
+        /// The catalog's price, as decimal text.
+        current: String,
+        /// What the buyer sent, as decimal text.
+        expected: String,
+    },
+    /// The same SKU on two lines of one order.
+    #[error("the sku {0:?} is on two lines: put the whole quantity on one line")]
+    DuplicateSku(String),
+    /// A price was set by a customer: only administrators may override the catalog's price.
+    #[error("only administrators may override a price")]
+    PriceOverrideForbidden,
+    /// More units asked than are available.
+    #[error("{sku:?}: only {available} available")]
+    InsufficientStock {
+        /// The product.
+        sku: String,
+        /// What is left to reserve.
+        available: i64,
+    },
+    /// An adjustment that would leave fewer units on hand than are reserved (or than zero).
+    #[error(
+        "{sku:?} has {on_hand} on hand of which {reserved} are reserved; on hand cannot go below that"
+    )]
+    StockBelowReserved {
+        /// The product.
+        sku: String,
+        /// Units held by open orders.
+        reserved: i64,
+        /// Units on hand before the adjustment.
+        on_hand: i64,
+    },
+    /// A stock quantity, threshold or reason breaks the stock rules.
+    #[error("{0}")]
+    InvalidStock(String),
 }
 
 impl DomainError {
@@ -116,6 +170,17 @@ impl DomainError {
             DomainError::InvalidItems(_) => "items_invalid",
             DomainError::InvalidOrderTransition { .. } => "invalid_state_transition",
             DomainError::OrderLocked(_) => "order_not_modifiable",
+            DomainError::InvalidSku => "sku_invalid",
+            DomainError::InvalidProduct(_) => "product_invalid",
+            DomainError::UnknownProduct(_) => "product_unknown",
+            DomainError::ProductArchived => "product_archived",
+            DomainError::PriceUnavailable(_) => "price_unavailable",
+            DomainError::PriceMismatch { .. } => "price_mismatch",
+            DomainError::DuplicateSku(_) => "sku_duplicate",
+            DomainError::PriceOverrideForbidden => "price_override_forbidden",
+            DomainError::InsufficientStock { .. } => "insufficient_stock",
+            DomainError::StockBelowReserved { .. } => "stock_below_reserved",
+            DomainError::InvalidStock(_) => "stock_invalid",
         }
     }
 
@@ -129,6 +194,8 @@ impl DomainError {
                 | DomainError::AlreadySettled(_)
                 | DomainError::InvalidOrderTransition { .. }
                 | DomainError::OrderLocked(_)
+                | DomainError::InsufficientStock { .. }
+                | DomainError::StockBelowReserved { .. }
         )
     }
 }

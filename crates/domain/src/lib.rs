@@ -1,7 +1,8 @@
-//! Portside's domain: the pure model of payments, users, messages and orders. No I/O, no framework: value objects,
+//! Portside's domain: the pure model of payments, users, messages, the catalog, stock and orders. No I/O, no framework: value objects,
 //! aggregates with their state machines, and the events they record.
 
 pub mod aggregate;
+pub mod catalog;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -10,10 +11,14 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod purpose;
+pub mod stock;
 pub mod transaction;
 pub mod user;
 
 pub use aggregate::Aggregate;
+pub use catalog::{
+    Prices, Product, ProductDetails, ProductEvent, ProductSnapshot, ProductState, Sku,
+};
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentEventData, PaymentSnapshot, RecordedEvent};
 pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
@@ -21,11 +26,16 @@ pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
     Order, OrderEvent, OrderEventData, OrderItem, OrderSnapshot, OrderState, OrderStatus,
+    StockIntent,
 };
 pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,
 };
 pub use purpose::Purpose;
+pub use stock::{
+    MovementKind, Stock, StockAdjustment, StockEvent, StockMovement, StockOp, StockSnapshot,
+    StockState,
+};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 pub use user::{
     Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,

@@ -7,9 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aggregate::{Changes, aggregate};
+use crate::aggregate::{Aggregate, Changes};
 use crate::error::DomainError;
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, RecordedEvent};
 use crate::ids::{CustomerId, OrderId, PaymentId};
 use crate::money::{Currency, Money};
 
@@ -93,8 +93,11 @@ pub struct OrderItem {
     pub name: String,
     /// Units, 1 to 10 000.
     pub quantity: u32,
-    /// Price of one unit, zero or more, in the order's currency.
+    /// Price of one unit, zero or more, in the order's currency: the catalog's when placed.
     pub unit_price: Money,
+    /// True when an administrator set the price instead of the catalog.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub price_overridden: bool,
 }
 
 impl OrderItem {
@@ -292,11 +295,25 @@ impl DomainEvent for OrderEvent {
     }
 }
 
+/// What a change of an order asks of the stock of its products. The store applies it in the
+/// order's own transaction, so an order is never placed without its reservation nor cancelled
+/// without giving its units back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StockIntent {
+    /// Reserve every line's quantity (of the products whose stock is tracked).
+    Reserve,
+    /// Give back everything the order holds, saying why.
+    ReleaseAll { cause: &'static str },
+    /// Take what the order holds out of on hand.
+    ShipAll,
+}
+
 /// An order and its new events.
 #[derive(Clone, Debug)]
 pub struct Order {
     state: OrderState,
     changes: Changes<OrderEvent>,
+    stock: Vec<StockIntent>,
 }
 
 impl Order {
@@ -323,6 +340,7 @@ impl Order {
                 updated_at: now,
             },
             changes: Changes::new(),
+            stock: vec![StockIntent::Reserve],
         };
         order.record(now, |order| OrderEvent::Created { order });
         Ok(order)
@@ -333,7 +351,13 @@ impl Order {
         Order {
             changes: Changes::loaded(state.version),
             state,
+            stock: Vec::new(),
         }
+    }
+
+    /// What the changes since load ask of stock, in order.
+    pub fn stock_intents(&self) -> &[StockIntent] {
+        &self.stock
     }
 
     /// Stored data.
@@ -356,6 +380,10 @@ impl Order {
         let total = total_of(&items, self.state.total.currency())?;
         self.state.items = items;
         self.state.total = total;
+        self.stock.push(StockIntent::ReleaseAll {
+            cause: "lines replaced",
+        });
+        self.stock.push(StockIntent::Reserve);
         self.touch(now);
         self.record(now, |order| OrderEvent::Updated { order });
         Ok(())
@@ -400,13 +428,16 @@ impl Order {
     /// Confirmed → Shipped; records `order.shipped`.
     pub fn ship(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
         self.transition(OrderStatus::Shipped, now)?;
+        self.stock.push(StockIntent::ShipAll);
         self.record(now, |order| OrderEvent::Shipped { order });
         Ok(())
     }
 
-    /// Pending | Confirmed → Cancelled; records `order.cancelled`.
+    /// Pending | Confirmed → Cancelled; records `order.cancelled` and gives its units back.
     pub fn cancel(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
         self.transition(OrderStatus::Cancelled, now)?;
+        self.stock
+            .push(StockIntent::ReleaseAll { cause: "cancelled" });
         self.record(now, |order| OrderEvent::Cancelled { order });
         Ok(())
     }
@@ -436,12 +467,30 @@ impl Order {
     }
 }
 
-aggregate!(Order, OrderEvent);
+impl Aggregate for Order {
+    type Event = OrderEvent;
+
+    fn aggregate_id(&self) -> String {
+        self.state.id.to_string()
+    }
+
+    fn loaded_version(&self) -> Option<i64> {
+        self.changes.loaded_version()
+    }
+
+    fn pending_events(&self) -> &[RecordedEvent<OrderEvent>] {
+        self.changes.events()
+    }
+
+    fn mark_saved(&mut self) {
+        self.changes.saved(self.state.version);
+        self.stock.clear();
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::Aggregate;
     use uuid::Uuid;
 
     fn cur(code: &str) -> Currency {
@@ -454,6 +503,7 @@ mod tests {
             name: "Laptop".into(),
             quantity: qty,
             unit_price: Money::parse(price, cur(currency)).unwrap(),
+            price_overridden: false,
         }
     }
 

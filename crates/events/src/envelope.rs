@@ -1,7 +1,9 @@
 //! The event envelope (docs/EVENTS.md): what the outbox stores, the relay publishes and the
 //! consumers receive. `data` is the domain event's own JSON; the envelope says what it is.
 
-use portside_domain::{DomainEvent, OrderEvent, PaymentEvent, RecordedEvent, UserEvent};
+use portside_domain::{
+    DomainEvent, OrderEvent, PaymentEvent, ProductEvent, RecordedEvent, StockEvent, UserEvent,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,6 +92,14 @@ pub const CATALOG: &[(&str, i32)] = &[
     (OrderEvent::CONFIRMED, 1),
     (OrderEvent::SHIPPED, 1),
     (OrderEvent::CANCELLED, 1),
+    (ProductEvent::CREATED, 1),
+    (ProductEvent::UPDATED, 1),
+    (ProductEvent::ARCHIVED, 1),
+    (StockEvent::RESERVED, 1),
+    (StockEvent::RELEASED, 1),
+    (StockEvent::SHIPPED, 1),
+    (StockEvent::ADJUSTED, 1),
+    (StockEvent::LOW, 1),
 ];
 
 #[cfg(test)]
@@ -121,6 +131,8 @@ mod tests {
             .iter()
             .chain(UserEvent::TYPES)
             .chain(OrderEvent::TYPES)
+            .chain(ProductEvent::TYPES)
+            .chain(StockEvent::TYPES)
             .copied()
             .collect();
         let mut cataloged: Vec<&str> = CATALOG.iter().map(|(t, _)| *t).collect();

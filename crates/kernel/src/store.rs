@@ -15,6 +15,15 @@ pub enum StoreError {
     /// A row this write refers to does not exist (any more): a foreign key was refused.
     #[error("a referenced row does not exist")]
     MissingReference,
+    /// A rule checked under the store's lock (stock that ran out meanwhile, say) refused the
+    /// write; nothing was written. `code` is the rule's stable code, `subject` what it is about
+    /// (a SKU), `detail` the message for humans.
+    #[error("{detail}")]
+    Refused {
+        code: String,
+        subject: String,
+        detail: String,
+    },
     /// The store cannot be reached right now (connection refused, pool timeout).
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -162,6 +162,52 @@ async fn signed_in(base: &str) -> (reqwest::Client, String) {
     (authed, user["id"].as_str().unwrap().to_owned())
 }
 
+/// An administrator's client: `users create-admin` on the server's store (`env` names it as
+/// the server's does), then a login.
+async fn admin_client(dir: &Path, env: &[(&str, &str)], base: &str) -> reqwest::Client {
+    let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+    let password = "a strong admin password";
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("DATA_DIR", dir)
+        .env("PORTSIDE_ADMIN_PASSWORD", password)
+        .args(["users", "create-admin", "--email", &email]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let made = cmd.output().unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let http = client();
+    let tokens = json_of(
+        http.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password})),
+    )
+    .await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Puts a product in the catalog at `price` in USD and EUR.
+async fn shelve(admin: &reqwest::Client, api: &str, sku: &str, name: &str, price: &str) {
+    let made = admin
+        .post(format!("{api}/products"))
+        .json(&json!({"sku": sku, "name": name, "prices": {"USD": price, "EUR": price}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+}
+
 /// Reads an order until its status is `want` (events are asynchronous), at most 10 s.
 async fn order_status_until(http: &reqwest::Client, api: &str, id: &str, want: &str) -> String {
     let mut status = String::new();
@@ -219,13 +265,18 @@ async fn search_until(
 /// Places an order for one `name`, waits until a search for `word` finds it pending, cancels
 /// it, and returns its id with the search answer that shows it cancelled.
 async fn order_found_then_cancelled(
-    http: &reqwest::Client,
+    (http, admin): (&reqwest::Client, &reqwest::Client),
     api: &str,
     currency: &str,
     name: &str,
     word: &str,
 ) -> (String, Value) {
-    let order = json_of(http.post(format!("{api}/orders")).json(&json!({"currency": currency, "items": [{"product_id": "sku-1", "name": name, "quantity": 2, "unit_price": "45.00"}]}))).await;
+    let sku = format!("sku-{word}");
+    shelve(admin, api, &sku, name, "45.00").await;
+    let order = json_of(http.post(format!("{api}/orders")).json(
+        &json!({"currency": currency, "items": [{"sku": sku, "quantity": 2, "price": "45.00"}]}),
+    ))
+    .await;
     let id = order["id"].as_str().unwrap().to_owned();
     let pending = search_until(http, api, word, |r| r["total"] == 1).await;
     assert_eq!(pending["data"][0]["id"], format!("order:{id}"));
@@ -249,6 +300,7 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     let dir = temp_dir("walk");
     let mut server = start(&dir, &[]);
     let (http, _) = signed_in(&server.base).await;
+    let admin = admin_client(&dir, &[], &server.base).await;
     let b = format!("{}/api/v1", server.base);
     let body = json!({"amount": 99.99, "currency": "USD", "payment_method": "credit_card", "payment_method_token": "tok_visa"});
     let paid = http
@@ -348,10 +400,11 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     }
     assert_eq!(membership, "premium", "the worker upgraded the buyer");
 
-    // An order is confirmed by its payment's success event.
+    // An order of a product of the catalog is confirmed by its payment's success event.
+    shelve(&admin, &b, "sku-1", "Mug", "4.50").await;
     let order: Value = http
         .post(format!("{b}/orders"))
-        .json(&json!({"currency": "EUR", "items": [{"product_id": "sku-1", "name": "Mug", "quantity": 2, "unit_price": "4.50"}]}))
+        .json(&json!({"currency": "EUR", "items": [{"product_id": "sku-1", "quantity": 2, "price": "4.50"}]}))
         .send()
         .await
         .unwrap()
@@ -392,7 +445,8 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     .await;
     assert_eq!(found["total"], 1, "{found}");
     assert_eq!(found["data"][0]["id"], format!("order:{oid}"));
-    let (kid, cancelled) = order_found_then_cancelled(&http, &b, "USD", "Box kite", "kite").await;
+    let (kid, cancelled) =
+        order_found_then_cancelled((&http, &admin), &b, "USD", "Box kite", "kite").await;
     assert_eq!(cancelled["facets"]["status"]["cancelled"], 1);
 
     // The same read model over the in-process gRPC service.
@@ -1269,9 +1323,10 @@ async fn orders_are_searchable_on_an_opensearch_cluster() {
     let search_url = format!("{}/e2e-{}", cluster.url, uuid::Uuid::now_v7().simple());
     let mut server = start(&dir, &[("SEARCH_URL", &search_url)]);
     let (http, _) = signed_in(&server.base).await;
+    let admin = admin_client(&dir, &[("SEARCH_URL", &search_url)], &server.base).await;
     let b = format!("{}/api/v1", server.base);
     let (kid, cancelled) =
-        order_found_then_cancelled(&http, &b, "EUR", "Stunt kite", "stunt").await;
+        order_found_then_cancelled((&http, &admin), &b, "EUR", "Stunt kite", "stunt").await;
     assert_eq!(cancelled["facets"]["status"]["cancelled"], 1, "{cancelled}");
     assert_eq!(cancelled["facets"]["currency"]["EUR"], 1, "{cancelled}");
     let bad = http
@@ -1718,7 +1773,13 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         format!("{}/api/v1", api1.base),
         format!("{}/api/v1", api2.base),
     );
-    let order = json_of(http.post(format!("{a}/orders")).json(&json!({"currency": "USD", "items": [{"product_id": "sku-7", "name": "Split kite", "quantity": 1, "unit_price": "40.00"}]}))).await;
+    let shop = admin_client(&dir, &env, &api1.base).await;
+    shelve(&shop, &a, "sku-7", "Split kite", "40.00").await;
+    let order = json_of(
+        http.post(format!("{a}/orders"))
+            .json(&json!({"currency": "USD", "items": [{"sku": "sku-7", "quantity": 1}]})),
+    )
+    .await;
     let oid = order["id"].as_str().unwrap().to_owned();
     let paid = http
         .post(format!("{b}/orders/{oid}/pay"))
@@ -1843,7 +1904,13 @@ async fn a_consumer_span_joins_the_trace_of_the_request_that_caused_it() {
     );
     let (http, _) = signed_in(&server.base).await;
     let b = format!("{}/api/v1", server.base);
-    let order = json_of(http.post(format!("{b}/orders")).json(&json!({"currency": "USD", "items": [{"product_id": "sku-3", "name": "Traced kite", "quantity": 1, "unit_price": "12.00"}]}))).await;
+    let admin = admin_client(&dir, &[], &server.base).await;
+    shelve(&admin, &b, "sku-3", "Traced kite", "12.00").await;
+    let order = json_of(
+        http.post(format!("{b}/orders"))
+            .json(&json!({"currency": "USD", "items": [{"sku": "sku-3", "quantity": 1}]})),
+    )
+    .await;
     let oid = order["id"].as_str().unwrap().to_owned();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let paid = http

@@ -1,7 +1,7 @@
-//! `If-Match` as RFC 9110 reads it, for the writes of an order.
+//! `If-Match` as RFC 9110 reads it, for the writes of an order or a product.
 
 use axum::http::{HeaderMap, header};
-use portside_app::orders::IfMatch;
+use portside_app::IfMatch;
 
 use crate::problem::Problem;
 
@@ -9,7 +9,7 @@ use crate::problem::Problem;
 /// tags. A malformed header is a bad request (400 `if_match_invalid`); a well-formed tag that
 /// is not the current version (a weak tag, one from elsewhere, an older version) is not: the
 /// use case answers 412.
-pub(super) fn if_match(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<IfMatch, Problem> {
     let invalid = || {
         Problem::bad_parameter(
             "If-Match",

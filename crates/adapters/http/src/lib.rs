@@ -1,11 +1,13 @@
 //! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
-//! sessions, messages, memberships, orders), bearer-token authentication, problem+json errors,
+//! sessions, messages, memberships, the catalog, orders), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
 mod auth;
+mod catalog;
 mod health;
 mod idempotency;
+mod if_match;
 mod json;
 mod limits;
 mod memberships;
@@ -27,6 +29,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use portside_app::application::Application;
+use portside_app::catalog::Catalog;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -80,6 +83,7 @@ from_state!(
     messages: Messages,
     memberships: Memberships,
     orders: Orders,
+    catalog: Catalog,
     search: Search,
     notices: Notices
 );
@@ -110,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(users::router())
         .merge(messages::router())
         .merge(memberships::router())
+        .merge(catalog::router())
         .merge(orders::router())
         .merge(search::router())
         .route("/health/live", get(health::live))

@@ -5,6 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::catalog::{
+    self, AdjustStock, CreateProduct, MovementView, ProductView, StockInput, StockView,
+    UpdateProduct,
+};
 use crate::health::{self, Health};
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageView};
@@ -49,6 +53,13 @@ use crate::users::{
         messages::edit_message,
         messages::delete_message,
         memberships::checkout,
+        catalog::create_product,
+        catalog::list_products,
+        catalog::get_product,
+        catalog::update_product,
+        catalog::archive_product,
+        catalog::adjust_stock,
+        catalog::list_movements,
         orders::place_order,
         orders::list_orders,
         orders::get_order,
@@ -67,7 +78,8 @@ use crate::users::{
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
         UserView, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
         CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
-        PayOrderRequest, SearchResponse, Hit, Reindexed, Received
+        PayOrderRequest, SearchResponse, Hit, Reindexed, Received, CreateProduct, UpdateProduct,
+        StockInput, AdjustStock, ProductView, StockView, MovementView
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -76,6 +88,7 @@ use crate::users::{
         (name = "messages", description = "Messages and their search"),
         (name = "memberships", description = "Premium membership purchase"),
         (name = "search", description = "Full-text search over orders and payments (the read model)"),
+        (name = "catalog", description = "Products, prices per currency and stock (reservations, movements)"),
         (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
         (name = "webhooks", description = "Signed notices from payment providers"),
         (name = "health", description = "Liveness and readiness"),

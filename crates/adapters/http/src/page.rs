@@ -11,6 +11,14 @@ use uuid::Uuid;
 
 use crate::problem::Problem;
 
+/// The query of a list that has no filter of its own.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
 /// One page of a list, as every list endpoint answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListBody<T: ToSchema> {
@@ -100,6 +108,21 @@ pub fn decode_position(tag: char, text: &str) -> Result<(OffsetDateTime, Uuid), 
         .ok_or_else(invalid)?;
     let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
+}
+
+/// A cursor after a text key (a SKU) or a number, in the list `tag` names.
+pub fn encode_key(tag: char, key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tag}:{key}"))
+}
+
+/// The key of a cursor made by [`encode_key`] with the same `tag`.
+pub fn decode_key(tag: char, text: &str) -> Result<String, Problem> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    match text.split_once(':') {
+        Some((t, key)) if t.len() == 1 && t.starts_with(tag) => Ok(key.to_owned()),
+        _ => Err(invalid()),
+    }
 }
 
 /// Parses a page size of 1 to 100 (default 20).

@@ -155,6 +155,22 @@ impl From<AppError> for Problem {
             AppError::Invalid { field, error } => {
                 Problem::invalid(vec![FieldError::refused(field, &error)])
             }
+            AppError::Refused { conflict, refusals } => {
+                let errors: Vec<FieldError> = refusals
+                    .into_iter()
+                    .map(|r| FieldError {
+                        field: r.field,
+                        code: r.code,
+                        message: r.message,
+                    })
+                    .collect();
+                let mut p = Problem::invalid(errors);
+                if conflict {
+                    p.0.status = StatusCode::CONFLICT.as_u16();
+                    p.0.title = "Conflict".into();
+                }
+                p
+            }
             AppError::State(error) => {
                 Problem::new(StatusCode::CONFLICT, error.code(), error.to_string())
             }

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use portside_app::application::{Application, Ports, Settings, StorePorts};
+use portside_app::catalog::CatalogRepository;
 use portside_app::messages::MessageRepository;
 use portside_app::orders::OrderRepository;
 use portside_app::payments::{
@@ -99,6 +100,7 @@ where
         + RefreshTokens
         + MessageRepository
         + OrderRepository
+        + CatalogRepository
         + ProviderEvents
         + Probe
         + Clone
@@ -1809,8 +1811,30 @@ fn order_body(items: Value) -> Value {
     json!({"currency": "USD", "items": items})
 }
 
+/// A line of the product `p-<price>` (see [`stock_shelf`]), expecting that price.
 fn line(qty: Value, price: &str) -> Value {
-    json!({"product_id": "sku-1", "name": "Mug — ünïcode", "quantity": qty, "unit_price": price})
+    json!({"product_id": format!("p-{price}"), "name": "ignored", "quantity": qty, "unit_price": price})
+}
+
+/// A product created by the administrator; answers its SKU.
+async fn product(admin: &Api, sku: &str, name: &str, price: &str, on_hand: Option<i64>) -> String {
+    let mut body = json!({"sku": sku, "name": name, "prices": {"USD": price, "EUR": price}});
+    if let Some(units) = on_hand {
+        body["stock"] = json!({"on_hand": units});
+    }
+    let r = post(admin, "/api/v1/products", body, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["sku"].as_str().unwrap().to_owned()
+}
+
+/// The products [`line`] names, once per app.
+async fn stock_shelf(admin: &Api) {
+    for price in ["19.99", "0.02", "1.00", "3.00", "5.00"] {
+        let sku = format!("p-{price}");
+        if get(admin, &format!("/api/v1/products/{sku}")).await.status == StatusCode::NOT_FOUND {
+            product(admin, &sku, &format!("Mug {price} — ünïcode"), price, None).await;
+        }
+    }
 }
 
 /// Orders: totals, ETag and If-Match, the status machine over HTTP, paying, authorization.
@@ -1818,6 +1842,7 @@ async fn orders_api(anon: &Api) {
     let me = anon.signed_up().await;
     let other = anon.signed_up().await;
     let admin = anon.admin().await;
+    stock_shelf(&admin).await;
     let placed = post(
         &me,
         "/api/v1/orders",
@@ -1865,11 +1890,39 @@ async fn orders_api(anon: &Api) {
             "items[0].quantity",
         ),
         (
-            "negative price",
-            order_body(json!([line(json!(1), "-1.00")])),
+            "a price the customer set",
+            order_body(json!([{"sku": "p-1.00", "quantity": 1, "price": "0.01"}])),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "items_invalid",
-            "items",
+            "price_mismatch",
+            "items[0].price",
+        ),
+        (
+            "an unknown product",
+            order_body(json!([{"sku": "no-such-thing", "quantity": 1}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "product_unknown",
+            "items[0].sku",
+        ),
+        (
+            "one SKU on two lines",
+            order_body(json!([line(json!(1), "1.00"), {"sku": " P-1.00 ", "quantity": 2}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sku_duplicate",
+            "items[1].sku",
+        ),
+        (
+            "no SKU",
+            order_body(json!([{"quantity": 1}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sku_invalid",
+            "items[0].sku",
+        ),
+        (
+            "a customer's price override",
+            order_body(json!([{"sku": "p-1.00", "quantity": 1, "price_override": "0.01"}])),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "",
         ),
         (
             "mixed currencies",
@@ -2184,13 +2237,302 @@ async fn orders_api(anon: &Api) {
     assert_eq!(filtered.body["data"].as_array().unwrap().len(), 1);
 }
 
+/// The catalog: administrators keep products and stock; a customer orders by SKU at the
+/// catalog's price and can neither set a price nor take more than is in stock.
+async fn catalog_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let admin = anon.admin().await;
+    let laptop = json!({"sku": " Laptop-Pro-16 ", "name": "Laptop Pro 16", "description": "16-inch", "prices": {"USD": "1999.00", "JPY": 299000}, "stock": {"on_hand": 3, "low_stock_threshold": 1}});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/products", laptop.clone(), None).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let made = post(&admin, "/api/v1/products", laptop.clone(), None).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(
+        (
+            made.body["sku"].as_str(),
+            made.body["prices"]["JPY"].as_str()
+        ),
+        (Some("laptop-pro-16"), Some("299000")),
+        "the SKU is normalised"
+    );
+    assert_eq!(made.headers["location"], "/api/v1/products/laptop-pro-16");
+    assert_eq!(made.body["stock"]["available"], 3);
+    for (name, body, status, code, field) in [
+        (
+            "the same SKU in capitals",
+            json!({"sku": "LAPTOP-PRO-16", "name": "x", "prices": {"USD": "1"}}),
+            StatusCode::CONFLICT,
+            "sku_taken",
+            "",
+        ),
+        (
+            "cents of yen",
+            json!({"sku": "a1", "name": "x", "prices": {"JPY": "1.5"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_too_precise",
+            "prices.JPY",
+        ),
+        (
+            "three decimals of USD",
+            json!({"sku": "a1", "name": "x", "prices": {"USD": "1.001"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_too_precise",
+            "prices.USD",
+        ),
+        (
+            "no price",
+            json!({"sku": "a1", "name": "x", "prices": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "product_invalid",
+            "prices",
+        ),
+        (
+            "a bad SKU",
+            json!({"sku": "a/b", "name": "x", "prices": {"USD": "1"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sku_invalid",
+            "sku",
+        ),
+        (
+            "negative stock",
+            json!({"sku": "a1", "name": "x", "prices": {"USD": "1"}, "stock": {"on_hand": -1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "stock_below_reserved",
+            "stock",
+        ),
+    ] {
+        let r = post(&admin, "/api/v1/products", body, None).await;
+        assert_eq!(status_code(&r), (status, code), "{name}: {}", r.body);
+        if !field.is_empty() {
+            assert_eq!(r.body["errors"][0]["field"], field, "{name}: {}", r.body);
+        }
+    }
+    let seen = get(&me, "/api/v1/products/LAPTOP-PRO-16").await;
+    assert_eq!(
+        (seen.status, seen.body["stock"].clone()),
+        (StatusCode::OK, Value::Null),
+        "customers do not see stock figures"
+    );
+
+    // The customer-set price of the issue: refused, nothing reserved.
+    let cheap = json!({"currency":"USD","items":[{"product_id":"laptop-pro-16","name":"Laptop Pro 16","quantity":1,"unit_price":"0.01"}]});
+    let refused = post(&me, "/api/v1/orders", cheap, None).await;
+    assert_eq!(
+        status_code(&refused),
+        (StatusCode::UNPROCESSABLE_ENTITY, "price_mismatch"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1999.00"),
+        "{}",
+        refused.body
+    );
+    let stock = |admin: Api| async move {
+        get(&admin, "/api/v1/products/laptop-pro-16").await.body["stock"].clone()
+    };
+    assert_eq!(
+        stock(admin.clone()).await["reserved"],
+        0,
+        "nothing reserved"
+    );
+
+    // By SKU at the catalog's price; stock is reserved, then runs out.
+    let order = post(&me, "/api/v1/orders", json!({"currency": "USD", "items": [{"sku": "laptop-pro-16", "quantity": 2, "price": 1999}]}), None).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+    assert_eq!(
+        (
+            order.body["items"][0]["name"].as_str(),
+            order.body["items"][0]["unit_price"].as_str(),
+            order.body["total"].as_str()
+        ),
+        (Some("Laptop Pro 16"), Some("1999.00"), Some("3998.00"))
+    );
+    let more = post(
+        &me,
+        "/api/v1/orders",
+        json!({"currency": "USD", "items": [{"sku": "laptop-pro-16", "quantity": 2}]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&more),
+        (StatusCode::CONFLICT, "insufficient_stock"),
+        "{}",
+        more.body
+    );
+    assert_eq!(more.body["errors"][0]["field"], "items[0].quantity");
+    assert_eq!(stock(admin.clone()).await["available"], 1);
+
+    // Adjustments with a reason; never below what is reserved.
+    let adjust = |body: Value| {
+        let admin = admin.clone();
+        async move {
+            post(
+                &admin,
+                "/api/v1/products/laptop-pro-16/stock/adjustments",
+                body,
+                None,
+            )
+            .await
+        }
+    };
+    let below = adjust(json!({"quantity": -2, "reason": "broken"})).await;
+    assert_eq!(
+        status_code(&below),
+        (StatusCode::CONFLICT, "stock_below_reserved"),
+        "{}",
+        below.body
+    );
+    let zero = adjust(json!({"quantity": 0, "reason": "nothing"})).await;
+    assert_eq!(
+        status_code(&zero),
+        (StatusCode::UNPROCESSABLE_ENTITY, "stock_invalid"),
+        "{}",
+        zero.body
+    );
+    let delivered = adjust(json!({"quantity": 10, "reason": "delivery"})).await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    assert_eq!(
+        (
+            delivered.body["stock"]["on_hand"].as_i64(),
+            delivered.body["stock"]["available"].as_i64()
+        ),
+        (Some(13), Some(11))
+    );
+    let moves = get(
+        &admin,
+        "/api/v1/products/laptop-pro-16/stock/movements?limit=2",
+    )
+    .await;
+    assert_eq!(moves.status, StatusCode::OK, "{}", moves.body);
+    let kinds: Vec<_> = moves.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_owned(),
+                m["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("adjusted".to_owned(), 10), ("reserved".to_owned(), 2)]
+    );
+    let rest = get(
+        &admin,
+        &format!(
+            "/api/v1/products/laptop-pro-16/stock/movements?cursor={}",
+            moves.body["next_cursor"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(rest.body["data"][0]["reason"], "initial stock");
+    assert_eq!(
+        status_code(&get(&me, "/api/v1/products/laptop-pro-16/stock/movements").await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    // Cancelling gives the units back.
+    let uri = format!("/api/v1/orders/{}", order.body["id"].as_str().unwrap());
+    assert_eq!(
+        call(&me, "DELETE", &uri, &[], None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(stock(admin.clone()).await["reserved"], 0);
+
+    // Changes with If-Match; archived products are neither listed nor orderable.
+    let stale = call(
+        &admin,
+        "PATCH",
+        "/api/v1/products/laptop-pro-16",
+        &[JSON, ("if-match", "\"7\"")],
+        Some(r#"{"name": "Laptop"}"#),
+    )
+    .await;
+    assert_eq!(
+        status_code(&stale),
+        (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+    );
+    let renamed = call(
+        &admin,
+        "PATCH",
+        "/api/v1/products/laptop-pro-16",
+        &[JSON, ("if-match", "\"1\"")],
+        Some(r#"{"name": "Laptop Pro 16 (2026)", "prices": {"USD": "1899.00"}}"#),
+    )
+    .await;
+    assert_eq!(
+        (renamed.status, renamed.headers["etag"].to_str().unwrap()),
+        (StatusCode::OK, "\"2\""),
+        "{}",
+        renamed.body
+    );
+    let archived = call(
+        &admin,
+        "DELETE",
+        "/api/v1/products/laptop-pro-16",
+        &[("if-match", "\"2\"")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (archived.status, archived.body["active"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    assert_eq!(
+        get(&me, "/api/v1/products/laptop-pro-16").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = get(&me, "/api/v1/products?limit=100").await;
+    assert!(
+        listed.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["sku"] != "laptop-pro-16")
+    );
+    let gone = post(
+        &me,
+        "/api/v1/orders",
+        json!({"currency": "USD", "items": [{"sku": "laptop-pro-16", "quantity": 1}]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status_code(&gone),
+        (StatusCode::UNPROCESSABLE_ENTITY, "product_archived")
+    );
+    assert_eq!(
+        status_code(&get(&me, "/api/v1/products?active=false").await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let old = get(&admin, "/api/v1/products?active=false").await;
+    assert_eq!(old.body["data"][0]["sku"], "laptop-pro-16");
+}
+
 /// Search over HTTP: the rebuild from the store, owner scoping, filters, facets, bad queries.
 async fn search_api(anon: &Api) {
     let me = anon.signed_up().await;
     let other = anon.signed_up().await;
     let admin = anon.admin().await;
     let word = format!("kite{}", uuid::Uuid::now_v7().simple());
-    let item = json!({"product_id": "sku-kite", "name": format!("Red {word}"), "quantity": 2, "unit_price": "5.00"});
+    let kite = product(
+        &admin,
+        &format!("sku-{word}"),
+        &format!("Red {word}"),
+        "5.00",
+        None,
+    )
+    .await;
+    let item = json!({"product_id": kite, "quantity": 2, "unit_price": "5.00"});
     for who in [&me, &other] {
         let r = post(who, "/api/v1/orders", order_body(json!([item])), None).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -2340,6 +2682,7 @@ async fn the_api_on_sqlite() {
     messages_api(&app).await;
     membership(&app).await;
     orders_api(&app).await;
+    catalog_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     hostile_inputs(&app).await;
@@ -2363,6 +2706,7 @@ async fn the_api_on_postgres() {
     messages_api(&app).await;
     membership(&app).await;
     orders_api(&app).await;
+    catalog_api(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     hostile_inputs(&app).await;

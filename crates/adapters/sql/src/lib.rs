@@ -2,6 +2,7 @@
 //! their migrations. One implementation serves both engines (see `store`); each context's
 //! ports are implemented in the file of its name.
 
+mod catalog;
 mod connect;
 mod error;
 mod events;

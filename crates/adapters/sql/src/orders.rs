@@ -15,6 +15,7 @@ macro_rules! orders {
             use portside_kernel::{PageRequest, StoreError};
             use sqlx::types::Json;
 
+            use crate::catalog::$engine as stock;
             use crate::error::store_error;
             use crate::orders::ORDER_COLUMNS;
             use crate::rows::{OrderRow, items_json};
@@ -46,6 +47,7 @@ macro_rules! orders {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
+                stock::for_order(&mut tx, order).await?;
                 finish(tx, order).await
             }
 
@@ -69,6 +71,7 @@ macro_rules! orders {
                 .await
                 .map_err(store_error)?;
                 version_checked(done.rows_affected())?;
+                stock::for_order(&mut tx, order).await?;
                 finish(tx, order).await
             }
 

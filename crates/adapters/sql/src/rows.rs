@@ -2,10 +2,13 @@
 
 use portside_app::payments::idempotency::IdempotencyRecord;
 use portside_app::users::RefreshToken;
+use std::collections::BTreeMap;
+
 use portside_domain::{
     Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
-    OrderId, OrderItem, OrderState, PaymentId, PaymentState, Transaction, TransactionId,
-    TransactionKind, TransactionStatus, UserId, UserName, UserState,
+    MovementKind, OrderId, OrderItem, OrderState, PaymentId, PaymentState, Prices, ProductDetails,
+    ProductState, Sku, StockMovement, StockState, Transaction, TransactionId, TransactionKind,
+    TransactionStatus, UserId, UserName, UserState,
 };
 use portside_events::Envelope;
 use portside_kernel::StoreError;
@@ -292,6 +295,8 @@ pub(crate) struct ItemJson {
     name: String,
     quantity: u32,
     unit_price_minor: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    price_overridden: bool,
 }
 
 /// The `items` column of an order.
@@ -303,6 +308,7 @@ pub(crate) fn items_json(items: &[OrderItem]) -> Vec<ItemJson> {
             name: i.name.clone(),
             quantity: i.quantity,
             unit_price_minor: i.unit_price.minor(),
+            price_overridden: i.price_overridden,
         })
         .collect()
 }
@@ -339,6 +345,7 @@ impl TryFrom<OrderRow> for OrderState {
                     name: i.name,
                     quantity: i.quantity,
                     unit_price: Money::from_minor(i.unit_price_minor, currency),
+                    price_overridden: i.price_overridden,
                 })
                 .collect(),
             total: Money::from_minor(r.total_minor, currency),
@@ -348,6 +355,112 @@ impl TryFrom<OrderRow> for OrderState {
             event_sequence: r.event_sequence,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+        })
+    }
+}
+
+/// The `prices` column of a product: minor units by ISO code.
+pub(crate) fn prices_json(prices: &Prices) -> BTreeMap<String, i64> {
+    prices
+        .iter()
+        .map(|p| (p.currency().code().to_owned(), p.minor()))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductRow {
+    sku: String,
+    name: String,
+    description: String,
+    prices: Json<BTreeMap<String, i64>>,
+    active: bool,
+    version: i64,
+    event_sequence: i64,
+    created_at: DbTime,
+    updated_at: DbTime,
+}
+
+impl TryFrom<ProductRow> for ProductState {
+    type Error = StoreError;
+    fn try_from(r: ProductRow) -> Result<Self, StoreError> {
+        let prices = r
+            .prices
+            .0
+            .into_iter()
+            .map(|(code, minor)| {
+                Currency::from_code(&code)
+                    .map(|c| Money::from_minor(minor, c))
+                    .map_err(|e| corrupt("price currency", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let prices = Prices::new(prices).map_err(|e| corrupt("prices", e))?;
+        Ok(ProductState {
+            sku: Sku::parse(&r.sku).map_err(|e| corrupt("sku", e))?,
+            details: ProductDetails::new(&r.name, &r.description, prices)
+                .map_err(|e| corrupt("product", e))?,
+            active: r.active,
+            version: r.version,
+            event_sequence: r.event_sequence,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StockRow {
+    sku: String,
+    on_hand: i64,
+    reserved: i64,
+    low_stock_threshold: Option<i64>,
+    low: bool,
+    version: i64,
+    event_sequence: i64,
+    updated_at: DbTime,
+}
+
+impl TryFrom<StockRow> for StockState {
+    type Error = StoreError;
+    fn try_from(r: StockRow) -> Result<Self, StoreError> {
+        Ok(StockState {
+            sku: Sku::parse(&r.sku).map_err(|e| corrupt("sku", e))?,
+            on_hand: r.on_hand,
+            reserved: r.reserved,
+            low_stock_threshold: r.low_stock_threshold,
+            low: r.low,
+            version: r.version,
+            event_sequence: r.event_sequence,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MovementRow {
+    sku: String,
+    sequence: i64,
+    kind: String,
+    quantity: i64,
+    order_id: Option<DbId>,
+    reason: Option<String>,
+    on_hand: i64,
+    reserved: i64,
+    at: DbTime,
+}
+
+impl TryFrom<MovementRow> for StockMovement {
+    type Error = StoreError;
+    fn try_from(r: MovementRow) -> Result<Self, StoreError> {
+        Ok(StockMovement {
+            sku: Sku::parse(&r.sku).map_err(|e| corrupt("sku", e))?,
+            sequence: r.sequence,
+            kind: MovementKind::parse(&r.kind).ok_or_else(|| corrupt("movement kind", &r.kind))?,
+            quantity: r.quantity,
+            order_id: r.order_id.map(|o| OrderId(o.0)),
+            reason: r.reason,
+            on_hand: r.on_hand,
+            reserved: r.reserved,
+            at: r.at.0,
         })
     }
 }

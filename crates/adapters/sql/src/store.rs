@@ -77,15 +77,19 @@ macro_rules! engine {
             mut tx: Tx,
             aggregate: &mut A,
         ) -> Result<(), StoreError> {
-            write_events(
-                &mut tx,
-                aggregate.aggregate_id(),
-                aggregate.pending_events(),
-            )
-            .await?;
+            record(&mut tx, aggregate).await?;
             tx.commit().await.map_err(store_error)?;
             aggregate.mark_saved();
             Ok(())
+        }
+
+        /// Writes an aggregate's new events to the outbox in the caller's transaction, for a
+        /// write of more than one aggregate (an order and the stock it reserves).
+        pub(crate) async fn record<A: Aggregate>(
+            tx: &mut Tx,
+            aggregate: &A,
+        ) -> Result<(), StoreError> {
+            write_events(tx, aggregate.aggregate_id(), aggregate.pending_events()).await
         }
 
         /// Appends events to the outbox, in the caller's transaction.

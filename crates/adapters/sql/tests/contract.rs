@@ -9,7 +9,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::{messages, orders, payments, users};
+use portside_app::testing::{catalog, messages, orders, payments, users};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -78,7 +78,8 @@ async fn sqlite_keeps_the_store_contract() {
     payments::payment_store(store.clone()).await;
     users::user_store(store.clone()).await;
     messages::message_store(store.clone()).await;
-    orders::order_store(store).await;
+    orders::order_store(store.clone()).await;
+    catalog::catalog_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -93,7 +94,8 @@ async fn postgres_keeps_the_store_contract() {
     payments::payment_store(store.clone()).await;
     users::user_store(store.clone()).await;
     messages::message_store(store.clone()).await;
-    orders::order_store(store).await;
+    orders::order_store(store.clone()).await;
+    catalog::catalog_store(store).await;
     any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -109,17 +111,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 9, "up creates them again");
+    assert_eq!(tables, 13, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -129,19 +131,25 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
-    assert_eq!(count(&mut admin, &schema).await, 9);
+    assert_eq!(count(&mut admin, &schema).await, 13);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
-        20261122000004,
+        20261122000005,
         "down reverts the latest"
     );
+    assert_eq!(
+        count(&mut admin, &schema).await,
+        9,
+        "the catalog tables are gone"
+    );
+    assert_eq!(pg.migrate_down(None).await.unwrap(), 20261122000004);
     assert_eq!(
         count(&mut admin, &schema).await,
         8,
@@ -168,7 +176,7 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 9);
+    assert_eq!(count(&mut admin, &schema).await, 13);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

@@ -7,6 +7,7 @@ mod ports;
 #[cfg(test)]
 mod tests;
 
+pub use crate::precondition::IfMatch;
 pub use confirmation::OrderConfirmation;
 pub use ports::*;
 
@@ -14,40 +15,16 @@ use std::sync::Arc;
 
 use portside_domain::{
     Actor, Currency, CustomerId, DomainError, Money, Order, OrderId, OrderItem, OrderState,
-    OrderStatus, PaymentId, PaymentMethod, PaymentStatus, Purpose,
+    OrderStatus, PaymentId, PaymentMethod, PaymentStatus, Purpose, Sku,
 };
 use time::OffsetDateTime;
 
+use crate::catalog::CatalogRepository;
 use crate::error::AppError;
 use crate::payments::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply, customer_of};
 use portside_events::InboxMark;
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
-
-/// The precondition of a write, from HTTP's `If-Match` (RFC 9110 §13.1.1). If-Match compares
-/// entity tags strongly, so a weak tag, or a tag this API never issued, names no version: the
-/// write then fails its precondition (412) rather than being a malformed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IfMatch {
-    /// No precondition: no header, or `*` (the order exists, which every write checks anyway).
-    Any,
-    /// The versions the client's strong tags name; the write proceeds if one of them is current.
-    Versions(Vec<i64>),
-}
-
-impl IfMatch {
-    /// The precondition of a client that read `version`.
-    pub fn version(version: i64) -> Self {
-        IfMatch::Versions(vec![version])
-    }
-
-    fn holds(&self, current: i64) -> bool {
-        match self {
-            IfMatch::Any => true,
-            IfMatch::Versions(versions) => versions.contains(&current),
-        }
-    }
-}
 
 const MAX_ATTEMPTS: usize = 5;
 
@@ -58,7 +35,20 @@ pub struct PlaceOrder {
     pub customer_id: Option<CustomerId>,
     /// The order's currency; every line is priced in it.
     pub currency: Currency,
-    pub items: Vec<OrderItem>,
+    pub lines: Vec<LineRequest>,
+}
+
+/// One line as a client asks for it: a product and a quantity. The price comes from the
+/// catalog.
+#[derive(Debug, Clone)]
+pub struct LineRequest {
+    pub sku: Sku,
+    pub quantity: u32,
+    /// The unit price the buyer saw: the line is refused (`price_mismatch`) unless it is the
+    /// catalog's, so nobody is charged a price they did not see.
+    pub expected_price: Option<Money>,
+    /// An administrator's unit price instead of the catalog's, recorded on the line.
+    pub price_override: Option<Money>,
 }
 
 /// Paying an order.
@@ -76,9 +66,32 @@ pub struct PayOrder {
 /// The ordering use cases.
 pub struct Orders {
     repo: Arc<dyn OrderRepository>,
+    catalog: Arc<dyn CatalogRepository>,
     payments: Arc<Payments>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+}
+
+/// Stock that ran out under the store's lock, named by the line that asked for it.
+fn stock_refusal(e: StoreError, order: &OrderState) -> AppError {
+    match e {
+        StoreError::Refused {
+            code,
+            subject,
+            detail,
+        } => {
+            let line = order.items.iter().position(|i| i.product_id == subject);
+            AppError::Refused {
+                conflict: true,
+                refusals: vec![crate::Refusal {
+                    field: line.map_or(subject, |i| format!("items[{i}].quantity")),
+                    code,
+                    message: detail,
+                }],
+            }
+        }
+        e => e.into(),
+    }
 }
 
 fn state_error(e: DomainError) -> AppError {
@@ -97,12 +110,14 @@ impl Orders {
     /// Wires the use cases.
     pub fn new(
         repo: Arc<dyn OrderRepository>,
+        catalog: Arc<dyn CatalogRepository>,
         payments: Arc<Payments>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Orders {
             repo,
+            catalog,
             payments,
             clock,
             ids,
@@ -119,16 +134,94 @@ impl Orders {
             Some(c) => c,
             None => own,
         };
+        let items = self.price(actor, cmd.currency, &cmd.lines).await?;
         let mut order = Order::place(
             OrderId(self.ids.new_id()),
             customer,
-            cmd.items,
+            items,
             cmd.currency,
             self.clock.now(),
         )
         .map_err(state_error)?;
-        self.repo.insert_order(&mut order).await?;
+        self.repo
+            .insert_order(&mut order)
+            .await
+            .map_err(|e| stock_refusal(e, order.state()))?;
         Ok(order.state().clone())
+    }
+
+    /// Prices the lines from the catalog in `currency`: the catalog's name and unit price, or
+    /// an administrator's override. Names every refused line: a SKU twice, an unknown or
+    /// archived product, no price in the currency, a price the buyer expected that is not the
+    /// catalog's.
+    async fn price(
+        &self,
+        actor: &Actor,
+        currency: Currency,
+        lines: &[LineRequest],
+    ) -> Result<Vec<OrderItem>, AppError> {
+        if lines.len() > portside_domain::order::MAX_ITEMS {
+            return Err(state_error(DomainError::InvalidItems(format!(
+                "an order has at most {} items, got {}",
+                portside_domain::order::MAX_ITEMS,
+                lines.len()
+            ))));
+        }
+        if lines.iter().any(|l| l.price_override.is_some()) && !actor.is_admin() {
+            return Err(AppError::Forbidden("only administrators override prices"));
+        }
+        let mut refused = Vec::new();
+        let mut items = Vec::with_capacity(lines.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !seen.insert(&line.sku) {
+                refused.push((
+                    format!("items[{i}].sku"),
+                    DomainError::DuplicateSku(line.sku.to_string()),
+                ));
+                continue;
+            }
+            let Some(product) = self.catalog.product(&line.sku).await? else {
+                refused.push((
+                    format!("items[{i}].sku"),
+                    DomainError::UnknownProduct(line.sku.to_string()),
+                ));
+                continue;
+            };
+            let catalog_price = match product.price_for_order(currency) {
+                Ok(price) => price,
+                Err(e) if line.price_override.is_none() => {
+                    refused.push((format!("items[{i}].sku"), e));
+                    continue;
+                }
+                Err(_) => Money::zero(currency),
+            };
+            let unit_price = line.price_override.unwrap_or(catalog_price);
+            if let Some(expected) = line.expected_price
+                && expected != unit_price
+            {
+                refused.push((
+                    format!("items[{i}].price"),
+                    DomainError::PriceMismatch {
+                        current: unit_price.to_decimal_string(),
+                        expected: expected.to_decimal_string(),
+                    },
+                ));
+                continue;
+            }
+            items.push(OrderItem {
+                product_id: line.sku.to_string(),
+                name: product.state().details.name.clone(),
+                quantity: line.quantity,
+                unit_price,
+                price_overridden: line.price_override.is_some(),
+            });
+        }
+        if refused.is_empty() {
+            Ok(items)
+        } else {
+            Err(AppError::refused(refused))
+        }
     }
 
     /// One order; another customer's order does not exist for a customer.
@@ -182,20 +275,23 @@ impl Orders {
             match self.repo.update_order(&mut order, None).await {
                 Ok(()) => return Ok(order.state().clone()),
                 Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(stock_refusal(e, order.state())),
             }
         }
         Err(AppError::Conflict)
     }
 
-    /// Replaces the lines of a pending, unpaid order.
+    /// Replaces the lines of a pending, unpaid order, priced from the catalog again and
+    /// reserved again.
     pub async fn replace_items(
         &self,
         actor: &Actor,
         id: OrderId,
-        items: Vec<OrderItem>,
+        lines: Vec<LineRequest>,
         expected: IfMatch,
     ) -> Result<OrderState, AppError> {
+        let currency = self.visible(actor, id).await?.state().total.currency();
+        let items = self.price(actor, currency, &lines).await?;
         self.mutate(actor, id, &expected, |o, now| {
             o.replace_items(items.clone(), now)
         })

@@ -5,15 +5,16 @@ use portside_kernel::PageRequest;
 use std::sync::Arc;
 
 use portside_domain::{
-    Actor, Currency, CustomerId, Failure, Money, OrderItem, OrderStatus, PaymentMethod,
-    PaymentStatus, Role, UserId,
+    Actor, Currency, CustomerId, Failure, Money, OrderStatus, PaymentMethod, PaymentStatus, Prices,
+    Product, ProductDetails, Role, Sku, Stock, UserId,
 };
 use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
+use crate::catalog::CatalogRepository;
 use crate::orders::OrderConfirmation;
 use crate::orders::OrderFilter;
-use crate::orders::{IfMatch, Orders, PayOrder, PlaceOrder};
+use crate::orders::{IfMatch, LineRequest, Orders, PayOrder, PlaceOrder};
 use crate::payments::ProviderOutcome;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::payments::{PaymentSettings, Payments, Providers};
@@ -41,9 +42,42 @@ fn world(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) 
         PaymentSettings::default(),
     ));
     World {
-        orders: Arc::new(Orders::new(store.clone(), payments, clock, ids)),
+        orders: Arc::new(Orders::new(
+            store.clone(),
+            store.clone(),
+            payments,
+            clock,
+            ids,
+        )),
         store,
     }
+}
+
+/// The world with a product `p-<price>` at each price, and `kite` with 3 in stock at 10.00.
+async fn stocked(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) -> World {
+    let w = world(answers);
+    let now = OffsetDateTime::UNIX_EPOCH;
+    for price in ["1.00", "2.50", "3.50", "4.00", "5.00", "9.00"] {
+        let mut p = product(&format!("p-{price}"), price);
+        w.store.insert_product(&mut p, None).await.unwrap();
+    }
+    let mut kite = product("kite", "10.00");
+    let mut stock = Stock::track(sku("kite"), 3, None, "count".into(), now).unwrap();
+    w.store
+        .insert_product(&mut kite, Some(&mut stock))
+        .await
+        .unwrap();
+    w
+}
+
+fn product(code: &str, price: &str) -> Product {
+    let prices = Prices::new([Money::parse(price, usd()).unwrap()]).unwrap();
+    let details = ProductDetails::new(&format!("Product {code}"), "", prices).unwrap();
+    Product::create(sku(code), details, OffsetDateTime::UNIX_EPOCH)
+}
+
+fn sku(code: &str) -> Sku {
+    Sku::parse(code).unwrap()
 }
 
 fn customer(n: u128) -> Actor {
@@ -64,20 +98,21 @@ fn usd() -> Currency {
     Currency::from_code("USD").unwrap()
 }
 
-fn line(qty: u32, price: &str) -> OrderItem {
-    OrderItem {
-        product_id: "sku-1".into(),
-        name: "Mug".into(),
+/// A line of the product priced `price` (see [`stocked`]).
+fn line(qty: u32, price: &str) -> LineRequest {
+    LineRequest {
+        sku: sku(&format!("p-{price}")),
         quantity: qty,
-        unit_price: Money::parse(price, usd()).unwrap(),
+        expected_price: None,
+        price_override: None,
     }
 }
 
-fn place(items: Vec<OrderItem>) -> PlaceOrder {
+fn place(lines: Vec<LineRequest>) -> PlaceOrder {
     PlaceOrder {
         customer_id: None,
         currency: usd(),
-        items,
+        lines,
     }
 }
 
@@ -117,7 +152,7 @@ async fn deliver_success(w: &World) -> Result<(), portside_events::worker::Handl
 
 #[tokio::test]
 async fn an_order_is_placed_with_a_computed_total_for_its_customer() {
-    let w = world(vec![]);
+    let w = stocked(vec![]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -176,7 +211,7 @@ async fn an_order_is_placed_with_a_computed_total_for_its_customer() {
 
 #[tokio::test]
 async fn stale_versions_are_refused_and_concurrent_updates_have_one_winner() {
-    let w = world(vec![]);
+    let w = stocked(vec![]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -222,7 +257,7 @@ async fn stale_versions_are_refused_and_concurrent_updates_have_one_winner() {
 
 #[tokio::test]
 async fn shipping_is_for_admins_and_only_after_payment() {
-    let w = world(vec![]);
+    let w = stocked(vec![]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -262,7 +297,7 @@ async fn shipping_is_for_admins_and_only_after_payment() {
 
 #[tokio::test]
 async fn paying_confirms_through_the_event_once_and_replays_safely() {
-    let w = world(vec![]);
+    let w = stocked(vec![]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -334,7 +369,7 @@ async fn a_declined_payment_leaves_the_order_pending_and_payable() {
         "insufficient_funds",
         "no",
     )));
-    let w = world(vec![declined]);
+    let w = stocked(vec![declined]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -366,7 +401,7 @@ async fn a_declined_payment_leaves_the_order_pending_and_payable() {
 
 #[tokio::test]
 async fn cancelled_orders_are_not_paid_and_odd_payments_are_not_confirmed() {
-    let w = world(vec![]);
+    let w = stocked(vec![]).await;
     let me = customer(1);
     let o = w
         .orders
@@ -407,5 +442,220 @@ async fn cancelled_orders_are_not_paid_and_odd_payments_are_not_confirmed() {
     assert_eq!(
         w.orders.get(&me, o2.id).await.unwrap().status,
         OrderStatus::Pending
+    );
+}
+
+fn refusal(e: &AppError) -> (bool, Vec<(&str, &str)>) {
+    match e {
+        AppError::Refused { conflict, refusals } => (
+            *conflict,
+            refusals
+                .iter()
+                .map(|r| (r.field.as_str(), r.code.as_str()))
+                .collect(),
+        ),
+        other => panic!("not a refusal: {other:?}"),
+    }
+}
+
+async fn on_hand_and_reserved(w: &World, code: &str) -> (i64, i64) {
+    let s = w.store.stock(&sku(code)).await.unwrap().unwrap();
+    (s.state().on_hand, s.state().reserved)
+}
+
+#[tokio::test]
+async fn prices_come_from_the_catalog_and_a_buyer_never_sets_one() {
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let mut cheap = line(1, "1.00");
+    cheap.sku = sku("kite");
+    cheap.expected_price = Some(Money::parse("0.01", usd()).unwrap());
+    let err = w
+        .orders
+        .place(&me, place(vec![cheap.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&err),
+        (false, vec![("items[0].price", "price_mismatch")])
+    );
+    assert!(
+        err.to_string().contains("10.00"),
+        "names the current price: {err}"
+    );
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 0),
+        "nothing reserved"
+    );
+    assert!(
+        w.store
+            .unpublished(1000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.event_type != "order.created")
+    );
+
+    cheap.expected_price = Some(Money::parse("10", usd()).unwrap());
+    let o = w
+        .orders
+        .place(&me, place(vec![cheap.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            o.items[0].name.as_str(),
+            o.items[0].unit_price.to_decimal_string().as_str()
+        ),
+        ("Product kite", "10.00"),
+        "name and price copied from the catalog"
+    );
+
+    let mut overridden = cheap.clone();
+    overridden.expected_price = None;
+    overridden.price_override = Some(Money::parse("7.00", usd()).unwrap());
+    assert!(matches!(
+        w.orders
+            .place(&me, place(vec![overridden.clone()]))
+            .await
+            .unwrap_err(),
+        AppError::Forbidden(_)
+    ));
+    let mut for_me = place(vec![overridden]);
+    for_me.customer_id = Some(CustomerId::from(me.user_id));
+    let by_admin = w.orders.place(&admin(), for_me).await.unwrap();
+    assert_eq!(by_admin.total.to_decimal_string(), "7.00");
+    assert!(
+        by_admin.items[0].price_overridden,
+        "the override is recorded on the line"
+    );
+}
+
+#[tokio::test]
+async fn unknown_archived_unpriced_and_repeated_products_are_refused_by_line() {
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let mut gone = product("gone", "1.00");
+    gone.archive(OffsetDateTime::UNIX_EPOCH);
+    w.store.insert_product(&mut gone, None).await.unwrap();
+    let mut unknown = line(1, "1.00");
+    unknown.sku = sku("nope");
+    let mut archived = line(1, "1.00");
+    archived.sku = sku("gone");
+    let err = w
+        .orders
+        .place(
+            &me,
+            place(vec![line(1, "1.00"), unknown, archived, line(2, "1.00")]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&err),
+        (
+            false,
+            vec![
+                ("items[1].sku", "product_unknown"),
+                ("items[2].sku", "product_archived"),
+                ("items[3].sku", "sku_duplicate"),
+            ]
+        )
+    );
+    let mut euros = place(vec![line(1, "1.00")]);
+    euros.currency = Currency::from_code("EUR").unwrap();
+    let err = w.orders.place(&me, euros).await.unwrap_err();
+    assert_eq!(
+        refusal(&err),
+        (false, vec![("items[0].sku", "price_unavailable")])
+    );
+}
+
+#[tokio::test]
+async fn stock_is_reserved_released_on_cancel_and_shipped_out_of_on_hand() {
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let mut two = line(2, "1.00");
+    two.sku = sku("kite");
+    let o = w
+        .orders
+        .place(&me, place(vec![two.clone(), line(1, "1.00")]))
+        .await
+        .unwrap();
+    assert_eq!(on_hand_and_reserved(&w, "kite").await, (3, 2));
+    let err = w
+        .orders
+        .place(&me, place(vec![line(1, "1.00"), two.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&err),
+        (true, vec![("items[1].quantity", "insufficient_stock")]),
+        "409 naming the line"
+    );
+    let mut one = two.clone();
+    one.quantity = 1;
+    w.orders
+        .replace_items(&me, o.id, vec![one], IfMatch::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 1),
+        "re-lined, re-reserved"
+    );
+    w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 0),
+        "cancelling releases"
+    );
+
+    let paid = w.orders.place(&me, place(vec![two])).await.unwrap();
+    w.orders
+        .pay(&me, paid.id, pay("k-ship", &me), IfMatch::Any)
+        .await
+        .unwrap();
+    deliver_success(&w).await.unwrap();
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 2),
+        "paid: still reserved"
+    );
+    w.orders
+        .ship(&admin(), paid.id, IfMatch::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (1, 0),
+        "shipped out of on hand"
+    );
+    let kinds: Vec<_> = w
+        .store
+        .movements(
+            &sku("kite"),
+            PageRequest {
+                limit: 100,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|m| (m.kind.as_str(), m.quantity, m.reason))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("adjusted", 3, Some("count".to_owned())),
+            ("reserved", 2, None),
+            ("released", 2, Some("lines replaced".to_owned())),
+            ("reserved", 1, None),
+            ("released", 1, Some("cancelled".to_owned())),
+            ("reserved", 2, None),
+            ("shipped", 2, None),
+        ]
     );
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use portside_domain::{Actor, Currency, Money, OrderItem, Role, UserId};
+use portside_domain::{Actor, Currency, Money, Prices, Product, ProductDetails, Role, Sku, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
-use crate::orders::{IfMatch, Orders, PlaceOrder};
+use crate::catalog::CatalogRepository;
+use crate::orders::{IfMatch, LineRequest, Orders, PlaceOrder};
 use crate::payments::{PaymentSettings, Payments, Providers};
 use crate::search::{FACETS, SearchDocument, SearchError, SearchIndex, SearchQuery, SearchResults};
 use crate::search::{Search, SearchProjection, validate, validate_document};
@@ -56,7 +57,7 @@ struct World {
     store: Arc<InMemoryStore>,
 }
 
-fn world() -> World {
+async fn world() -> World {
     let store = Arc::new(InMemoryStore::new());
     let clock = Arc::new(ManualClock::at(
         OffsetDateTime::UNIX_EPOCH + Duration::days(20_000),
@@ -71,9 +72,17 @@ fn world() -> World {
         PaymentSettings::default(),
     ));
     let index = Arc::new(FakeIndex::default());
+    let usd = Currency::from_code("USD").unwrap();
+    let prices = Prices::new([Money::parse("4.50", usd).unwrap()]).unwrap();
+    let mut mug = Product::create(
+        Sku::parse("sku-mug").unwrap(),
+        ProductDetails::new("Blue mug", "", prices).unwrap(),
+        OffsetDateTime::UNIX_EPOCH,
+    );
+    store.insert_product(&mut mug, None).await.unwrap();
     World {
         search: Search::new(index.clone(), store.clone(), store.clone()),
-        orders: Orders::new(store.clone(), payments, clock, ids),
+        orders: Orders::new(store.clone(), store.clone(), payments, clock, ids),
         index,
         store,
     }
@@ -100,18 +109,18 @@ fn mugs(n: u32) -> PlaceOrder {
     PlaceOrder {
         customer_id: None,
         currency: usd,
-        items: vec![OrderItem {
-            product_id: "sku-mug".into(),
-            name: "Blue mug".into(),
+        lines: vec![LineRequest {
+            sku: Sku::parse("sku-mug").unwrap(),
             quantity: n,
-            unit_price: Money::parse("4.50", usd).unwrap(),
+            expected_price: Some(Money::parse("4.50", usd).unwrap()),
+            price_override: None,
         }],
     }
 }
 
 #[tokio::test]
 async fn customers_search_only_their_own_documents_administrators_all() {
-    let w = world();
+    let w = world().await;
     let me = actor(7, Role::Customer);
     let mut sneaky = query("mug");
     sneaky
@@ -133,7 +142,7 @@ async fn customers_search_only_their_own_documents_administrators_all() {
 
 #[tokio::test]
 async fn bad_queries_are_refused_before_the_index_sees_them() {
-    let w = world();
+    let w = world().await;
     let me = actor(7, Role::Customer);
     let long = "é".repeat(1001);
     let mut cases: Vec<(&str, SearchQuery)> = vec![
@@ -217,11 +226,18 @@ fn documents_given_over_grpc_are_bounded() {
 
 #[tokio::test]
 async fn the_projection_indexes_order_events_and_ignores_an_older_redelivery() {
-    let w = world();
+    let w = world().await;
     let me = actor(7, Role::Customer);
     let placed = w.orders.place(&me, mugs(2)).await.unwrap();
     w.orders.cancel(&me, placed.id, IfMatch::Any).await.unwrap();
-    let events = w.store.unpublished(100).await.unwrap();
+    let events: Vec<_> = w
+        .store
+        .unpublished(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.aggregate_type == "order")
+        .collect();
     assert_eq!(
         events
             .iter()
@@ -263,7 +279,7 @@ async fn the_projection_indexes_order_events_and_ignores_an_older_redelivery() {
 
 #[tokio::test]
 async fn the_rebuild_writes_every_order_of_the_store() {
-    let w = world();
+    let w = world().await;
     for n in 1..=3 {
         w.orders
             .place(&actor(10 + u128::from(n), Role::Customer), mugs(n))

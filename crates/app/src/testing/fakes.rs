@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use portside_domain::{
     Actor, Aggregate, Email, Message, MessageId, Order, OrderId, OrderState, Payment, PaymentId,
-    PaymentState, Transaction, TransactionId, TransactionStatus, User, UserId, UserState,
+    PaymentState, Product, ProductState, Sku, Stock, StockAdjustment, StockMovement, StockState,
+    Transaction, TransactionId, TransactionStatus, User, UserId, UserState, stock,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::catalog::{CatalogRepository, ProductFilter};
 use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
 use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
@@ -41,6 +43,11 @@ struct Tables {
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
     messages: BTreeMap<MessageId, Message>,
     orders: BTreeMap<OrderId, OrderState>,
+    products: BTreeMap<Sku, ProductState>,
+    stock: BTreeMap<Sku, StockState>,
+    movements: Vec<StockMovement>,
+    /// What each order holds, by SKU.
+    reservations: HashMap<OrderId, BTreeMap<Sku, i64>>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -734,17 +741,156 @@ impl OrderRepository for InMemoryStore {
 }
 
 impl Tables {
+    /// Saves an order with what its changes ask of stock, all or nothing.
     fn save_order(&mut self, order: &mut Order) -> Result<(), StoreError> {
-        for recorded in order.pending_events() {
-            self.outbox.push(OutboxRow::new(Envelope::of(
-                Uuid::now_v7(),
-                order.id().to_string(),
-                recorded,
-            )?));
+        let held = self
+            .reservations
+            .get(&order.id())
+            .cloned()
+            .unwrap_or_default();
+        let mut stocks: BTreeMap<Sku, Stock> = stock::skus_touched(order, &held)
+            .into_iter()
+            .filter_map(|sku| {
+                self.stock
+                    .get(&sku)
+                    .cloned()
+                    .map(|s| (sku, Stock::restore(s)))
+            })
+            .collect();
+        let held =
+            stock::apply_order(order, held, &mut stocks).map_err(|(sku, e)| refused(&sku, &e))?;
+        for mut s in stocks.into_values() {
+            self.save_stock(&mut s)?;
         }
+        self.reservations.insert(order.id(), held);
+        self.events(order)?;
         self.orders.insert(order.id(), order.state().clone());
         order.mark_saved();
         Ok(())
+    }
+
+    fn save_stock(&mut self, s: &mut Stock) -> Result<(), StoreError> {
+        self.movements.extend(s.movements().cloned());
+        self.events(s)?;
+        self.stock.insert(s.state().sku.clone(), s.state().clone());
+        s.mark_saved();
+        Ok(())
+    }
+
+    /// Appends an aggregate's new events to the outbox.
+    fn events<A: Aggregate>(&mut self, a: &A) -> Result<(), StoreError> {
+        for recorded in a.pending_events() {
+            self.outbox.push(OutboxRow::new(Envelope::of(
+                Uuid::now_v7(),
+                a.aggregate_id(),
+                recorded,
+            )?));
+        }
+        Ok(())
+    }
+}
+
+/// A domain rule refused a write under the store's lock.
+pub(crate) fn refused(sku: &Sku, e: &portside_domain::DomainError) -> StoreError {
+    StoreError::Refused {
+        code: e.code().to_owned(),
+        subject: sku.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl CatalogRepository for InMemoryStore {
+    async fn insert_product(
+        &self,
+        product: &mut Product,
+        stock: Option<&mut Stock>,
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.products.contains_key(product.sku()) {
+            return Err(StoreError::Duplicate);
+        }
+        t.events(product)?;
+        t.products
+            .insert(product.sku().clone(), product.state().clone());
+        product.mark_saved();
+        if let Some(s) = stock {
+            t.save_stock(s)?;
+        }
+        Ok(())
+    }
+
+    async fn update_product(&self, product: &mut Product) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.products.get(product.sku()).map(|p| p.version) != product.loaded_version() {
+            return Err(StoreError::Conflict);
+        }
+        t.events(product)?;
+        t.products
+            .insert(product.sku().clone(), product.state().clone());
+        product.mark_saved();
+        Ok(())
+    }
+
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        Ok(self
+            .lock()?
+            .products
+            .get(sku)
+            .cloned()
+            .map(Product::restore))
+    }
+
+    async fn products(
+        &self,
+        filter: &ProductFilter,
+        page: PageRequest<Sku>,
+    ) -> Result<Vec<Product>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.products
+            .values()
+            .filter(|p| filter.active.is_none_or(|a| p.active == a))
+            .filter(|p| page.after.as_ref().is_none_or(|after| &p.sku > after))
+            .take(page.limit as usize)
+            .cloned()
+            .map(Product::restore)
+            .collect())
+    }
+
+    async fn stock(&self, sku: &Sku) -> Result<Option<Stock>, StoreError> {
+        Ok(self.lock()?.stock.get(sku).cloned().map(Stock::restore))
+    }
+
+    async fn adjust_stock(
+        &self,
+        sku: &Sku,
+        adjustment: &StockAdjustment,
+        at: OffsetDateTime,
+    ) -> Result<Stock, StoreError> {
+        let mut t = self.lock()?;
+        let mut s = match t.stock.get(sku) {
+            Some(state) => Stock::restore(state.clone()),
+            None => Stock::track(sku.clone(), 0, None, String::new(), at)
+                .map_err(|e| refused(sku, &e))?,
+        };
+        s.adjust(adjustment, at).map_err(|e| refused(sku, &e))?;
+        t.save_stock(&mut s)?;
+        Ok(s)
+    }
+
+    async fn movements(
+        &self,
+        sku: &Sku,
+        page: PageRequest<i64>,
+    ) -> Result<Vec<StockMovement>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.movements
+            .iter()
+            .rev()
+            .filter(|m| &m.sku == sku && page.after.is_none_or(|a| m.sequence < a))
+            .take(page.limit as usize)
+            .cloned()
+            .collect())
     }
 }
 

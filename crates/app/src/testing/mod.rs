@@ -2,6 +2,7 @@
 //! ports (for use-case tests) and the contract suite of each context's store ports, which
 //! every adapter of them must pass.
 
+pub mod catalog;
 pub mod fakes;
 pub mod messages;
 pub mod orders;

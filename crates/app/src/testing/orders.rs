@@ -24,6 +24,7 @@ fn item(product: &str, qty: u32, price: &str, currency: &str) -> OrderItem {
         name: format!("Product {product} — ünïcode"),
         quantity: qty,
         unit_price: Money::parse(price, Currency::from_code(currency).unwrap()).unwrap(),
+        price_overridden: false,
     }
 }
 

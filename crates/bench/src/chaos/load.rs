@@ -242,7 +242,7 @@ impl Client {
     async fn order(&self) -> anyhow::Result<()> {
         let key = uuid::Uuid::now_v7().to_string();
         let body = json!({"currency": "USD", "items": [
-            {"product_id": "sku-1", "name": "Mug", "quantity": 2, "unit_price": "7.50"}
+            {"sku": "sku-1", "quantity": 2, "price": "7.50"}
         ]});
         let (status, order) = self.send("/api/v1/orders", &key, &body).await?;
         let Some(id) = order["id"]

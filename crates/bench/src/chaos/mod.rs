@@ -58,6 +58,7 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
     let kills: u32 = args.get(2).map(|k| k.parse()).transpose()?.unwrap_or(20);
     let mut rig = Rig::start(engine, None, &[]).await?;
     let token = rig.sign_in().await?;
+    rig.shelve().await?;
     let load = Load::start(&rig.http, &rig.server.base, &token, Duration::ZERO);
     let mut recoveries = Vec::new();
     for i in 0..kills {
@@ -199,6 +200,7 @@ pub async fn outage(args: &[String]) -> anyhow::Result<()> {
     };
     let mut rig = Rig::start("postgres", bus, &extra).await?;
     let token = rig.sign_in().await?;
+    rig.shelve().await?;
     // A steady load the consumers keep up with (about 100 operations a second), so that
     // what the outage leaves behind is measured, not a backlog of the load itself.
     let load = Load::start(&rig.http, &rig.server.base, &token, PACE);

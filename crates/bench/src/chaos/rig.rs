@@ -301,6 +301,41 @@ impl Rig {
             .count())
     }
 
+    /// Puts the product the load orders (`sku-1`, 7.50 USD, stock not tracked) in the catalog,
+    /// as an administrator made with `portside users create-admin`.
+    pub async fn shelve(&self) -> anyhow::Result<()> {
+        let base = &self.server.base;
+        let email = "chaos-admin@example.com";
+        let made = std::process::Command::new(&self.server.bin)
+            .envs(self.server.env.iter().map(|(k, v)| (k, v)))
+            .env("PORTSIDE_ADMIN_PASSWORD", PASSWORD)
+            .args(["users", "create-admin", "--email", email])
+            .output()?;
+        anyhow::ensure!(
+            made.status.success(),
+            "create-admin: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let login: Value = self
+            .http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = login["access_token"].as_str().context("admin login")?;
+        let r = self
+            .http
+            .post(format!("{base}/api/v1/products"))
+            .bearer_auth(token)
+            .json(&json!({"sku": "sku-1", "name": "Mug", "prices": {"USD": "7.50"}}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "product: {}", r.text().await?);
+        Ok(())
+    }
+
     /// Signs up a customer and returns its access token.
     pub async fn sign_in(&self) -> anyhow::Result<String> {
         let base = &self.server.base;

@@ -1,8 +1,8 @@
 //! The JSON shapes of the orders API and their conversion into the use cases' commands.
 
-use portside_app::orders::{OrderFilter, PayOrder, PlaceOrder};
+use portside_app::orders::{LineRequest, OrderFilter, PayOrder, PlaceOrder};
 use portside_app::payments::idempotency::IdempotentRequest;
-use portside_domain::{Currency, CustomerId, Money, OrderItem, OrderState, OrderStatus};
+use portside_domain::{Currency, CustomerId, Money, OrderState, OrderStatus, Sku};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -13,22 +13,33 @@ use crate::idempotency::BodyKey;
 use crate::payments::{DecimalText, method_or_card};
 use crate::problem::{FieldError, Problem, field, refusal};
 
-/// One line of an order request.
+/// One line of an order request: a product of the catalog and a quantity. The unit price and
+/// name are copied from the catalog when the order is placed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
-    /// The product (1 to 64 visible ASCII characters).
+    /// The product's SKU (case and surrounding spaces ignored). One SKU per order: put the
+    /// whole quantity on one line (a repeated SKU is refused with `sku_duplicate`).
     #[schema(example = "prod-1")]
-    pub product_id: String,
-    /// Its name (1 to 200 characters).
-    #[schema(example = "Laptop stand")]
-    pub name: String,
+    pub sku: Option<String>,
+    /// The same as `sku` (seed 003's name for it); give one of the two.
+    pub product_id: Option<String>,
+    /// Ignored: the catalog's name is copied.
+    #[allow(dead_code)] // accepted, as seed 003 sends it, and never used
+    pub name: Option<String>,
     /// Units, 1 to 10 000.
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 10_000)]
     pub quantity: u32,
-    /// Price of one unit, decimal, zero or more.
+    /// The unit price you expect to pay, as the catalog lists it. It never sets the price:
+    /// when it is not the current price the line is refused with `price_mismatch`, naming it.
     #[schema(inline)]
-    pub unit_price: DecimalText,
+    pub price: Option<DecimalText>,
+    /// The same as `price`.
+    #[schema(inline)]
+    pub unit_price: Option<DecimalText>,
+    /// Administrators only: the unit price instead of the catalog's, recorded on the line.
+    #[schema(inline)]
+    pub price_override: Option<DecimalText>,
     /// Optional; when given it must be the order's currency.
     pub currency: Option<String>,
 }
@@ -78,6 +89,9 @@ pub struct PayOrderRequest {
 /// One line of an order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemView {
+    /// The product's SKU.
+    pub sku: String,
+    /// The same as `sku`.
     pub product_id: String,
     pub name: String,
     /// Units.
@@ -86,6 +100,8 @@ pub struct ItemView {
     pub unit_price: String,
     /// quantity × unit price.
     pub line_total: String,
+    /// True when an administrator set the price instead of the catalog.
+    pub price_overridden: bool,
 }
 
 /// An order.
@@ -129,6 +145,7 @@ impl From<&OrderState> for OrderView {
                 .items
                 .iter()
                 .map(|i| ItemView {
+                    sku: i.product_id.clone(),
                     product_id: i.product_id.clone(),
                     name: i.name.clone(),
                     quantity: i.quantity,
@@ -137,6 +154,7 @@ impl From<&OrderState> for OrderView {
                         .line_total()
                         .map(Money::to_decimal_string)
                         .unwrap_or_default(),
+                    price_overridden: i.price_overridden,
                 })
                 .collect(),
             currency: o.total.currency().code().to_owned(),
@@ -179,8 +197,8 @@ impl CreateOrder {
             "currency",
             Currency::from_code(&self.currency).map_err(|e| ("currency_unknown", e.to_string())),
         );
-        let lines = currency.map(|c| items(self.items, c, &mut errors));
-        let (Some(customer_id), Some(currency), Some(items), true) =
+        let lines = currency.map(|c| lines(self.items, c, &mut errors));
+        let (Some(customer_id), Some(currency), Some(lines), true) =
             (customer_id, currency, lines, errors.is_empty())
         else {
             return Err(Problem::invalid(errors));
@@ -188,17 +206,17 @@ impl CreateOrder {
         Ok(PlaceOrder {
             customer_id,
             currency,
-            items,
+            lines,
         })
     }
 }
 
 impl ReplaceItems {
     /// The new lines in the order's `currency`; a 422 naming every bad field at once.
-    pub fn into_items(self, currency: Currency) -> Result<Vec<OrderItem>, Problem> {
+    pub fn into_lines(self, currency: Currency) -> Result<Vec<LineRequest>, Problem> {
         let mut errors = Vec::new();
         refuse_total(&self.total, &mut errors);
-        let lines = items(self.items, currency, &mut errors);
+        let lines = lines(self.items, currency, &mut errors);
         if errors.is_empty() {
             Ok(lines)
         } else {
@@ -263,11 +281,11 @@ impl ListOrders {
 }
 
 /// Parses request lines in the order's currency, naming each bad field.
-fn items(
+fn lines(
     input: Vec<ItemInput>,
     currency: Currency,
     errors: &mut Vec<FieldError>,
-) -> Vec<OrderItem> {
+) -> Vec<LineRequest> {
     let mut out = Vec::with_capacity(input.len());
     for (i, item) in input.into_iter().enumerate() {
         if let Some(c) = item.currency.as_deref() {
@@ -287,17 +305,33 @@ fn items(
                 }),
             }
         }
-        match Money::parse(&item.unit_price.0, currency) {
-            Ok(price) => out.push(OrderItem {
-                product_id: item.product_id,
-                name: item.name,
-                quantity: item.quantity,
-                unit_price: price,
-            }),
-            Err(e) => errors.push(FieldError::refused(
-                format!("items[{i}].unit_price"),
-                &e.into(),
+        let sku = match (item.sku.as_deref(), item.product_id.as_deref()) {
+            (Some(a), Some(b)) if Sku::parse(a).ok() != Sku::parse(b).ok() => Err((
+                "sku_invalid",
+                "sku and product_id name the same product; give one of them".to_owned(),
             )),
+            (Some(text), _) | (None, Some(text)) => Sku::parse(text).map_err(refusal),
+            (None, None) => Err(("sku_invalid", "sku (or product_id) is required".to_owned())),
+        };
+        let sku = field(errors, &format!("items[{i}].sku"), sku);
+        let mut money = |name: &str, text: Option<DecimalText>| {
+            text.and_then(|t| {
+                let parsed = Money::parse(&t.0, currency).map_err(refusal);
+                field(errors, &format!("items[{i}].{name}"), parsed)
+            })
+        };
+        let expected_price = match (item.price, item.unit_price) {
+            (Some(p), _) => money("price", Some(p)),
+            (None, u) => money("unit_price", u),
+        };
+        let price_override = money("price_override", item.price_override);
+        if let Some(sku) = sku {
+            out.push(LineRequest {
+                sku,
+                quantity: item.quantity,
+                expected_price,
+                price_override,
+            });
         }
     }
     out

@@ -2,7 +2,6 @@
 //! carry `ETag: "<version>"`; a write with `If-Match` naming another version gets 412.
 
 mod dto;
-mod if_match;
 
 use std::sync::Arc;
 
@@ -21,12 +20,12 @@ pub(crate) use dto::{CreateOrder, ItemInput, ItemView, OrderView, PayOrderReques
 use crate::ApiState;
 use crate::auth::Authenticated;
 use crate::idempotency::Keyed;
+use crate::if_match::if_match;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
 use crate::payments::charge_response;
 use crate::problem::{Problem, ProblemBody};
 use dto::ListOrders;
-use if_match::if_match;
 
 /// The routes of the orders context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -64,7 +63,8 @@ fn with_etag(status: StatusCode, order: &OrderState) -> Response {
     responses(
         (status = 201, description = "Placed (ETag: the version)", body = OrderView),
         (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "No items, bad quantity or price, mixed currencies, a total sent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock for a line (`insufficient_stock`, naming `items[i].quantity`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "No items, a bad quantity, an unknown (`product_unknown`) or archived (`product_archived`) product, no price in the currency (`price_unavailable`), an expected price that is not the catalog's (`price_mismatch`), a repeated SKU (`sku_duplicate`), mixed currencies, a total sent", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn place_order(
     State(orders): State<Arc<Orders>>,
@@ -134,7 +134,7 @@ pub async fn replace_items(
     let id = order_id(&id)?;
     let expected = if_match(&headers)?;
     let current = orders.get(&actor, id).await?;
-    let lines = body.value.into_items(current.total.currency())?;
+    let lines = body.value.into_lines(current.total.currency())?;
     let order = orders.replace_items(&actor, id, lines, expected).await?;
     Ok(with_etag(StatusCode::OK, &order))
 }
