@@ -1,7 +1,11 @@
-//! `If-Match` as RFC 9110 reads it, for the writes of an order or a product.
+//! `If-Match` as RFC 9110 reads it, for the writes of an order or a product, and the `ETag`
+//! of their answers.
 
-use axum::http::{HeaderMap, header};
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use portside_app::IfMatch;
+use serde::Serialize;
 
 use crate::problem::Problem;
 
@@ -68,4 +72,24 @@ fn entity_tags(text: &str) -> Option<Vec<(bool, &str)>> {
             return None;
         }
     }
+}
+
+/// A versioned resource's answer: its body, `ETag: "<version>"` (what a later `If-Match`
+/// names) and, when it was just created, its `Location`.
+pub(crate) fn with_etag(
+    status: StatusCode,
+    body: impl Serialize,
+    version: i64,
+    location: impl FnOnce() -> String,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&location())
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }

@@ -7,8 +7,8 @@ mod dto;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portside_app::AppError;
@@ -21,7 +21,7 @@ pub(crate) use dto::{
 
 use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::if_match::if_match;
+use crate::if_match::{self, if_match};
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
 use crate::problem::{Problem, ProblemBody};
@@ -53,17 +53,11 @@ fn sku(text: &str) -> Result<Sku, Problem> {
 }
 
 fn with_etag(status: StatusCode, actor: &Actor, product: &Product) -> Response {
-    let mut response = (status, Json(ProductView::of(product, actor.is_admin()))).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", product.product.version)) {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) =
-            HeaderValue::from_str(&format!("/api/v1/products/{}", product.product.sku))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
+    let p = &product.product;
+    let view = ProductView::of(product, actor.is_admin());
+    if_match::with_etag(status, view, p.version, || {
+        format!("/api/v1/products/{}", p.sku)
+    })
 }
 
 /// Creates a product (administrators).

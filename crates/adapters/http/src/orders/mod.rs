@@ -6,8 +6,8 @@ mod dto;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portside_app::AppError;
@@ -20,7 +20,7 @@ pub(crate) use dto::{CreateOrder, ItemInput, ItemView, OrderView, PayOrderReques
 use crate::ApiState;
 use crate::auth::Authenticated;
 use crate::idempotency::Keyed;
-use crate::if_match::if_match;
+use crate::if_match::{self, if_match};
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
 use crate::payments::charge_response;
@@ -46,16 +46,9 @@ fn order_id(text: &str) -> Result<OrderId, Problem> {
 }
 
 fn with_etag(status: StatusCode, order: &OrderState) -> Response {
-    let mut response = (status, Json(OrderView::from(order))).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", order.version)) {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id))
-    {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
+    if_match::with_etag(status, OrderView::from(order), order.version, || {
+        format!("/api/v1/orders/{}", order.id)
+    })
 }
 
 /// Places an order.
