@@ -2448,6 +2448,26 @@ async fn catalog_api(anon: &Api) {
     );
     assert_eq!(stock(admin.clone()).await["reserved"], 0);
 
+    // A placement retried with its key answers the first order and reserves nothing again.
+    let all = json!({"currency": "USD", "items": [{"sku": "laptop-pro-16", "quantity": 13}]});
+    let first = post(&me, "/api/v1/orders", all.clone(), Some("place-all")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = post(&me, "/api/v1/orders", all, Some("place-all")).await;
+    assert_eq!(
+        (again.status, again.body["id"].clone()),
+        (StatusCode::CREATED, first.body["id"].clone()),
+        "{}",
+        again.body
+    );
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(stock(admin.clone()).await["reserved"], 13, "reserved once");
+    let other = json!({"currency": "USD", "items": [{"sku": "laptop-pro-16", "quantity": 1}]});
+    let reused = post(&me, "/api/v1/orders", other, Some("place-all")).await;
+    assert_eq!(
+        status_code(&reused),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+
     // Changes with If-Match; archived products are neither listed nor orderable.
     let stale = call(
         &admin,

@@ -18,20 +18,22 @@ macro_rules! orders {
             use crate::catalog::$engine as stock;
             use crate::error::store_error;
             use crate::orders::ORDER_COLUMNS;
-            use crate::rows::{OrderRow, items_json};
+            use crate::rows::{KeyedOrderRow, OrderRow, items_json};
+            use portside_app::payments::idempotency::IdempotentRequest;
             use crate::store::$engine::{Db, begin, finish};
             use crate::store::{SqlStore, version_checked};
             use crate::types::{DbId, DbTime};
 
         #[async_trait]
         impl OrderRepository for SqlStore<Db> {
-            async fn insert_order(&self, order: &mut Order) -> Result<(), StoreError> {
+            async fn insert_keyed_order(&self, order: &mut Order, key: Option<&IdempotentRequest>) -> Result<(), StoreError> {
                 let s = order.state();
                 let mut tx = begin(&self.write, None).await?;
                 sqlx::query(
                     "INSERT INTO orders (id, customer_id, items, currency, total_minor, status, payment_id, \
-                     version, event_sequence, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     version, event_sequence, created_at, updated_at, idempotency_scope, idempotency_key, \
+                     request_fingerprint) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(DbId(s.id.0))
                 .bind(s.customer_id.as_str())
@@ -44,11 +46,29 @@ macro_rules! orders {
                 .bind(s.event_sequence)
                 .bind(DbTime(s.created_at))
                 .bind(DbTime(s.updated_at))
+                .bind(key.map(|k| k.scope.as_str()))
+                .bind(key.map(|k| k.key.as_str()))
+                .bind(key.map(|k| k.fingerprint.as_str()))
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
                 stock::for_order(&mut tx, order).await?;
                 finish(tx, order).await
+            }
+
+            async fn order_by_key(&self, scope: &str, key: &str) -> Result<Option<(Order, String)>, StoreError> {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS}, request_fingerprint FROM orders \
+                     WHERE idempotency_scope = $1 AND idempotency_key = $2"
+                );
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(&sql).bind(scope).bind(key).fetch_optional(&mut *reader).await;
+                let row: Option<KeyedOrderRow> = reader.vet(found)?;
+                row.map(|r| {
+                    let fingerprint = r.request_fingerprint.unwrap_or_default();
+                    r.order.try_into().map(|s| (Order::restore(s), fingerprint))
+                })
+                .transpose()
             }
 
             async fn update_order(&self, order: &mut Order, mark: Option<&InboxMark>) -> Result<(), StoreError> {

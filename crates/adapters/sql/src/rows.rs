@@ -328,6 +328,14 @@ pub(crate) struct OrderRow {
     updated_at: DbTime,
 }
 
+/// An order with the fingerprint of the request that placed it with an idempotency key.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyedOrderRow {
+    #[sqlx(flatten)]
+    pub order: OrderRow,
+    pub request_fingerprint: Option<String>,
+}
+
 impl TryFrom<OrderRow> for OrderState {
     type Error = StoreError;
     fn try_from(r: OrderRow) -> Result<Self, StoreError> {

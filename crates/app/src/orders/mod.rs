@@ -36,6 +36,16 @@ pub struct PlaceOrder {
     /// The order's currency; every line is priced in it.
     pub currency: Currency,
     pub lines: Vec<LineRequest>,
+    /// Makes placing safe to retry: the same key and request answer the order placed first,
+    /// and reserve nothing again.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// A placed order, and whether it was placed by an earlier request with the same key.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order: OrderState,
+    pub replayed: bool,
 }
 
 /// One line as a client asks for it: a product and a quantity. The price comes from the
@@ -126,6 +136,30 @@ impl Orders {
 
     /// Places an order for the actor (or, for an administrator, any customer).
     pub async fn place(&self, actor: &Actor, cmd: PlaceOrder) -> Result<OrderState, AppError> {
+        Ok(self.place_keyed(actor, cmd).await?.order)
+    }
+
+    /// The order a request with this key placed before: replayed when it is the same request,
+    /// refused when the key was used for another one.
+    async fn placed_before(&self, key: &IdempotentRequest) -> Result<Option<Placed>, AppError> {
+        match self.repo.order_by_key(&key.scope, key.key.as_str()).await? {
+            Some((order, fingerprint)) if fingerprint == key.fingerprint => Ok(Some(Placed {
+                order: order.state().clone(),
+                replayed: true,
+            })),
+            Some(_) => Err(AppError::IdempotencyKeyReused),
+            None => Ok(None),
+        }
+    }
+
+    /// [`place`](Self::place), saying whether an earlier request with the same idempotency key
+    /// placed the order.
+    pub async fn place_keyed(&self, actor: &Actor, cmd: PlaceOrder) -> Result<Placed, AppError> {
+        if let Some(key) = &cmd.idempotency
+            && let Some(placed) = self.placed_before(key).await?
+        {
+            return Ok(placed);
+        }
         let own = customer_of(actor);
         let customer = match cmd.customer_id {
             Some(c) if c != own && !actor.is_admin() => {
@@ -143,11 +177,22 @@ impl Orders {
             self.clock.now(),
         )
         .map_err(state_error)?;
-        self.repo
-            .insert_order(&mut order)
+        match self
+            .repo
+            .insert_keyed_order(&mut order, cmd.idempotency.as_ref())
             .await
-            .map_err(|e| stock_refusal(e, order.state()))?;
-        Ok(order.state().clone())
+        {
+            Ok(()) => Ok(Placed {
+                order: order.state().clone(),
+                replayed: false,
+            }),
+            Err(StoreError::Duplicate) => match &cmd.idempotency {
+                // A concurrent request with the same key placed it first.
+                Some(key) => self.placed_before(key).await?.ok_or(AppError::Conflict),
+                None => Err(AppError::Conflict),
+            },
+            Err(e) => Err(stock_refusal(e, order.state())),
+        }
     }
 
     /// Prices the lines from the catalog in `currency`: the catalog's name and unit price, or

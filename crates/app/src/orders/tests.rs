@@ -113,6 +113,7 @@ fn place(lines: Vec<LineRequest>) -> PlaceOrder {
         customer_id: None,
         currency: usd(),
         lines,
+        idempotency: None,
     }
 }
 
@@ -657,5 +658,46 @@ async fn stock_is_reserved_released_on_cancel_and_shipped_out_of_on_hand() {
             ("reserved", 2, None),
             ("shipped", 2, None),
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_retried_placement_answers_the_first_order_and_reserves_once() {
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let mut kite = line(2, "1.00");
+    kite.sku = sku("kite");
+    let keyed = |fingerprint: &str| {
+        let mut cmd = place(vec![kite.clone()]);
+        cmd.idempotency = Some(IdempotentRequest {
+            scope: me.user_id.to_string(),
+            key: IdempotencyKey::parse("place-1").unwrap(),
+            fingerprint: fingerprint.into(),
+        });
+        cmd
+    };
+    let first = w.orders.place_keyed(&me, keyed("fp-a")).await.unwrap();
+    let again = w.orders.place_keyed(&me, keyed("fp-a")).await.unwrap();
+    assert_eq!((first.replayed, again.replayed), (false, true));
+    assert_eq!(again.order.id, first.order.id);
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 2),
+        "reserved once"
+    );
+    assert_eq!(
+        w.orders.place_keyed(&me, keyed("fp-b")).await.unwrap_err(),
+        AppError::IdempotencyKeyReused
+    );
+    let mut theirs = keyed("fp-a");
+    let other = customer(2);
+    if let Some(k) = theirs.idempotency.as_mut() {
+        k.scope = other.user_id.to_string();
+    }
+    let refused = w.orders.place_keyed(&other, theirs).await.unwrap_err();
+    assert_eq!(
+        refusal(&refused),
+        (true, vec![("items[0].quantity", "insufficient_stock")]),
+        "another caller's key is another key"
     );
 }

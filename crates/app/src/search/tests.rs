@@ -115,6 +115,7 @@ fn mugs(n: u32) -> PlaceOrder {
             expected_price: Some(Money::parse("4.50", usd).unwrap()),
             price_override: None,
         }],
+        idempotency: None,
     }
 }
 

@@ -15,6 +15,7 @@ use portside_kernel::{PageRequest, StoreError};
 
 use crate::catalog::{CatalogRepository, ProductFilter};
 use crate::orders::OrderRepository;
+use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_000_000).unwrap()
@@ -218,6 +219,39 @@ where
     );
     let sequences: Vec<_> = mug_events.iter().map(|(n, _)| *n).collect();
     assert_eq!(sequences, (1..=7).collect::<Vec<_>>());
+
+    // An order placed with a key: the key is taken once, reserving once.
+    let keyed_sku = sku("keyed");
+    let mut stock = Stock::track(keyed_sku.clone(), 5, None, "initial count".into(), t0()).unwrap();
+    s.insert_product(&mut product(&keyed_sku, "1.00"), Some(&mut stock))
+        .await
+        .unwrap();
+    let key = IdempotentRequest {
+        scope: format!("scope-{run}"),
+        key: IdempotencyKey::parse("place-1").unwrap(),
+        fingerprint: "fp-1".into(),
+    };
+    let mut first = order_of(&keyed_sku, 2);
+    s.insert_keyed_order(&mut first, Some(&key)).await.unwrap();
+    let mut retry = order_of(&keyed_sku, 2);
+    assert_eq!(
+        s.insert_keyed_order(&mut retry, Some(&key)).await,
+        Err(StoreError::Duplicate)
+    );
+    assert!(s.order(retry.id()).await.unwrap().is_none());
+    assert_eq!(figures(s, &keyed_sku).await, (5, 2), "reserved once");
+    let (found, fingerprint) = s
+        .order_by_key(&key.scope, key.key.as_str())
+        .await
+        .unwrap()
+        .expect("the key names its order");
+    assert_eq!((found.id(), fingerprint.as_str()), (first.id(), "fp-1"));
+    assert!(
+        s.order_by_key("another-scope", key.key.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // 100 concurrent orders of one unit against 10 in stock: exactly 10 are placed.
     let hot = sku("hot");

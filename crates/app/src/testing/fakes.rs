@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::catalog::{CatalogRepository, ProductFilter};
 use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
 use crate::orders::{OrderFilter, OrderRepository};
-use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord};
+use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
 use crate::payments::{
     Begin, ChargeRequest, IdempotencyStore, Outcome, PaymentFilter, PaymentProvider,
     PaymentRepository, ProviderError, ProviderEventRecord, ProviderEvents, ProviderOutcome,
@@ -43,6 +43,8 @@ struct Tables {
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
     messages: BTreeMap<MessageId, Message>,
     orders: BTreeMap<OrderId, OrderState>,
+    /// (scope, key) → the order placed with it and the request's fingerprint.
+    order_keys: HashMap<(String, String), (OrderId, String)>,
     products: BTreeMap<Sku, ProductState>,
     stock: BTreeMap<Sku, StockState>,
     movements: Vec<StockMovement>,
@@ -679,12 +681,39 @@ impl MessageRepository for InMemoryStore {
 
 #[async_trait]
 impl OrderRepository for InMemoryStore {
-    async fn insert_order(&self, order: &mut Order) -> Result<(), StoreError> {
+    async fn insert_keyed_order(
+        &self,
+        order: &mut Order,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
-        if t.orders.contains_key(&order.id()) {
+        let slot = key.map(|k| (k.scope.clone(), k.key.as_str().to_owned()));
+        if t.orders.contains_key(&order.id())
+            || slot.as_ref().is_some_and(|s| t.order_keys.contains_key(s))
+        {
             return Err(StoreError::Duplicate);
         }
-        t.save_order(order)
+        t.save_order(order)?;
+        if let (Some(slot), Some(k)) = (slot, key) {
+            t.order_keys
+                .insert(slot, (order.id(), k.fingerprint.clone()));
+        }
+        Ok(())
+    }
+
+    async fn order_by_key(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<(Order, String)>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.order_keys
+            .get(&(scope.to_owned(), key.to_owned()))
+            .and_then(|(id, fingerprint)| {
+                t.orders
+                    .get(id)
+                    .map(|o| (Order::restore(o.clone()), fingerprint.clone()))
+            }))
     }
 
     async fn update_order(

@@ -179,9 +179,19 @@ pub struct ListOrders {
     pub cursor: Option<String>,
 }
 
+/// Placing takes its key from the `Idempotency-Key` header only.
+impl BodyKey for CreateOrder {
+    fn body_key(&self) -> Option<&str> {
+        None
+    }
+}
+
 impl CreateOrder {
     /// The command this body asks for; a 422 naming every bad field at once.
-    pub fn into_command(self) -> Result<PlaceOrder, Problem> {
+    pub fn into_command(
+        self,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<PlaceOrder, Problem> {
         let mut errors = Vec::new();
         refuse_total(&self.total, &mut errors);
         let customer_id = match self.customer_id.as_deref() {
@@ -207,6 +217,7 @@ impl CreateOrder {
             customer_id,
             currency,
             lines,
+            idempotency,
         })
     }
 }

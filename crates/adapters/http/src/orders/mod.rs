@@ -23,7 +23,7 @@ use crate::idempotency::Keyed;
 use crate::if_match::{self, if_match};
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
-use crate::payments::charge_response;
+use crate::payments::{REPLAYED, charge_response};
 use crate::problem::{Problem, ProblemBody};
 use dto::ListOrders;
 
@@ -51,21 +51,30 @@ fn with_etag(status: StatusCode, order: &OrderState) -> Response {
     })
 }
 
-/// Places an order.
+/// Places an order. With an `Idempotency-Key`, a retry of the same request answers the order
+/// placed first (`Idempotent-Replayed: true`, as it stands now) and reserves nothing again; the
+/// key stays with the order.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes placing safe to retry; 1 to 255 visible ASCII characters")),
     responses(
-        (status = 201, description = "Placed (ETag: the version)", body = OrderView),
+        (status = 201, description = "Placed (ETag: the version), or replayed", body = OrderView),
         (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Not enough stock for a line (`insufficient_stock`, naming `items[i].quantity`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "No items, a bad quantity, an unknown (`product_unknown`) or archived (`product_archived`) product, no price in the currency (`price_unavailable`), an expected price that is not the catalog's (`price_mismatch`), a repeated SKU (`sku_duplicate`), mixed currencies, a total sent", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn place_order(
     State(orders): State<Arc<Orders>>,
-    Authenticated(actor): Authenticated,
-    body: JsonBody<CreateOrder>,
+    keyed: Keyed<CreateOrder>,
 ) -> Result<Response, Problem> {
-    let order = orders.place(&actor, body.value.into_command()?).await?;
-    Ok(with_etag(StatusCode::CREATED, &order))
+    let command = keyed.body.into_command(keyed.key)?;
+    let placed = orders.place_keyed(&keyed.actor, command).await?;
+    let mut response = with_etag(StatusCode::CREATED, &placed.order);
+    if placed.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED, axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// One order (yours, or anyone's for administrators).
