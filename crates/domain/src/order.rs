@@ -389,7 +389,9 @@ impl Order {
         Ok(())
     }
 
-    /// Notes the payment started for this order; its lines are frozen from now on.
+    /// Notes the payment started for this order, before the provider is called; its lines are
+    /// frozen from now on and it does not expire. Replaces a payment noted earlier: the caller
+    /// has made sure that one failed or never came to be.
     pub fn start_payment(
         &mut self,
         payment: PaymentId,
@@ -398,10 +400,41 @@ impl Order {
         if self.state.payment_id == Some(payment) {
             return Ok(());
         }
-        self.require_open()?;
+        match self.state.status {
+            OrderStatus::Pending => {}
+            OrderStatus::Cancelled => {
+                return Err(DomainError::OrderLocked("the order is cancelled"));
+            }
+            _ => return Err(DomainError::OrderLocked("the order is already paid")),
+        }
         self.state.payment_id = Some(payment);
         self.touch(now);
         self.record(now, |order| OrderEvent::Updated { order });
+        Ok(())
+    }
+
+    /// The payment noted for this order failed: it is open again (lines, payment, expiry).
+    pub fn payment_failed(&mut self, payment: PaymentId, now: OffsetDateTime) {
+        if self.state.status == OrderStatus::Pending && self.state.payment_id == Some(payment) {
+            self.state.payment_id = None;
+            self.touch(now);
+            self.record(now, |order| OrderEvent::Updated { order });
+        }
+    }
+
+    /// An unpaid order placed too long ago: cancelled, its units given back with the cause
+    /// `expired`; records `order.cancelled`.
+    pub fn expire(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
+        if self.state.status != OrderStatus::Pending {
+            return Err(DomainError::InvalidOrderTransition {
+                from: self.state.status.as_str(),
+                to: OrderStatus::Cancelled.as_str(),
+            });
+        }
+        self.transition(OrderStatus::Cancelled, now)?;
+        self.stock
+            .push(StockIntent::ReleaseAll { cause: "expired" });
+        self.record(now, |order| OrderEvent::Cancelled { order });
         Ok(())
     }
 

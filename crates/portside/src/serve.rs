@@ -114,6 +114,26 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                 }
             }
         })),
+        tokio::spawn(every(settings.recovery_interval, stop.clone(), {
+            let orders = app.orders.clone();
+            let ttl = time::Duration::try_from(settings.order_ttl).unwrap_or(time::Duration::MAX);
+            move || {
+                let orders = orders.clone();
+                async move {
+                    match orders.expire_unpaid(ttl).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            metrics::counter!("portside_orders_expired_total").increment(n as u64);
+                            tracing::info!(
+                                expired = n,
+                                "unpaid orders expired, their stock released"
+                            );
+                        }
+                        Err(e) => tracing::warn!(error = %e, "expiring unpaid orders failed"),
+                    }
+                }
+            }
+        })),
         tokio::spawn(every(POOL_GAUGE_INTERVAL, stop.clone(), {
             let store = store.clone();
             move || {

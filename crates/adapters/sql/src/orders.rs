@@ -116,6 +116,9 @@ macro_rules! orders {
                 if let Some(after) = filter.created_after {
                     q.push(" AND created_at > ").push_bind(DbTime(after));
                 }
+                if let Some(before) = filter.created_before {
+                    q.push(" AND created_at <= ").push_bind(DbTime(before));
+                }
                 if let Some((at, id)) = page.after {
                     q.push(" AND (created_at < ")
                         .push_bind(DbTime(at))

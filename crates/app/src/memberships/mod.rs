@@ -55,6 +55,7 @@ impl Memberships {
             .pay(
                 actor,
                 PayCommand {
+                    payment_id: None,
                     customer_id: None,
                     amount: self.price,
                     method: c.method,

@@ -82,6 +82,12 @@ pub struct Orders {
     ids: Arc<dyn IdGenerator>,
 }
 
+fn under_way() -> AppError {
+    AppError::State(DomainError::OrderLocked(
+        "a payment for this order is under way or done",
+    ))
+}
+
 /// Stock that ran out under the store's lock, named by the line that asked for it.
 fn stock_refusal(e: StoreError, order: &OrderState) -> AppError {
     match e {
@@ -368,10 +374,12 @@ impl Orders {
             .await
     }
 
-    /// Pays the order's total through the payments use case. The order is confirmed by the
-    /// `payment.succeeded` event (see `confirmation::OrderConfirmation`); a declined payment leaves
-    /// it pending and payable again. A retry with the same key replays; a new key for an order
-    /// already being paid is refused.
+    /// Pays the order's total through the payments use case. The order notes the payment
+    /// before the provider is called (so it is neither changed nor expired while the payment
+    /// runs) and is confirmed by the `payment.succeeded` event (see
+    /// `confirmation::OrderConfirmation`); a failed payment leaves it pending and payable again.
+    /// A retry with the same key replays; a new key for an order whose payment is under way or
+    /// done is refused.
     pub async fn pay(
         &self,
         actor: &Actor,
@@ -383,20 +391,40 @@ impl Orders {
         if !expected.holds(order.state().version) {
             return Err(AppError::PreconditionFailed);
         }
-        if let Some(paying) = order.state().payment_id {
-            return match self.payments.replay(&cmd.idempotency).await? {
-                Some(reply) if reply.outcome.payment.id == paying => Ok(reply),
-                _ => Err(AppError::State(DomainError::OrderLocked(
-                    "a payment for this order is under way or done",
-                ))),
-            };
+        if let Some(noted) = order.state().payment_id {
+            if let Some(reply) = self.payments.replay(&cmd.idempotency).await? {
+                return if reply.outcome.payment.id == noted {
+                    Ok(reply)
+                } else {
+                    Err(under_way())
+                };
+            }
+            // A payment noted but failed, or never made (a crash before it was), is abandoned.
+            if !matches!(
+                self.payments.status_of(noted).await?,
+                None | Some(PaymentStatus::Failed)
+            ) {
+                return Err(under_way());
+            }
         }
-        order.require_open().map_err(AppError::State)?;
-        let s = order.state();
+        let pid = PaymentId(self.ids.new_id());
+        let noted = self
+            .mutate(
+                actor,
+                id,
+                &IfMatch::version(order.state().version),
+                |o, now| o.start_payment(pid, now),
+            )
+            .await;
+        let s = match noted {
+            Ok(s) => s,
+            Err(AppError::PreconditionFailed) => return Err(AppError::Conflict),
+            Err(e) => return Err(e),
+        };
         let metadata = Purpose::Order(s.id)
             .metadata()
             .map_err(AppError::invalid("metadata"))?;
-        let reply = self
+        let paid = self
             .payments
             .pay(
                 actor,
@@ -409,23 +437,86 @@ impl Orders {
                     description: Some(format!("Order {}", s.id)),
                     metadata,
                     idempotency: Some(cmd.idempotency),
+                    payment_id: Some(pid),
+                },
+            )
+            .await;
+        let failed = match &paid {
+            Ok(reply) => reply.outcome.payment.status == PaymentStatus::Failed,
+            // Refused before a payment was made (provider unavailable, a reused key, ...).
+            Err(_) => self.payments.status_of(pid).await.ok().flatten().is_none(),
+        };
+        if failed {
+            let reopened = self
+                .mutate(actor, id, &IfMatch::Any, |o, now| {
+                    o.payment_failed(pid, now);
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = reopened {
+                tracing::warn!(order = %id, payment = %pid, error = %e, "could not reopen the order after its payment failed; paying it again will");
+            }
+        }
+        paid
+    }
+
+    /// Cancels the unpaid orders placed more than `ttl` ago, giving their units back: those
+    /// without a payment, or whose payment failed or never came to be (then only once the
+    /// order is also `ttl` past its last change, so a payment being made right now is never
+    /// cut short). An order whose payment is processing or succeeded is left alone. Returns how
+    /// many expired.
+    pub async fn expire_unpaid(&self, ttl: time::Duration) -> Result<usize, AppError> {
+        let cutoff = self.clock.now() - ttl;
+        let filter = OrderFilter {
+            status: Some(OrderStatus::Pending),
+            created_before: Some(cutoff),
+            ..OrderFilter::default()
+        };
+        let candidates = self
+            .repo
+            .orders(
+                &filter,
+                PageRequest {
+                    limit: 200,
+                    after: None,
                 },
             )
             .await?;
-        let payment = &reply.outcome.payment;
-        if matches!(
-            payment.status,
-            PaymentStatus::Succeeded | PaymentStatus::Processing
-        ) {
-            let pid = payment.id;
-            let noted = self
-                .mutate(actor, id, &IfMatch::Any, |o, now| o.start_payment(pid, now))
-                .await;
-            if let Err(e) = noted {
-                tracing::warn!(order = %id, payment = %pid, error = %e, "order changed while it was being paid; the confirmation will sort it out");
+        let mut expired = 0;
+        for order in candidates {
+            if self.expire_one(order.id(), cutoff).await? {
+                expired += 1;
             }
         }
-        Ok(reply)
+        Ok(expired)
+    }
+
+    async fn expire_one(&self, id: OrderId, cutoff: OffsetDateTime) -> Result<bool, AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(mut order) = self.repo.order(id).await? else {
+                return Ok(false);
+            };
+            let s = order.state();
+            if s.status != OrderStatus::Pending || s.created_at > cutoff {
+                return Ok(false);
+            }
+            if let Some(payment) = s.payment_id {
+                let abandoned = matches!(
+                    self.payments.status_of(payment).await?,
+                    None | Some(PaymentStatus::Failed)
+                );
+                if !abandoned || s.updated_at > cutoff {
+                    return Ok(false);
+                }
+            }
+            order.expire(self.clock.now()).map_err(AppError::State)?;
+            match self.repo.update_order(&mut order, None).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
     }
 
     /// Confirms an order paid by a succeeded payment (the event handler's use case). Refuses,

@@ -17,6 +17,8 @@ pub struct OrderFilter {
     pub status: Option<OrderStatus>,
     /// Placed strictly after.
     pub created_after: Option<OffsetDateTime>,
+    /// Placed at or before (the expiry of unpaid orders).
+    pub created_before: Option<OffsetDateTime>,
 }
 
 /// Orders and their outbox events; each write is one DB transaction.

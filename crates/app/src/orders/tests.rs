@@ -25,6 +25,7 @@ use portside_events::{InboxMark, Outbox};
 struct World {
     orders: Arc<Orders>,
     store: Arc<InMemoryStore>,
+    clock: Arc<ManualClock>,
 }
 
 fn world(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) -> World {
@@ -46,10 +47,11 @@ fn world(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) 
             store.clone(),
             store.clone(),
             payments,
-            clock,
+            clock.clone(),
             ids,
         )),
         store,
+        clock,
     }
 }
 
@@ -699,5 +701,95 @@ async fn a_retried_placement_answers_the_first_order_and_reserves_once() {
         refusal(&refused),
         (true, vec![("items[0].quantity", "insufficient_stock")]),
         "another caller's key is another key"
+    );
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_and_give_their_units_back_but_never_while_paying() {
+    let timeout = Err(crate::payments::ProviderError::Timeout);
+    let declined = Ok(ProviderOutcome::Failed(Failure::declined(
+        "card_declined",
+        "no",
+    )));
+    let w = stocked(vec![timeout, declined]).await;
+    let me = customer(1);
+    let kite = |quantity: u32| {
+        let mut l = line(quantity, "1.00");
+        l.sku = sku("kite");
+        place(vec![l])
+    };
+    let idle = w.orders.place(&me, kite(1)).await.unwrap();
+    let paying = w.orders.place(&me, kite(1)).await.unwrap();
+    let failed = w.orders.place(&me, kite(1)).await.unwrap();
+    assert_eq!(on_hand_and_reserved(&w, "kite").await, (3, 3));
+    let unknown = w
+        .orders
+        .pay(&me, paying.id, pay("slow", &me), IfMatch::Any)
+        .await
+        .unwrap();
+    assert_eq!(unknown.outcome.payment.status, PaymentStatus::Processing);
+    let noted = w.orders.get(&me, paying.id).await.unwrap().payment_id;
+    assert_eq!(
+        noted,
+        Some(unknown.outcome.payment.id),
+        "noted before the provider answered"
+    );
+    let refused = w
+        .orders
+        .pay(&me, failed.id, pay("no", &me), IfMatch::Any)
+        .await
+        .unwrap();
+    assert_eq!(refused.outcome.payment.status, PaymentStatus::Failed);
+    assert_eq!(
+        w.orders.get(&me, failed.id).await.unwrap().payment_id,
+        None,
+        "a failed payment reopens the order"
+    );
+
+    let ttl = Duration::minutes(30);
+    assert_eq!(
+        w.orders.expire_unpaid(ttl).await.unwrap(),
+        0,
+        "nothing is 30 minutes old yet"
+    );
+    w.clock.advance(Duration::minutes(31));
+    assert_eq!(w.orders.expire_unpaid(ttl).await.unwrap(), 2);
+    for (order, status) in [
+        (idle.id, OrderStatus::Cancelled),
+        (failed.id, OrderStatus::Cancelled),
+        (paying.id, OrderStatus::Pending),
+    ] {
+        assert_eq!(w.orders.get(&me, order).await.unwrap().status, status);
+    }
+    assert_eq!(
+        on_hand_and_reserved(&w, "kite").await,
+        (3, 1),
+        "the order being paid keeps its unit"
+    );
+    let released: Vec<_> = w
+        .store
+        .movements(
+            &sku("kite"),
+            PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.kind.as_str(), m.reason.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        released,
+        [
+            ("released", "expired".to_owned()),
+            ("released", "expired".to_owned())
+        ]
+    );
+    assert_eq!(
+        w.orders.expire_unpaid(ttl).await.unwrap(),
+        0,
+        "expired once"
     );
 }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use portside_domain::{
     Actor, AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
-    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, Transaction, TransactionId,
-    TransactionStatus,
+    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, PaymentStatus, Transaction,
+    TransactionId, TransactionStatus,
 };
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -112,6 +112,9 @@ pub struct PayCommand {
     pub metadata: Metadata,
     /// Present when the client sent an idempotency key.
     pub idempotency: Option<IdempotentRequest>,
+    /// The id the new payment gets; a new one when `None`. An order names it before paying,
+    /// so that it records the payment before the provider is called.
+    pub payment_id: Option<PaymentId>,
 }
 
 /// A request to refund. The amount stays text until the payment's currency is known.
@@ -201,7 +204,9 @@ impl Payments {
         }
         let now = self.clock.now();
         let new = NewPayment {
-            id: PaymentId(self.ids.new_id()),
+            id: cmd
+                .payment_id
+                .unwrap_or_else(|| PaymentId(self.ids.new_id())),
             customer_id,
             amount: cmd.amount,
             method: cmd.method,
@@ -256,6 +261,11 @@ impl Payments {
             })),
             None => Err(AppError::IdempotencyKeyInUse),
         }
+    }
+
+    /// The status of a payment, whoever owns it (for other use cases, never for a client).
+    pub async fn status_of(&self, id: PaymentId) -> Result<Option<PaymentStatus>, AppError> {
+        Ok(self.repo.payment(id).await?.map(|p| p.state().status))
     }
 
     /// Refunds all or part of a succeeded payment the actor may see.

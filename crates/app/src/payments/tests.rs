@@ -75,6 +75,7 @@ fn admin() -> Actor {
 
 fn pay(amount: &str, idempotency: Option<IdempotentRequest>) -> PayCommand {
     PayCommand {
+        payment_id: None,
         customer_id: None,
         amount: usd(amount),
         method: PaymentMethod::CreditCard,

@@ -757,6 +757,7 @@ impl OrderRepository for InMemoryStore {
             })
             .filter(|o| filter.status.is_none_or(|s| o.status == s))
             .filter(|o| filter.created_after.is_none_or(|a| o.created_at > a))
+            .filter(|o| filter.created_before.is_none_or(|b| o.created_at <= b))
             .filter(|o| page.after.is_none_or(|after| (o.created_at, o.id) < after))
             .cloned()
             .collect();

@@ -89,6 +89,11 @@ pub struct Settings {
     #[arg(long, env = "RECOVERY_GRACE", value_name = "RECOVERY_GRACE", default_value = "60s", value_parser = parse_duration, global = true)]
     pub recovery_grace: Duration,
 
+    /// How long an order may stay unpaid before it is cancelled and its stock released (never
+    /// while its payment is processing or succeeded). Checked every RECOVERY_INTERVAL.
+    #[arg(long, env = "ORDER_TTL", value_name = "ORDER_TTL", default_value = "30m", value_parser = parse_duration, global = true)]
+    pub order_ttl: Duration,
+
     /// How long shutdown may take to finish in-flight requests before giving up.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_timeout: Duration,

@@ -287,6 +287,7 @@ impl ListOrders {
             customer_id,
             status,
             created_after,
+            created_before: None,
         })
     }
 }

@@ -346,6 +346,7 @@ impl CreatePayment {
             return Err(Problem::invalid(errors));
         };
         Ok(PayCommand {
+            payment_id: None,
             customer_id,
             amount,
             method,
