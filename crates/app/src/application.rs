@@ -168,7 +168,12 @@ impl Application {
                 payments.clone(),
                 settings.membership_price,
             )),
-            search: Arc::new(Search::new(index, store.orders, store.payments)),
+            search: Arc::new(Search::new(
+                index,
+                store.orders,
+                store.payments,
+                store.catalog.clone(),
+            )),
             notices: Arc::new(notices),
             catalog: Arc::new(Catalog::new(store.catalog, clock.clone())),
             payments,

@@ -185,6 +185,13 @@ impl ProductSnapshot {
     }
 }
 
+/// What the data of every product event holds: the product after the change. Consumers decode
+/// this rather than reading the data by key.
+#[derive(Clone, PartialEq, Eq, Debug, Deserialize)]
+pub struct ProductEventData {
+    pub product: ProductSnapshot,
+}
+
 /// Everything that happens to a product.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -17,7 +17,8 @@ pub mod user;
 
 pub use aggregate::Aggregate;
 pub use catalog::{
-    Prices, Product, ProductDetails, ProductEvent, ProductSnapshot, ProductState, Sku,
+    Prices, Product, ProductDetails, ProductEvent, ProductEventData, ProductSnapshot, ProductState,
+    Sku,
 };
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentEventData, PaymentSnapshot, RecordedEvent};

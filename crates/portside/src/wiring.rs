@@ -228,13 +228,14 @@ pub async fn application(
 }
 
 /// The search use case alone (the search service, `search reindex`): the index and the store's
-/// orders and payments to rebuild it from.
+/// orders, payments and products to rebuild it from.
 pub async fn search(settings: &Settings, store: &AnyStore) -> anyhow::Result<Arc<Search>> {
     let ports = store_ports(store);
     Ok(Arc::new(Search::new(
         search_index(settings).await?,
         ports.orders,
         ports.payments,
+        ports.catalog,
     )))
 }
 

@@ -445,6 +445,10 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     .await;
     assert_eq!(found["total"], 1, "{found}");
     assert_eq!(found["data"][0]["id"], format!("order:{oid}"));
+    // Products too, for every customer (the catalog's events feed the same read model).
+    let product = search_until(&http, &b, "mug&type=product", |r| r["total"] == 1).await;
+    assert_eq!(product["data"][0]["id"], "product:sku-1", "{product}");
+    assert_eq!(product["data"][0]["fields"]["prices"], "EUR 4.50; USD 4.50");
     let (kid, cancelled) =
         order_found_then_cancelled((&http, &admin), &b, "USD", "Box kite", "kite").await;
     assert_eq!(cancelled["facets"]["status"]["cancelled"], 1);
@@ -456,6 +460,7 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     let over_grpc = grpc
         .search(SearchRequest {
             query: "kite".into(),
+            r#type: "order".into(),
             limit: 10,
             facets: vec!["status".into()],
             ..SearchRequest::default()
@@ -467,6 +472,17 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
     assert_eq!(over_grpc.documents[0].id, format!("order:{kid}"));
     assert_eq!(over_grpc.documents[0].fields["status"], "cancelled");
     assert_eq!(over_grpc.facets["status"].counts["cancelled"], 1);
+    let products = grpc
+        .search(SearchRequest {
+            query: "mug".into(),
+            r#type: "product".into(),
+            limit: 10,
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(products.documents[0].id, "product:sku-1");
 
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();
@@ -1361,7 +1377,10 @@ async fn orders_are_searchable_on_an_opensearch_cluster() {
         "{said} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.starts_with("reindexed 1 documents"), "{said}");
+    assert!(
+        said.starts_with("reindexed 2 documents"),
+        "the order and its product: {said}"
+    );
     let doc = json_of(client().get(format!("{search_url}/_doc/order:{kid}"))).await;
     assert_eq!(doc["_source"]["status"], "cancelled", "{doc}");
     clean_up(&dir);

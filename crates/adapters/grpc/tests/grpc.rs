@@ -34,7 +34,7 @@ async fn start(index: Arc<dyn SearchIndex>) -> Server {
     let stop = CancellationToken::new();
     // The store is the in-memory fake: the gRPC operations never rebuild the index from it.
     let store = Arc::new(InMemoryStore::new());
-    let search = Arc::new(Search::new(index, store.clone(), store));
+    let search = Arc::new(Search::new(index, store.clone(), store.clone(), store));
     tokio::spawn(portside_grpc::serve(
         listener,
         search,

@@ -1,5 +1,5 @@
-//! `GET /api/v1/search`: the read model of orders and payments, with facet counts. Customers
-//! find only their own documents; administrators all.
+//! `GET /api/v1/search`: the read model of orders, payments and products, with facet counts. Customers
+//! find their own documents and, with `type=product`, the active products; administrators all.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub async fn reindex(
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
     params(
         ("q" = String, Query, description = "Query: words (ANDed), \"phrases\", OR, NOT, field:value; 1 to 1000 characters"),
-        ("type" = Option<String>, Query, description = "order or payment"),
+        ("type" = Option<String>, Query, description = "order, payment or product (customers: `product` searches the active products of the catalog, anything else their own documents)"),
         ("status" = Option<String>, Query, description = "Exact status"),
         ("currency" = Option<String>, Query, description = "Exact currency"),
         ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),

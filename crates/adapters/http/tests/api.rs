@@ -2586,7 +2586,12 @@ async fn search_api(anon: &Api) {
     assert!(rebuilt.body["documents"].as_u64().unwrap() >= 3);
 
     let all = search(&admin, format!("q={word}")).await;
-    assert_eq!(all.body["total"], 3, "{}", all.body);
+    assert_eq!(
+        all.body["total"], 4,
+        "two orders, a payment, the product: {}",
+        all.body
+    );
+    assert_eq!(all.body["facets"]["type"]["product"], 1);
     assert_eq!(all.body["facets"]["type"]["order"], 2);
     assert_eq!(all.body["facets"]["type"]["payment"], 1);
     assert_eq!(all.body["facets"]["currency"]["EUR"], 1);
@@ -2614,10 +2619,20 @@ async fn search_api(anon: &Api) {
             paged.body["total"].as_u64(),
             paged.body["data"].as_array().unwrap().len()
         ),
-        (Some(3), 1)
+        (Some(4), 1)
     );
-    let phrase = search(&admin, format!("q=%22red+{word}%22")).await;
+    let phrase = search(&admin, format!("q=%22red+{word}%22&type=order")).await;
     assert_eq!(phrase.body["total"], 2, "{}", phrase.body);
+    let product = search(&other, format!("q={word}&type=product")).await;
+    assert_eq!(
+        (
+            product.body["total"].as_u64(),
+            product.body["data"][0]["id"].as_str()
+        ),
+        (Some(1), Some(format!("product:{kite}").as_str())),
+        "any customer finds the catalog's products: {}",
+        product.body
+    );
 
     let long = "a".repeat(1001);
     let cases = [

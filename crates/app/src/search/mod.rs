@@ -15,9 +15,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portside_domain::{
     Actor, DomainEvent, OrderEvent, OrderEventData, OrderSnapshot, PaymentEvent, PaymentEventData,
-    PaymentSnapshot,
+    PaymentSnapshot, ProductEvent, ProductEventData, ProductSnapshot,
 };
 
+use crate::catalog::{CatalogRepository, ProductFilter};
 use crate::error::AppError;
 use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::customer_of;
@@ -106,19 +107,25 @@ pub struct Search {
     index: Arc<dyn SearchIndex>,
     orders: Arc<dyn OrderRepository>,
     payments: Arc<dyn PaymentRepository>,
+    catalog: Arc<dyn CatalogRepository>,
 }
 
+/// The document type of a product; the one type customers search beyond their own documents.
+pub const PRODUCT: &str = "product";
+
 impl Search {
-    /// Over one index, rebuilt from the orders and payments of the store.
+    /// Over one index, rebuilt from the orders, payments and products of the store.
     pub fn new(
         index: Arc<dyn SearchIndex>,
         orders: Arc<dyn OrderRepository>,
         payments: Arc<dyn PaymentRepository>,
+        catalog: Arc<dyn CatalogRepository>,
     ) -> Self {
         Search {
             index,
             orders,
             payments,
+            catalog,
         }
     }
 
@@ -127,15 +134,20 @@ impl Search {
         &self.index
     }
 
-    /// Searches as an actor: customers see only their own documents.
+    /// Searches as an actor: customers see only their own documents, or, asking for
+    /// `type=product`, the active products of the catalog.
     pub async fn search(
         &self,
         actor: &Actor,
         mut q: SearchQuery,
     ) -> Result<SearchResults, AppError> {
         if !actor.is_admin() {
-            q.filters
-                .insert("owner".into(), customer_of(actor).as_str().to_owned());
+            if q.doc_type.as_deref() == Some(PRODUCT) {
+                q.filters.insert("status".into(), "active".into());
+            } else {
+                q.filters
+                    .insert("owner".into(), customer_of(actor).as_str().to_owned());
+            }
         }
         validate(&q).map_err(search_error)?;
         self.index.search(&q).await.map_err(search_error)
@@ -194,10 +206,25 @@ impl Search {
         self.index.search(query).await
     }
 
-    /// Rebuilds the read model from the store: every order and payment, newest version wins,
-    /// so running it while events flow loses nothing. Returns the documents written.
+    /// Rebuilds the read model from the store: every order, payment and product, newest
+    /// version wins, so running it while events flow loses nothing. Returns the documents
+    /// written.
     pub async fn reindex(&self) -> Result<usize, AppError> {
         let mut written = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .catalog
+                .products(&ProductFilter::default(), PageRequest { limit: 500, after })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.sku().clone());
+            let docs: Vec<_> = page
+                .iter()
+                .map(|p| product_document(&ProductSnapshot::of(p.state())))
+                .collect();
+            written += self.index.upsert(&docs).await.map_err(search_error)?;
+        }
         let mut after = None;
         loop {
             let page = self
@@ -259,6 +286,30 @@ fn order_document(order: &OrderSnapshot) -> SearchDocument {
     }
 }
 
+/// The search document of a product, as its events carry it: no owner (customers reach
+/// products by asking for `type=product`, and see the active ones).
+fn product_document(product: &ProductSnapshot) -> SearchDocument {
+    let status = if product.active { "active" } else { "archived" };
+    let prices: Vec<String> = product
+        .prices
+        .iter()
+        .map(|(currency, price)| format!("{currency} {price}"))
+        .collect();
+    SearchDocument {
+        id: format!("{PRODUCT}:{}", product.sku),
+        doc_type: PRODUCT.into(),
+        owner: None,
+        version: product.version,
+        fields: BTreeMap::from([
+            ("sku".to_owned(), product.sku.to_string()),
+            ("name".to_owned(), product.name.clone()),
+            ("description".to_owned(), product.description.clone()),
+            ("status".to_owned(), status.to_owned()),
+            ("prices".to_owned(), prices.join("; ")),
+        ]),
+    }
+}
+
 /// The search document of a payment, as its events carry it.
 fn payment_document(payment: &PaymentSnapshot) -> SearchDocument {
     let mut fields = BTreeMap::from([
@@ -285,7 +336,8 @@ fn payment_document(payment: &PaymentSnapshot) -> SearchDocument {
     }
 }
 
-/// Keeps the search index up to date from order and payment events (the CQRS read model).
+/// Keeps the search index up to date from order, payment and product events (the CQRS read
+/// model).
 /// Idempotent: the index keeps the highest version, so a redelivered or late event changes
 /// nothing.
 pub struct SearchProjection {
@@ -293,7 +345,7 @@ pub struct SearchProjection {
 }
 
 impl SearchProjection {
-    /// Every order and payment event.
+    /// Every order, payment and product event.
     pub const SUBSCRIPTION: Subscription = Subscription {
         group: PROJECTION_GROUP,
         event_types: &[
@@ -307,6 +359,9 @@ impl SearchProjection {
             PaymentEvent::FAILED,
             PaymentEvent::REFUNDED,
             PaymentEvent::REFUND_FAILED,
+            ProductEvent::CREATED,
+            ProductEvent::UPDATED,
+            ProductEvent::ARCHIVED,
         ],
     };
 
@@ -352,7 +407,7 @@ impl SearchProjection {
     }
 }
 
-/// The document an order or payment event carries; none for other aggregates.
+/// The document an order, payment or product event carries; none for other aggregates.
 fn document_of(event: &Envelope) -> Result<Option<SearchDocument>, HandlerError> {
     Ok(match event.aggregate_type.as_str() {
         OrderEvent::AGGREGATE => {
@@ -362,6 +417,10 @@ fn document_of(event: &Envelope) -> Result<Option<SearchDocument>, HandlerError>
         PaymentEvent::AGGREGATE => {
             let PaymentEventData { payment } = event.decode().map_err(HandlerError)?;
             Some(payment_document(&payment))
+        }
+        ProductEvent::AGGREGATE => {
+            let ProductEventData { product } = event.decode().map_err(HandlerError)?;
+            Some(product_document(&product))
         }
         _ => None,
     })

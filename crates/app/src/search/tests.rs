@@ -81,7 +81,7 @@ async fn world() -> World {
     );
     store.insert_product(&mut mug, None).await.unwrap();
     World {
-        search: Search::new(index.clone(), store.clone(), store.clone()),
+        search: Search::new(index.clone(), store.clone(), store.clone(), store.clone()),
         orders: Orders::new(store.clone(), store.clone(), payments, clock, ids),
         index,
         store,
@@ -293,12 +293,96 @@ async fn the_rebuild_writes_every_order_of_the_store() {
     ));
     assert_eq!(
         w.search.reindex_as(&actor(1, Role::Admin)).await.unwrap(),
-        3
+        4,
+        "three orders and the product they order"
     );
-    assert_eq!(w.index.docs.lock().unwrap().len(), 3);
+    assert_eq!(w.index.docs.lock().unwrap().len(), 4);
     assert_eq!(
         w.search.reindex().await.unwrap(),
-        3,
+        4,
         "same versions rewrite"
+    );
+}
+
+#[tokio::test]
+async fn products_are_indexed_and_customers_search_the_active_ones() {
+    let w = world().await;
+    let now = OffsetDateTime::UNIX_EPOCH;
+    let usd = Currency::from_code("USD").unwrap();
+    let prices = Prices::new([Money::parse("1999", usd).unwrap()]).unwrap();
+    let mut laptop = Product::create(
+        Sku::parse("laptop-pro-16").unwrap(),
+        ProductDetails::new("Laptop Pro 16", "A sturdy laptop", prices).unwrap(),
+        now,
+    );
+    w.store.insert_product(&mut laptop, None).await.unwrap();
+    laptop.archive(now);
+    w.store.update_product(&mut laptop).await.unwrap();
+    let projection = SearchProjection::new(w.index.clone());
+    let doc = || {
+        w.index
+            .docs
+            .lock()
+            .unwrap()
+            .get("product:laptop-pro-16")
+            .cloned()
+    };
+    for e in w.store.unpublished(100).await.unwrap() {
+        if e.aggregate_id != "laptop-pro-16" {
+            continue;
+        }
+        let mark = InboxMark {
+            group: "search".into(),
+            event_id: e.id,
+            at: now,
+        };
+        projection.handle(&e, &mark).await.unwrap();
+        let indexed = doc().expect("indexed");
+        let status = if e.event_type == "product.created" {
+            "active"
+        } else {
+            "archived"
+        };
+        assert_eq!(indexed.fields["status"], status);
+    }
+    let indexed = doc().unwrap();
+    assert_eq!(
+        (
+            indexed.doc_type.as_str(),
+            indexed.owner.clone(),
+            indexed.version
+        ),
+        ("product", None, 2)
+    );
+    assert_eq!(indexed.fields["prices"], "USD 1999.00");
+
+    let me = actor(7, Role::Customer);
+    let mut products = query("sturdy");
+    products.doc_type = Some("product".into());
+    w.search.search(&me, products.clone()).await.unwrap();
+    let sent = w.index.last_query.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        (
+            sent.filters.get("status").map(String::as_str),
+            sent.filters.get("owner")
+        ),
+        (Some("active"), None),
+        "customers find active products, whoever owns nothing"
+    );
+    w.search.search(&me, query("sturdy")).await.unwrap();
+    let sent = w.index.last_query.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent.filters.get("owner").map(String::as_str),
+        Some(me.user_id.to_string().as_str()),
+        "without type=product, their own documents only"
+    );
+    w.search
+        .search(&actor(1, Role::Admin), products)
+        .await
+        .unwrap();
+    let sent = w.index.last_query.lock().unwrap().clone().unwrap();
+    assert!(
+        sent.filters.is_empty(),
+        "administrators see archived products too"
     );
 }
