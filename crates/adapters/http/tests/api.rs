@@ -1880,7 +1880,14 @@ async fn orders_api(anon: &Api) {
             order_body(json!([line(json!(0), "1.00")])),
             StatusCode::UNPROCESSABLE_ENTITY,
             "items_invalid",
-            "items",
+            "items[0].quantity",
+        ),
+        (
+            "quantity above 10 000",
+            order_body(json!([line(json!(10_001), "1.00")])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items_invalid",
+            "items[0].quantity",
         ),
         (
             "negative quantity",

@@ -23,6 +23,7 @@ use crate::catalog::CatalogRepository;
 use crate::error::AppError;
 use crate::payments::idempotency::IdempotentRequest;
 use crate::payments::{PayCommand, Payments, Reply, customer_of};
+use portside_domain::order::{MAX_ITEMS, MAX_QUANTITY};
 use portside_events::InboxMark;
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
@@ -211,10 +212,10 @@ impl Orders {
         currency: Currency,
         lines: &[LineRequest],
     ) -> Result<Vec<OrderItem>, AppError> {
-        if lines.len() > portside_domain::order::MAX_ITEMS {
+        if lines.len() > MAX_ITEMS {
             return Err(state_error(DomainError::InvalidItems(format!(
                 "an order has at most {} items, got {}",
-                portside_domain::order::MAX_ITEMS,
+                MAX_ITEMS,
                 lines.len()
             ))));
         }
@@ -225,6 +226,13 @@ impl Orders {
         let mut items = Vec::with_capacity(lines.len());
         let mut seen = std::collections::HashSet::new();
         for (i, line) in lines.iter().enumerate() {
+            if line.quantity == 0 || line.quantity > MAX_QUANTITY {
+                refused.push((
+                    format!("items[{i}].quantity"),
+                    DomainError::InvalidItems(format!("quantity must be 1 to {MAX_QUANTITY}")),
+                ));
+                continue;
+            }
             if !seen.insert(&line.sku) {
                 refused.push((
                     format!("items[{i}].sku"),
