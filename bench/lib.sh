@@ -89,6 +89,13 @@ seed_payments() { # $1 = schema, $2 = owner
   psql -q "$DB" -c "INSERT INTO $1.payments SELECT md5('p' || g)::uuid, '$2', 1999, 'USD', 'credit_card', 'tok_visa', 'mock', 'succeeded', 0, 0, 'ch', NULL, NULL, NULL, NULL, '{}', 2, 2, now(), now() FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"
 }
 
+# The products order.lua orders, in a pgbench schema, as shelve() makes them: sku-1 untracked,
+# sku-2 with 10^9 units on hand.
+seed_catalog() { # $1 = schema
+  psql -q "$DB" -c "INSERT INTO $1.products VALUES ('sku-1', 'Mug', '', '{\"USD\": 450}', true, 1, 1, now(), now()), ('sku-2', 'Kite', '', '{\"USD\": 3000}', true, 1, 1, now(), now())" \
+    -c "INSERT INTO $1.stock_levels VALUES ('sku-2', 1000000000, 0, NULL, false, 1, 1, now())"
+}
+
 # Waits until the embedded server's relay has published every event; prints the seconds taken.
 drain_sqlite() {
   local t0=$SECONDS

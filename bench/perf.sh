@@ -54,9 +54,11 @@ for c in $CONNECTIONS; do
   add "| (b) GET /payments/{id} over $stored | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
 shelve DATABASE_URL="$DB?options=-c%20search_path%3D$app_schema"
+seed_catalog "$pg_schema"
 for c in $CONNECTIONS; do
   read -r rps p50 p99 p999 bad < <(drive order.lua "$c" "$DURATION" /api/v1/orders)
-  add "| (c) POST /orders | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+  limit=$(pgb order.sql "$c")
+  add "| (c) POST /orders (catalog prices, a stock reservation) | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
 drain_pg >/dev/null
 peak=$(rss_mb VmHWM)
