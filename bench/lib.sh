@@ -51,7 +51,8 @@ sign_in() {
 
 # Puts the products order.lua orders in the catalog (once per database), as an administrator
 # made with `portside users create-admin`: sku-1 untracked, sku-2 with stock reserved by every
-# order (10^9 units, so the run never runs out). $@ = the server's extra environment.
+# order (10^9 units, so the run never runs out), and the 100 products order_spread.lua orders.
+# $@ = the server's extra environment.
 shelve() {
   local b=http://127.0.0.1:$PORT/api/v1 j='Content-Type: application/json' admin
   env JWT_SECRET="$SECRET" DATA_DIR="$data" PORTSIDE_ADMIN_PASSWORD='bench admin password' "$@" \
@@ -61,6 +62,10 @@ shelve() {
     -d '{"sku":"sku-1","name":"Mug","prices":{"USD":"4.50"}}' >/dev/null
   curl -s -X POST $b/products -H "$j" -H "Authorization: Bearer $admin" \
     -d '{"sku":"sku-2","name":"Kite","prices":{"USD":"30.00"},"stock":{"on_hand":1000000000}}' >/dev/null
+  for n in $(seq 1 100); do # order_spread.lua's
+    curl -s -X POST $b/products -H "$j" -H "Authorization: Bearer $admin" \
+      -d "{\"sku\":\"sku-s$n\",\"name\":\"Spread $n\",\"prices\":{\"USD\":\"10.00\"},\"stock\":{\"on_hand\":1000000000}}" >/dev/null
+  done
 }
 
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
@@ -90,10 +95,12 @@ seed_payments() { # $1 = schema, $2 = owner
 }
 
 # The products order.lua orders, in a pgbench schema, as shelve() makes them: sku-1 untracked,
-# sku-2 with 10^9 units on hand.
+# sku-2 and sku-s1 … sku-s100 with 10^9 units on hand.
 seed_catalog() { # $1 = schema
   psql -q "$DB" -c "INSERT INTO $1.products VALUES ('sku-1', 'Mug', '', '{\"USD\": 450}', true, 1, 1, now(), now()), ('sku-2', 'Kite', '', '{\"USD\": 3000}', true, 1, 1, now(), now())" \
-    -c "INSERT INTO $1.stock_levels VALUES ('sku-2', 1000000000, 0, NULL, false, 1, 1, now())"
+    -c "INSERT INTO $1.stock_levels VALUES ('sku-2', 1000000000, 0, NULL, false, 1, 1, now())" \
+    -c "INSERT INTO $1.products SELECT 'sku-s' || n, 'Spread ' || n, '', '{\"USD\": 1000}', true, 1, 1, now(), now() FROM generate_series(1, 100) n" \
+    -c "INSERT INTO $1.stock_levels SELECT 'sku-s' || n, 1000000000, 0, NULL, false, 1, 1, now() FROM generate_series(1, 100) n"
 }
 
 # Waits until the embedded server's relay has published every event; prints the seconds taken.

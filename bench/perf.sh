@@ -60,6 +60,11 @@ for c in $CONNECTIONS; do
   limit=$(pgb order.sql "$c")
   add "| (c) POST /orders (catalog prices, a stock reservation) | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive order_spread.lua "$c" "$DURATION" /api/v1/orders)
+  limit=$(pgb order_spread.sql "$c")
+  add "| (c2) POST /orders, one of 100 products | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
+done
 drain_pg >/dev/null
 peak=$(rss_mb VmHWM)
 stop
