@@ -1,4 +1,4 @@
-//! Compiles `proto/search/v1/search.proto` with protox (pure Rust, no protoc) and generates the
+//! Compiles `proto/search/v1/search.proto` and seed 003's `proto/search/search.proto` with protox (pure Rust, no protoc) and generates the
 //! tonic server and client, plus the encoded descriptor set for server reflection.
 
 use prost::Message;
@@ -8,9 +8,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // shares the target directory, and `env!` would point it at the first.
     let root =
         std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../../proto");
-    let proto = root.join("search/v1/search.proto");
-    println!("cargo:rerun-if-changed={}", proto.display());
-    let fds = protox::compile([&proto], [&root])?;
+    let protos = [
+        root.join("search/v1/search.proto"),
+        root.join("search/search.proto"),
+    ];
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
+    let fds = protox::compile(&protos, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("search_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()

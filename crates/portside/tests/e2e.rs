@@ -483,6 +483,24 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         .unwrap()
         .into_inner();
     assert_eq!(products.documents[0].id, "product:sku-1");
+    // Seed 003's contract on the same port: `search.SearchService/Search` with `"type": "orders"`.
+    let mut seed = portside_grpc::seed::pb::search_service_client::SearchServiceClient::connect(
+        server.grpc.clone(),
+    )
+    .await
+    .unwrap();
+    let seeded = seed
+        .search(portside_grpc::seed::pb::SearchRequest {
+            query: "kite".into(),
+            r#type: "orders".into(),
+            limit: 10,
+            offset: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seeded.total, 1);
+    assert_eq!(seeded.documents[0].id, format!("order:{kid}"));
 
     signal(&server.child, "TERM");
     let status = server.child.wait().unwrap();

@@ -1,5 +1,6 @@
-//! The gRPC driving adapter: `search.v1.SearchService` (see `proto/search/v1/search.proto`) over
-//! the search use case, with server reflection, the standard `grpc.health.v1` service,
+//! The gRPC driving adapter: `search.v1.SearchService` (see `proto/search/v1/search.proto`) and
+//! seed 003's `search.SearchService` (`proto/search/search.proto`, in `seed`) over the search use
+//! case, with server reflection, the standard `grpc.health.v1` service,
 //! request logging and panic recovery. It is an internal service: it trusts its callers, so
 //! bind it to a private address.
 
@@ -23,7 +24,11 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("search_descriptor");
 }
 
+pub mod seed;
+
 use pb::search_service_server::SearchServiceServer;
+use seed::SeedSearchService;
+use seed::pb::search_service_server::SearchServiceServer as SeedSearchServiceServer;
 
 /// How long the index may take when the caller set no deadline.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
@@ -230,6 +235,9 @@ pub async fn serve(
     health
         .set_serving::<SearchServiceServer<SearchService>>()
         .await;
+    health
+        .set_serving::<SeedSearchServiceServer<SeedSearchService>>()
+        .await;
     // Both reflection versions: grpcurl and most tools ask v1 first, older ones v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -248,7 +256,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(SearchServiceServer::new(SearchService::new(search)))
+        .add_service(SearchServiceServer::new(SearchService::new(search.clone())))
+        .add_service(SeedSearchServiceServer::new(SeedSearchService::new(search)))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,

@@ -332,6 +332,128 @@ async fn the_search_service_over_a_socket() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Seed 003's `search.SearchService`, as its own client calls it, over the same index as v1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_003s_search_service_is_served_beside_v1() {
+    use portside_grpc::seed::pb;
+    use portside_grpc::seed::pb::search_service_client::SearchServiceClient as SeedClient;
+
+    let dir = temp_dir();
+    let s = start(Arc::new(TantivyIndex::open(&dir).unwrap())).await;
+    let mut v1 = s.client.clone();
+    v1.index_document(IndexDocumentRequest {
+        document: Some(doc(
+            "order:1",
+            "order",
+            &[("items", "1 × Laptop Pro 16"), ("status", "pending")],
+        )),
+    })
+    .await
+    .unwrap();
+    let mut seed = SeedClient::new(s.channel.clone());
+    let indexed = seed
+        .index_document(pb::IndexRequest {
+            id: "note:1".into(),
+            r#type: "note".into(),
+            fields: HashMap::from([("text".to_owned(), "a laptop bag".to_owned())]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(indexed.indexed);
+    // As the seed's example: `{"query":"laptop","type":"orders","limit":10}`.
+    let orders = seed
+        .search(pb::SearchRequest {
+            query: "laptop".into(),
+            r#type: "orders".into(),
+            limit: 10,
+            offset: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(orders.total, 1);
+    assert_eq!(
+        (
+            orders.documents[0].id.as_str(),
+            orders.documents[0].r#type.as_str()
+        ),
+        ("order:1", "order")
+    );
+    assert_eq!(orders.documents[0].fields["status"], "pending");
+    let all = seed
+        .search(pb::SearchRequest {
+            query: "laptop".into(),
+            ..pb::SearchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total, 2, "no type, no limit: every type, 10 at most");
+    for (request, what) in [
+        (
+            pb::SearchRequest {
+                query: "".into(),
+                ..pb::SearchRequest::default()
+            },
+            "empty query",
+        ),
+        (
+            pb::SearchRequest {
+                query: "a".into(),
+                limit: 101,
+                ..pb::SearchRequest::default()
+            },
+            "limit",
+        ),
+        (
+            pb::SearchRequest {
+                query: "a".into(),
+                offset: -1,
+                ..pb::SearchRequest::default()
+            },
+            "offset",
+        ),
+    ] {
+        assert_eq!(
+            seed.search(request).await.unwrap_err().code(),
+            Code::InvalidArgument,
+            "{what}"
+        );
+    }
+    seed.delete_document(pb::DeleteRequest {
+        id: "note:1".into(),
+    })
+    .await
+    .unwrap();
+    let again = seed
+        .delete_document(pb::DeleteRequest {
+            id: "note:1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+    let services = list_services(s.channel.clone()).await;
+    for expected in ["search.SearchService", "search.v1.SearchService"] {
+        assert!(services.iter().any(|s| s == expected), "{services:?}");
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "search.SearchService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    s.stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `grpcurl list`: the services the reflection service names.
 async fn list_services(channel: Channel) -> Vec<String> {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
