@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portside_domain::Money;
+use portside_domain::{Currency, Money};
 use portside_events::AuditLog;
 use portside_events::worker::{EventHandler, Subscription};
 use portside_kernel::{Cache, Clock, IdGenerator};
@@ -91,6 +91,8 @@ pub struct Ports {
 pub struct Settings {
     pub payments: PaymentSettings,
     pub membership_price: Money,
+    /// The currency of an order placed without one.
+    pub order_currency: Currency,
     /// How long a cached user profile may be served.
     pub user_cache_ttl: Duration,
     pub refresh_token_ttl: time::Duration,
@@ -152,6 +154,7 @@ impl Application {
             payments.clone(),
             clock.clone(),
             ids.clone(),
+            settings.order_currency,
         ));
         let consumers: Vec<Arc<dyn EventHandler>> = vec![
             Arc::new(MembershipUpgrade::new(
@@ -239,6 +242,7 @@ mod tests {
             Settings {
                 payments: PaymentSettings::default(),
                 membership_price: Money::from_minor(999, Currency::from_code("USD").unwrap()),
+                order_currency: Currency::from_code("USD").unwrap(),
                 user_cache_ttl: Duration::from_secs(60),
                 refresh_token_ttl: time::Duration::days(30),
             },

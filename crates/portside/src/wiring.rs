@@ -220,6 +220,8 @@ pub async fn application(
                 recovery_grace: duration(settings.recovery_grace)?,
             },
             membership_price: membership_price(settings)?,
+            order_currency: Currency::from_code(&settings.order_currency)
+                .map_err(|e| anyhow::anyhow!("ORDER_CURRENCY: {e}"))?,
             user_cache_ttl: settings.user_cache_ttl,
             refresh_token_ttl: duration(settings.refresh_token_ttl)?,
         },

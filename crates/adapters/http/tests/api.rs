@@ -128,6 +128,7 @@ where
         Settings {
             payments: PaymentSettings::default(),
             membership_price: Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap(),
+            order_currency: Currency::from_code("USD").unwrap(),
             user_cache_ttl: std::time::Duration::from_secs(60),
             refresh_token_ttl: time::Duration::days(30),
         },
@@ -2545,6 +2546,51 @@ async fn catalog_api(anon: &Api) {
     assert_eq!(old.body["data"][0]["sku"], "laptop-pro-16");
 }
 
+/// Seed 003's `POST /orders` body as written (no currency, no names, `price` a JSON number),
+/// with only an Authorization header added and the caller's own id as `customer_id`.
+async fn seed_003_orders(anon: &Api) {
+    let me = anon.signed_up().await;
+    let other = anon.signed_up().await;
+    let admin = anon.admin().await;
+    if get(&admin, "/api/v1/products/prod-1").await.status == StatusCode::NOT_FOUND {
+        product(&admin, "prod-1", "Product 1", "29.99", None).await;
+    }
+    let seed = |customer: &str, price: f64| json!({"customer_id": customer, "items": [{"product_id": "prod-1", "quantity": 2, "price": price}]});
+    let placed = post(&me, "/api/v1/orders", seed(&me.user_id, 29.99), None).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(
+        (
+            placed.body["currency"].as_str(),
+            placed.body["total"].as_str(),
+            placed.body["items"][0]["name"].as_str()
+        ),
+        (Some("USD"), Some("59.98"), Some("Product 1")),
+        "the configured currency, the catalog's name and price"
+    );
+    let read = get(
+        &me,
+        &format!("/api/v1/orders/{}", placed.body["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        read.body["items"][0]["product_id"], "prod-1",
+        "seed 003's GET"
+    );
+    let cheaper = post(&me, "/api/v1/orders", seed(&me.user_id, 19.99), None).await;
+    assert_eq!(
+        status_code(&cheaper),
+        (StatusCode::UNPROCESSABLE_ENTITY, "price_mismatch")
+    );
+    let theirs = post(&me, "/api/v1/orders", seed(&other.user_id, 29.99), None).await;
+    assert_eq!(status_code(&theirs), (StatusCode::FORBIDDEN, "forbidden"));
+    let for_them = post(&admin, "/api/v1/orders", seed(&other.user_id, 29.99), None).await;
+    assert_eq!(
+        (for_them.status, for_them.body["customer_id"].as_str()),
+        (StatusCode::CREATED, Some(other.user_id.as_str())),
+        "an administrator names any customer"
+    );
+}
+
 /// Search over HTTP: the rebuild from the store, owner scoping, filters, facets, bad queries.
 async fn search_api(anon: &Api) {
     let me = anon.signed_up().await;
@@ -2725,6 +2771,7 @@ async fn the_api_on_sqlite() {
     membership(&app).await;
     orders_api(&app).await;
     catalog_api(&app).await;
+    seed_003_orders(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     hostile_inputs(&app).await;
@@ -2749,6 +2796,7 @@ async fn the_api_on_postgres() {
     membership(&app).await;
     orders_api(&app).await;
     catalog_api(&app).await;
+    seed_003_orders(&app).await;
     walk_through(&app).await;
     bad_inputs(&app).await;
     hostile_inputs(&app).await;

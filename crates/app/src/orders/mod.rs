@@ -81,6 +81,7 @@ pub struct Orders {
     payments: Arc<Payments>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    default_currency: Currency,
 }
 
 fn under_way() -> AppError {
@@ -131,6 +132,7 @@ impl Orders {
         payments: Arc<Payments>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
+        default_currency: Currency,
     ) -> Self {
         Orders {
             repo,
@@ -138,7 +140,13 @@ impl Orders {
             payments,
             clock,
             ids,
+            default_currency,
         }
+    }
+
+    /// The currency of an order placed without one (seed 003's body names none).
+    pub fn default_currency(&self) -> Currency {
+        self.default_currency
     }
 
     /// Places an order for the actor (or, for an administrator, any customer).

@@ -49,6 +49,7 @@ fn world(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) 
             payments,
             clock.clone(),
             ids,
+            usd(),
         )),
         store,
         clock,

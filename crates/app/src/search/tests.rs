@@ -82,7 +82,7 @@ async fn world() -> World {
     store.insert_product(&mut mug, None).await.unwrap();
     World {
         search: Search::new(index.clone(), store.clone(), store.clone(), store.clone()),
-        orders: Orders::new(store.clone(), store.clone(), payments, clock, ids),
+        orders: Orders::new(store.clone(), store.clone(), payments, clock, ids, usd),
         index,
         store,
     }

@@ -123,6 +123,10 @@ pub struct Settings {
     #[arg(long, env = "CACHE_CAPACITY", value_name = "CACHE_CAPACITY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub cache_capacity: u64,
 
+    /// Currency of an order placed without one (seed 003's order body names none).
+    #[arg(long, env = "ORDER_CURRENCY", value_name = "ORDER_CURRENCY", default_value = "USD", value_parser = parse_currency, global = true)]
+    pub order_currency: String,
+
     /// Price of the premium membership, decimal (in MEMBERSHIP_CURRENCY).
     #[arg(
         long,
@@ -298,6 +302,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".into());
     }
     Ok(d)
+}
+
+fn parse_currency(text: &str) -> Result<String, String> {
+    portside_domain::Currency::from_code(text)
+        .map(|c| c.code().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_secret(text: &str) -> Result<String, String> {

@@ -50,9 +50,10 @@ pub struct ItemInput {
 pub struct CreateOrder {
     /// Who orders: defaults to the caller; another customer only for administrators.
     pub customer_id: Option<String>,
-    /// ISO-4217 code of every price.
+    /// ISO-4217 code of every price; the configured `ORDER_CURRENCY` (USD by default) when
+    /// absent.
     #[schema(example = "USD")]
-    pub currency: String,
+    pub currency: Option<String>,
     /// 1 to 100 lines.
     pub items: Vec<ItemInput>,
     /// Refused when present: the total is always computed from the items.
@@ -191,6 +192,7 @@ impl CreateOrder {
     pub fn into_command(
         self,
         idempotency: Option<IdempotentRequest>,
+        default_currency: Currency,
     ) -> Result<PlaceOrder, Problem> {
         let mut errors = Vec::new();
         refuse_total(&self.total, &mut errors);
@@ -202,11 +204,14 @@ impl CreateOrder {
                 CustomerId::parse(c).map(Some).map_err(refusal),
             ),
         };
-        let currency = field(
-            &mut errors,
-            "currency",
-            Currency::from_code(&self.currency).map_err(|e| ("currency_unknown", e.to_string())),
-        );
+        let currency = match self.currency.as_deref() {
+            None => Some(default_currency),
+            Some(code) => field(
+                &mut errors,
+                "currency",
+                Currency::from_code(code).map_err(|e| ("currency_unknown", e.to_string())),
+            ),
+        };
         let lines = currency.map(|c| lines(self.items, c, &mut errors));
         let (Some(customer_id), Some(currency), Some(lines), true) =
             (customer_id, currency, lines, errors.is_empty())

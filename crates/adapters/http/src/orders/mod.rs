@@ -66,7 +66,9 @@ pub async fn place_order(
     State(orders): State<Arc<Orders>>,
     keyed: Keyed<CreateOrder>,
 ) -> Result<Response, Problem> {
-    let command = keyed.body.into_command(keyed.key)?;
+    let command = keyed
+        .body
+        .into_command(keyed.key, orders.default_currency())?;
     let placed = orders.place_keyed(&keyed.actor, command).await?;
     let mut response = with_etag(StatusCode::CREATED, &placed.order);
     if placed.replayed {
