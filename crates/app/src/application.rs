@@ -13,7 +13,9 @@ use portside_kernel::{Cache, Clock, IdGenerator};
 use crate::catalog::{Catalog, CatalogRepository};
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
-use crate::orders::{OrderConfirmation, OrderRepository, Orders};
+use crate::orders::{
+    OrderConfirmation, OrderRepository, OrderStreamFeed, OrderStreamPorts, Orders,
+};
 use crate::payments::notices::Notices;
 use crate::payments::{
     IdempotencyStore, PaymentRepository, PaymentSettings, Payments, ProviderEvents, Providers,
@@ -28,6 +30,7 @@ use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, 
 pub const SUBSCRIPTIONS: &[Subscription] = &[
     MembershipUpgrade::SUBSCRIPTION,
     OrderConfirmation::SUBSCRIPTION,
+    OrderStreamFeed::SUBSCRIPTION,
     SearchProjection::SUBSCRIPTION,
     AuditLog::SUBSCRIPTION,
 ];
@@ -84,6 +87,8 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenService>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// Seed 003's `orders:events` stream, when one is configured.
+    pub order_stream: Option<OrderStreamPorts>,
 }
 
 /// What the use cases are told rather than asked.
@@ -125,6 +130,7 @@ impl Application {
             tokens,
             clock,
             ids,
+            order_stream,
         } = ports;
         let payments = Arc::new(Payments::new(
             store.payments.clone(),
@@ -162,6 +168,7 @@ impl Application {
                 settings.membership_price,
             )),
             Arc::new(OrderConfirmation::new(orders.clone())),
+            Arc::new(OrderStreamFeed::new(store.orders.clone(), order_stream)),
             Arc::new(SearchProjection::new(index.clone())),
             Arc::new(AuditLog),
         ];
@@ -238,6 +245,7 @@ mod tests {
                 tokens: Arc::new(FakeTokens::new(clock.clone(), time::Duration::minutes(15))),
                 clock,
                 ids: Arc::new(SequentialIds::default()),
+                order_stream: None,
             },
             Settings {
                 payments: PaymentSettings::default(),

@@ -85,3 +85,11 @@ pub trait DeadLetters: Send + Sync {
     /// Deletes a group's dead letters; returns how many.
     async fn purge(&self, group: &str) -> Result<u64, BusError>;
 }
+
+/// An outgoing stream in a format of its own, for readers outside Portside (seed 003's
+/// `orders:events`): each entry is a list of named text fields.
+#[async_trait]
+pub trait StreamSink: Send + Sync {
+    /// Appends one entry; returns once the stream stored it.
+    async fn append(&self, fields: &[(&str, &str)]) -> Result<(), BusError>;
+}

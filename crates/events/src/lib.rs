@@ -14,6 +14,6 @@ pub mod trace_context;
 pub mod worker;
 
 pub use audit::AuditLog;
-pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource};
+pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource, StreamSink};
 pub use envelope::{CATALOG, Envelope};
 pub use outbox::{Inbox, InboxMark, Outbox, OutboxLag};

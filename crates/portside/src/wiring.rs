@@ -12,10 +12,11 @@ use anyhow::{Context, bail};
 use portside_app::application::{
     Application, Ports, SUBSCRIPTIONS, Settings as AppSettings, StorePorts,
 };
+use portside_app::orders::OrderStreamPorts;
 use portside_app::payments::{PaymentProvider, PaymentSettings, Providers, WebhookVerifier};
 use portside_app::search::{Search, SearchIndex};
 use portside_auth::{Argon2Hasher, JwtTokens};
-use portside_bus::{InProcessBus, RabbitBus, RedisStreamsBus};
+use portside_bus::{InProcessBus, RabbitBus, RedisStreamSink, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_events::relay::{Relay, RelaySettings};
@@ -209,6 +210,7 @@ pub async fn application(
             )),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
+            order_stream: order_stream(settings)?,
         },
         AppSettings {
             payments: PaymentSettings {
@@ -362,6 +364,19 @@ fn providers(settings: &Settings, real: &RealProviders) -> anyhow::Result<Provid
     Ok(named
         .into_iter()
         .fold(Providers::new(name, provider), |all, (n, p)| all.with(n, p)))
+}
+
+/// Seed 003's order stream, when `ORDER_STREAM_URL` names a Redis.
+fn order_stream(settings: &Settings) -> anyhow::Result<Option<OrderStreamPorts>> {
+    let Some(url) = &settings.order_stream_url else {
+        return Ok(None);
+    };
+    let sink = RedisStreamSink::new(url, &settings.order_stream)
+        .map_err(|e| anyhow::anyhow!("ORDER_STREAM_URL: {e}"))?;
+    Ok(Some(OrderStreamPorts {
+        sink: Arc::new(sink),
+        render: Arc::new(portside_http::order_representation),
+    }))
 }
 
 fn membership_price(settings: &Settings) -> anyhow::Result<Money> {

@@ -1343,7 +1343,7 @@ async fn the_search_service_runs_alone_in_split_mode() {
         Duration::from_secs(1),
     )
     .unwrap()
-    .retire(&["audit", "membership", "orders", "search"])
+    .retire(&["audit", "membership", "orders", "order-stream", "search"])
     .await;
     clean_up(&dir);
 }
@@ -1884,7 +1884,10 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         );
     }
     let _ = portside_bus::RabbitBus::new("amqp://guest:guest@127.0.0.1:5672/%2f", &ns)
-        .retire(&["audit", "membership", "orders", "search"], true)
+        .retire(
+            &["audit", "membership", "orders", "order-stream", "search"],
+            true,
+        )
         .await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -2017,4 +2020,81 @@ async fn the_exit_code_says_whether_shutdown_met_its_deadline() {
         missed,
         "a request in flight past SHUTDOWN_TIMEOUT makes the exit code 1"
     );
+}
+
+/// Seed 003's worker contract: with ORDER_STREAM_URL set, every order event reaches a Redis
+/// stream of the seed's format, read with plain `XREADGROUP` as the seed shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_003_worker_reads_order_events_from_its_own_stream() {
+    let dir = temp_dir("stream");
+    let stream = format!("orders:events:{}", uuid::Uuid::now_v7().simple());
+    let url = "redis://127.0.0.1:6379/0";
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis at 127.0.0.1:6379");
+    // The seed's setup: XGROUP CREATE orders:events worker-group 0 MKSTREAM
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", &stream, "worker-group", "0", "MKSTREAM"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let env = [("ORDER_STREAM_URL", url), ("ORDER_STREAM", stream.as_str())];
+    let mut server = start(&dir, &env);
+    let (http, _) = signed_in(&server.base).await;
+    let admin = admin_client(&dir, &[], &server.base).await;
+    let b = format!("{}/api/v1", server.base);
+    shelve(&admin, &b, "sku-s", "Stream kite", "9.00").await;
+    let order = json_of(
+        http.post(format!("{b}/orders"))
+            .json(&json!({"currency": "USD", "items": [{"sku": "sku-s", "quantity": 1}]})),
+    )
+    .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    // XREADGROUP GROUP worker-group worker-1 STREAMS orders:events >
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg(&[
+            "GROUP",
+            "worker-group",
+            "worker-1",
+            "COUNT",
+            "10",
+            "BLOCK",
+            "10000",
+        ])
+        .arg(&["STREAMS", &stream, ">"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let entry = &read.keys[0].ids[0];
+    let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
+    assert_eq!(field("event_type"), "order.created");
+    let data: Value = serde_json::from_str(&field("data")).unwrap();
+    let got = json_of(http.get(format!("{b}/orders/{id}"))).await;
+    assert_eq!(data, got, "data is the order exactly as GET returns it");
+    let at: i64 = field("timestamp").parse().unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!((now - 60..=now).contains(&at), "Unix seconds: {at}");
+    // XACK orders:events worker-group <message-id>
+    let acked: i64 = redis::cmd("XACK")
+        .arg(&[&stream, "worker-group", &entry.id])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    let _: i64 = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    clean_up(&dir);
 }

@@ -53,6 +53,12 @@ pub use observe::MetricsRenderer;
 pub use openapi::ApiDoc;
 pub use problem::{FieldError, Problem};
 
+/// An order exactly as `GET /api/v1/orders/{id}` shows it, as JSON text (what seed 003's
+/// `orders:events` stream carries as `data`).
+pub fn order_representation(order: &portside_domain::OrderState) -> String {
+    serde_json::to_string(&orders::OrderView::from(order)).unwrap_or_default()
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {

@@ -124,6 +124,7 @@ where
             tokens: Arc::new(JwtTokens::new(SECRET, time::Duration::minutes(15))),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
+            order_stream: None,
         },
         Settings {
             payments: PaymentSettings::default(),

@@ -4,12 +4,14 @@
 
 mod confirmation;
 mod ports;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 pub use crate::precondition::IfMatch;
 pub use confirmation::OrderConfirmation;
 pub use ports::*;
+pub use stream::{OrderRenderer, OrderStreamFeed, OrderStreamPorts};
 
 use std::sync::Arc;
 

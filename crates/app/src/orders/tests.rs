@@ -794,3 +794,70 @@ async fn unpaid_orders_expire_and_give_their_units_back_but_never_while_paying()
         "expired once"
     );
 }
+
+/// A stream that keeps what is appended.
+#[derive(Default)]
+struct KeptStream(std::sync::Mutex<Vec<Vec<(String, String)>>>);
+
+#[async_trait::async_trait]
+impl portside_events::StreamSink for KeptStream {
+    async fn append(&self, fields: &[(&str, &str)]) -> Result<(), portside_events::BusError> {
+        let entry = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.0.lock().unwrap().push(entry);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn order_events_reach_the_configured_stream_as_the_api_shows_the_order() {
+    use crate::orders::{OrderStreamFeed, OrderStreamPorts};
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let placed = w
+        .orders
+        .place(&me, place(vec![line(2, "1.00")]))
+        .await
+        .unwrap();
+    let created = w
+        .store
+        .unpublished(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "order.created")
+        .unwrap();
+    let mark = InboxMark {
+        group: "order-stream".into(),
+        event_id: created.id,
+        at: OffsetDateTime::UNIX_EPOCH,
+    };
+    OrderStreamFeed::new(w.store.clone(), None)
+        .handle(&created, &mark)
+        .await
+        .unwrap();
+    let kept = Arc::new(KeptStream::default());
+    let out = OrderStreamPorts {
+        sink: kept.clone(),
+        render: Arc::new(|o: &portside_domain::OrderState| {
+            format!("order {} v{}", o.id, o.version)
+        }),
+    };
+    OrderStreamFeed::new(w.store.clone(), Some(out))
+        .handle(&created, &mark)
+        .await
+        .unwrap();
+    let entries = kept.0.lock().unwrap().clone();
+    let at = created.occurred_at.unix_timestamp().to_string();
+    assert_eq!(
+        entries,
+        vec![vec![
+            ("event_type".to_owned(), "order.created".to_owned()),
+            ("data".to_owned(), format!("order {} v1", placed.id)),
+            ("timestamp".to_owned(), at),
+            ("event_id".to_owned(), created.id.to_string()),
+        ]]
+    );
+}

@@ -14,7 +14,12 @@ use tokio::process::{Child, Command};
 const SECRET: &str = "chaos-test-secret-that-is-long-enough-to-sign";
 const PASSWORD: &str = "correct horse battery";
 /// The consumer groups of a Portside process, for removing their queues afterwards.
-const GROUPS: [&str; 4] = ["membership", "orders", "search", "audit"];
+fn groups() -> Vec<&'static str> {
+    portside_app::application::SUBSCRIPTIONS
+        .iter()
+        .map(|s| s.group)
+        .collect()
+}
 
 pub struct Server {
     bin: PathBuf,
@@ -434,12 +439,12 @@ impl Rig {
                         "chaos",
                         Duration::from_secs(30),
                     )?
-                    .retire(&GROUPS)
+                    .retire(&groups())
                     .await?;
                 }
                 Some(url) => {
                     portside_bus::RabbitBus::new(url, schema)
-                        .retire(&GROUPS, true)
+                        .retire(&groups(), true)
                         .await?;
                 }
                 None => {}

@@ -127,6 +127,21 @@ pub struct Settings {
     #[arg(long, env = "ORDER_CURRENCY", value_name = "ORDER_CURRENCY", default_value = "USD", value_parser = parse_currency, global = true)]
     pub order_currency: String,
 
+    /// A Redis (`redis://…`) to append every order event to, in seed 003's stream format, for
+    /// workers written to that contract; unset: no such stream.
+    #[arg(long, env = "ORDER_STREAM_URL", value_name = "ORDER_STREAM_URL", value_parser = parse_redis_url, global = true)]
+    pub order_stream_url: Option<String>,
+
+    /// The stream ORDER_STREAM_URL writes to.
+    #[arg(
+        long,
+        env = "ORDER_STREAM",
+        value_name = "ORDER_STREAM",
+        default_value = "orders:events",
+        global = true
+    )]
+    pub order_stream: String,
+
     /// Price of the premium membership, decimal (in MEMBERSHIP_CURRENCY).
     #[arg(
         long,
@@ -308,6 +323,14 @@ fn parse_currency(text: &str) -> Result<String, String> {
     portside_domain::Currency::from_code(text)
         .map(|c| c.code().to_owned())
         .map_err(|e| e.to_string())
+}
+
+fn parse_redis_url(text: &str) -> Result<String, String> {
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        Ok(text.to_owned())
+    } else {
+        Err("must be a redis:// or rediss:// URL".into())
+    }
 }
 
 fn parse_secret(text: &str) -> Result<String, String> {
