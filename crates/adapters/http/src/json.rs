@@ -100,6 +100,15 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         )
     })?;
     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(malformed)?;
+    // Every body of this API is an object; serde would also read a struct from an array of its
+    // fields in order (`["tok"]` as `{"refresh_token": "tok"}`), which no client means.
+    if !text.trim_start().starts_with('{') {
+        return Err(Problem::invalid(vec![FieldError {
+            field: "body".into(),
+            code: "body_not_an_object".into(),
+            message: "the body must be a JSON object".into(),
+        }]));
+    }
     if has_nul_escape(bytes) {
         return Err(Problem::invalid(vec![FieldError {
             field: "body".into(),

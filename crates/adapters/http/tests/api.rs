@@ -1579,6 +1579,20 @@ async fn hostile_inputs(anon: &Api) {
         );
         assert!(r.body["code"].is_string(), "{depth}: {}", r.body);
     }
+    // A struct's fields as an array (serde would read them in order), or another JSON value.
+    for (uri, body) in [
+        ("/api/v1/auth/logout", r#"[""]"#),
+        ("/api/v1/payments", r#"["1.00", "USD", "tok_visa"]"#),
+        ("/api/v1/messages", r#""hello""#),
+        ("/api/v1/messages", "null"),
+    ] {
+        let r = call(app, "POST", uri, &[JSON], Some(body)).await;
+        assert_eq!(
+            status_code(&r),
+            (StatusCode::UNPROCESSABLE_ENTITY, "body_not_an_object"),
+            "{uri} {body}"
+        );
+    }
     let mut latin1 = br#"{"body": "caf"#.to_vec();
     latin1.extend_from_slice(&[0xE9, b'"', b'}']);
     let r = call_bytes(app, "POST", "/api/v1/messages", &[JSON], Some(latin1)).await;
