@@ -39,7 +39,7 @@ pub struct CheckoutRequest {
 /// Charges the membership price to the caller; once the payment succeeds the caller is premium.
 #[utoipa::path(post, path = "/api/v1/memberships/checkout", tag = "memberships", security(("bearer" = [])),
     request_body = CheckoutRequest,
-    params(("Idempotency-Key" = String, Header, description = "Required: a checkout must be safe to retry")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Required, here or as `idempotency_key` in the body: a checkout must be safe to retry (400 `idempotency_key_required` without one)")),
     responses(
         (status = 201, description = "Paid; the caller is premium", body = PaymentView),
         (status = 202, description = "Payment outcome pending; retry with the same key", body = PaymentView),

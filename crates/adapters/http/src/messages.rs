@@ -236,12 +236,12 @@ pub async fn delete_message(
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])),
     params(
         ("owner_id" = Option<Uuid>, Query, description = "Author; another user's id for administrators only"),
-        ("q" = Option<String>, Query, description = "Body contains this text, case-insensitively (1 to 200 characters)"),
+        ("q" = Option<String>, Query, min_length = 1, max_length = 200, description = "Body contains this text, case-insensitively (1 to 200 characters)"),
         ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
         ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
         ("sort" = Option<String>, Query, description = "`created_at` (oldest first) or `-created_at` (newest first, default)"),
-        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = ListBody<MessageView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_messages(

@@ -85,12 +85,12 @@ pub async fn reindex(
 /// Full-text search over orders and payments.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
     params(
-        ("q" = String, Query, description = "Query: words (ANDed), \"phrases\", OR, NOT, field:value; 1 to 1000 characters"),
+        ("q" = String, Query, min_length = 1, max_length = 1000, pattern = r"\S", description = "Query: words (ANDed), \"phrases\", OR, NOT, field:value; 1 to 1000 characters"),
         ("type" = Option<String>, Query, description = "order, payment or product (customers: `product` searches the active products of the catalog, anything else their own documents)"),
         ("status" = Option<String>, Query, description = "Exact status"),
         ("currency" = Option<String>, Query, description = "Exact currency"),
-        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
-        ("offset" = Option<u32>, Query, description = "0 to 10000"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("offset" = Option<u32>, Query, minimum = 0, maximum = 10000, description = "0 to 10000"),
     ),
     responses((status = 200, body = SearchResponse), (status = 400, description = "Bad or missing query, limit or offset", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn search(

@@ -81,8 +81,8 @@ pub async fn create_product(
 #[utoipa::path(get, path = "/api/v1/products", tag = "catalog", security(("bearer" = [])),
     params(
         ("active" = Option<bool>, Query, description = "Administrators: `false` lists archived products"),
-        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = ListBody<ProductView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_products(
@@ -198,8 +198,8 @@ pub async fn adjust_stock(
 #[utoipa::path(get, path = "/api/v1/products/{sku}/stock/movements", tag = "catalog", security(("bearer" = [])),
     params(
         ("sku" = String, Path),
-        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = ListBody<MovementView>), (status = 403, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_movements(

@@ -94,11 +94,11 @@ pub async fn get_order(
 /// Orders, newest first.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     params(
-        ("customer_id" = Option<String>, Query, description = "Another customer's id for administrators only"),
+        ("customer_id" = Option<String>, Query, min_length = 1, max_length = 64, pattern = r"^[!-~]+$", description = "Another customer's id for administrators only"),
         ("status" = Option<String>, Query, description = "pending, confirmed, shipped or cancelled"),
         ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
-        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = ListBody<OrderView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "customer_id is not yours", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_orders(
@@ -187,7 +187,7 @@ pub async fn cancel_order(
 /// Pays the order's total; the order becomes confirmed when the payment's success event is
 /// handled.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Required"), ("If-Match" = Option<String>, Header)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Required, here or as `idempotency_key` in the body (400 `idempotency_key_required` without one)"), ("If-Match" = Option<String>, Header)),
     request_body = PayOrderRequest,
     responses(
         (status = 201, description = "Charged; confirmation follows", body = crate::payments::PaymentView),

@@ -119,10 +119,10 @@ pub async fn get_payment(
 #[utoipa::path(
     get, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
     params(
-        ("customer_id" = Option<String>, Query, description = "Only this customer's payments"),
+        ("customer_id" = Option<String>, Query, min_length = 1, max_length = 64, pattern = r"^[!-~]+$", description = "Only this customer's payments"),
         ("status" = Option<String>, Query, description = "Only payments in this status"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, body = ListBody<PaymentView>),

@@ -259,7 +259,7 @@ pub async fn delete_user(
 
 /// All users (administrators only).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100), ("cursor" = Option<String>, Query, min_length = 1)),
     responses((status = 200, body = ListBody<UserView>), (status = 403, body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list_users(
     State(users): State<Arc<Users>>,
