@@ -237,8 +237,8 @@ pub async fn delete_message(
     params(
         ("owner_id" = Option<Uuid>, Query, description = "Author; another user's id for administrators only"),
         ("q" = Option<String>, Query, min_length = 1, max_length = 200, description = "Body contains this text, case-insensitively (1 to 200 characters)"),
-        ("created_after" = Option<String>, Query, description = "RFC 3339, exclusive"),
-        ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
+        ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive"),
         ("sort" = Option<String>, Query, description = "`created_at` (oldest first) or `-created_at` (newest first, default)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
         ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page"),
