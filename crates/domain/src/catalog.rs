@@ -103,6 +103,13 @@ impl Prices {
     pub fn iter(&self) -> impl Iterator<Item = Money> + '_ {
         self.0.values().copied()
     }
+
+    /// Every price as decimal text by ISO code, as events and the API show them.
+    pub fn by_code(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|p| (p.currency().code().to_owned(), p.to_decimal_string()))
+            .collect()
+    }
 }
 
 /// The descriptive fields of a product, checked.
@@ -173,12 +180,7 @@ impl ProductSnapshot {
             sku: s.sku.clone(),
             name: s.details.name.clone(),
             description: s.details.description.clone(),
-            prices: s
-                .details
-                .prices
-                .iter()
-                .map(|p| (p.currency().code().to_owned(), p.to_decimal_string()))
-                .collect(),
+            prices: s.details.prices.by_code(),
             active: s.active,
             version: s.version,
         }

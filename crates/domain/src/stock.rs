@@ -262,8 +262,15 @@ impl Stock {
                         available: s.available().max(0),
                     });
                 }
-                let r = (MovementKind::Reserved, quantity, Some(order), None);
-                (r.0, r.1, r.2, r.3, s.on_hand, s.reserved + quantity)
+                let reserved = s.reserved + quantity;
+                (
+                    MovementKind::Reserved,
+                    quantity,
+                    Some(order),
+                    None,
+                    s.on_hand,
+                    reserved,
+                )
             }
             StockOp::Release {
                 order,
@@ -272,25 +279,28 @@ impl Stock {
             } => {
                 positive(quantity)?;
                 let released = quantity.min(s.reserved);
-                let r = (
+                let reason = Some(cause.to_owned());
+                let reserved = s.reserved - released;
+                (
                     MovementKind::Released,
                     released,
                     Some(order),
-                    Some(cause.to_owned()),
-                );
-                (r.0, r.1, r.2, r.3, s.on_hand, s.reserved - released)
+                    reason,
+                    s.on_hand,
+                    reserved,
+                )
             }
             StockOp::Ship { order, quantity } => {
                 positive(quantity)?;
                 let shipped = quantity.min(s.reserved);
-                let r = (MovementKind::Shipped, shipped, Some(order), None);
+                let (on_hand, reserved) = (s.on_hand - shipped, s.reserved - shipped);
                 (
-                    r.0,
-                    r.1,
-                    r.2,
-                    r.3,
-                    s.on_hand - shipped,
-                    s.reserved - shipped,
+                    MovementKind::Shipped,
+                    shipped,
+                    Some(order),
+                    None,
+                    on_hand,
+                    reserved,
                 )
             }
             StockOp::Adjust { delta, reason } => {
@@ -346,6 +356,22 @@ impl Stock {
         );
         self.watch_threshold(now);
         Ok(())
+    }
+
+    /// An administrator's adjustment of `current`, or of a product not tracked yet, whose
+    /// tracking then starts at zero.
+    pub fn adjusted(
+        current: Option<Stock>,
+        sku: &Sku,
+        a: &StockAdjustment,
+        now: OffsetDateTime,
+    ) -> Result<Stock, DomainError> {
+        let mut stock = match current {
+            Some(stock) => stock,
+            None => Stock::track(sku.clone(), 0, None, String::new(), now)?,
+        };
+        stock.adjust(a, now)?;
+        Ok(stock)
     }
 
     /// Applies an administrator's adjustment: the threshold first, then the units.

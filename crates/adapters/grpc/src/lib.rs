@@ -111,22 +111,35 @@ fn document(d: pb::Document) -> SearchDocument {
     }
 }
 
-fn query(r: pb::SearchRequest) -> Result<SearchQuery, Status> {
-    let limit = u32::try_from(r.limit)
+/// A page size of 1 to [`MAX_LIMIT`] and an offset of 0 to [`MAX_OFFSET`], from the wire's
+/// int32s.
+fn page(limit: i32, offset: i32) -> Result<(u32, u32), Status> {
+    let size = u32::try_from(limit)
         .ok()
         .filter(|l| (1..=MAX_LIMIT).contains(l))
         .ok_or_else(|| {
-            Status::invalid_argument(format!("limit must be 1 to {MAX_LIMIT}, got {}", r.limit))
+            Status::invalid_argument(format!("limit must be 1 to {MAX_LIMIT}, got {limit}"))
         })?;
-    let offset = u32::try_from(r.offset)
+    let skip = u32::try_from(offset)
         .ok()
         .filter(|o| *o <= MAX_OFFSET)
         .ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "offset must be 0 to {MAX_OFFSET}, got {}",
-                r.offset
-            ))
+            Status::invalid_argument(format!("offset must be 0 to {MAX_OFFSET}, got {offset}"))
         })?;
+    Ok((size, skip))
+}
+
+/// Removes a document; NOT_FOUND when there is none.
+async fn delete(search: &Search, id: &str, limit: Duration) -> Result<(), Status> {
+    if within(limit, search.delete_document(id)).await? {
+        Ok(())
+    } else {
+        Err(Status::not_found(format!("no document {id:?}")))
+    }
+}
+
+fn query(r: pb::SearchRequest) -> Result<SearchQuery, Status> {
+    let (limit, offset) = page(r.limit, r.offset)?;
     Ok(SearchQuery {
         text: r.query,
         doc_type: Some(r.r#type).filter(|t| !t.is_empty()),
@@ -174,12 +187,8 @@ impl pb::search_service_server::SearchService for SearchService {
         request: Request<pb::DeleteDocumentRequest>,
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
         let limit = deadline(&request);
-        let id = request.into_inner().id;
-        if within(limit, self.search.delete_document(&id)).await? {
-            Ok(Response::new(pb::DeleteDocumentResponse {}))
-        } else {
-            Err(Status::not_found(format!("no document {id:?}")))
-        }
+        delete(&self.search, &request.into_inner().id, limit).await?;
+        Ok(Response::new(pb::DeleteDocumentResponse {}))
     }
 
     async fn search(

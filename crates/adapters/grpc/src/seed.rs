@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use portside_app::search::{MAX_LIMIT, MAX_OFFSET, Search, SearchDocument, SearchQuery};
+use portside_app::search::{Search, SearchDocument, SearchQuery};
 use tonic::{Request, Response, Status};
 
-use super::{deadline, within};
+use super::{deadline, delete, page, within};
 
 /// The generated messages, server and client of package `search`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -15,7 +15,7 @@ pub mod pb {
 }
 
 /// Page size when the caller gives none (a proto3 `0`).
-const DEFAULT_LIMIT: u32 = 10;
+const DEFAULT_LIMIT: i32 = 10;
 
 /// `search.SearchService` over the search use case.
 pub struct SeedSearchService {
@@ -39,24 +39,8 @@ fn doc_type(text: &str) -> Option<String> {
 }
 
 fn query(r: pb::SearchRequest) -> Result<SearchQuery, Status> {
-    let limit = match r.limit {
-        0 => DEFAULT_LIMIT,
-        n => u32::try_from(n)
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("limit must be 1 to {MAX_LIMIT}, got {n}"))
-            })?,
-    };
-    let offset = u32::try_from(r.offset)
-        .ok()
-        .filter(|o| *o <= MAX_OFFSET)
-        .ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "offset must be 0 to {MAX_OFFSET}, got {}",
-                r.offset
-            ))
-        })?;
+    let limit = if r.limit == 0 { DEFAULT_LIMIT } else { r.limit };
+    let (limit, offset) = page(limit, r.offset)?;
     Ok(SearchQuery {
         text: r.query,
         doc_type: doc_type(&r.r#type),
@@ -112,12 +96,8 @@ impl pb::search_service_server::SearchService for SeedSearchService {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let limit = deadline(&request);
-        let id = request.into_inner().id;
-        if within(limit, self.search.delete_document(&id)).await? {
-            Ok(Response::new(pb::DeleteResponse {}))
-        } else {
-            Err(Status::not_found(format!("no document {id:?}")))
-        }
+        delete(&self.search, &request.into_inner().id, limit).await?;
+        Ok(Response::new(pb::DeleteResponse {}))
     }
 }
 

@@ -19,9 +19,9 @@ macro_rules! catalog {
             use std::collections::{BTreeMap, BTreeSet};
 
             use async_trait::async_trait;
-            use portside_app::catalog::{CatalogRepository, ProductFilter};
+            use portside_app::catalog::{CatalogRepository, ProductFilter, stock_refused};
             use portside_domain::{
-                Aggregate, DomainError, Order, OrderId, Product, Sku, Stock, StockAdjustment,
+                Aggregate, Order, OrderId, Product, Sku, Stock, StockAdjustment,
                 StockMovement, stock,
             };
             use portside_kernel::{PageRequest, StoreError};
@@ -34,15 +34,6 @@ macro_rules! catalog {
             use crate::store::$engine::{Db, Tx, begin, finish, record};
             use crate::store::{SqlStore, version_checked};
             use crate::types::{DbId, DbTime};
-
-            /// A domain rule refused a stock change under the lock; the caller rolls back.
-            pub(crate) fn refused(sku: &Sku, e: &DomainError) -> StoreError {
-                StoreError::Refused {
-                    code: e.code().to_owned(),
-                    subject: sku.to_string(),
-                    detail: e.to_string(),
-                }
-            }
 
             /// Locks and reads the stock levels of `skus` (those tracked), in SKU order.
             async fn lock(tx: &mut Tx, skus: &BTreeSet<Sku>) -> Result<BTreeMap<Sku, Stock>, StoreError> {
@@ -133,7 +124,7 @@ macro_rules! catalog {
                     .collect();
                 let mut stocks = lock(tx, &stock::skus_touched(order, &held)).await?;
                 let after = stock::apply_order(order, held, &mut stocks)
-                    .map_err(|(sku, e)| refused(&sku, &e))?;
+                    .map_err(|(sku, e)| stock_refused(&sku, &e))?;
                 for s in stocks.values() {
                     if !s.pending_events().is_empty() {
                         save(tx, s).await?;
@@ -242,11 +233,8 @@ macro_rules! catalog {
 
                 async fn adjust_stock(&self, sku: &Sku, adjustment: &StockAdjustment, at: OffsetDateTime) -> Result<Stock, StoreError> {
                     let mut tx = begin(&self.write, None).await?;
-                    let mut s = match lock(&mut tx, &BTreeSet::from([sku.clone()])).await?.remove(sku) {
-                        Some(s) => s,
-                        None => Stock::track(sku.clone(), 0, None, String::new(), at).map_err(|e| refused(sku, &e))?,
-                    };
-                    s.adjust(adjustment, at).map_err(|e| refused(sku, &e))?;
+                    let current = lock(&mut tx, &BTreeSet::from([sku.clone()])).await?.remove(sku);
+                    let mut s = Stock::adjusted(current, sku, adjustment, at).map_err(|e| stock_refused(sku, &e))?;
                     save(&mut tx, &s).await?;
                     tx.commit().await.map_err(store_error)?;
                     s.mark_saved();

@@ -1,10 +1,20 @@
 //! Ports of the catalog context.
 
 use async_trait::async_trait;
-use portside_domain::{Product, Sku, Stock, StockAdjustment, StockMovement};
+use portside_domain::{DomainError, Product, Sku, Stock, StockAdjustment, StockMovement};
 use time::OffsetDateTime;
 
 use portside_kernel::{PageRequest, StoreError};
+
+/// What a store answers when a domain rule refuses a stock change under its lock:
+/// `StoreError::Refused` with the rule's code, the SKU as its subject, and the message.
+pub fn stock_refused(sku: &Sku, e: &DomainError) -> StoreError {
+    StoreError::Refused {
+        code: e.code().to_owned(),
+        subject: sku.to_string(),
+        detail: e.to_string(),
+    }
+}
 
 /// Which products to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

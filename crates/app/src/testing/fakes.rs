@@ -14,7 +14,7 @@ use portside_domain::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::catalog::{CatalogRepository, ProductFilter};
+use crate::catalog::{CatalogRepository, ProductFilter, stock_refused};
 use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
 use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
@@ -787,8 +787,8 @@ impl Tables {
                     .map(|s| (sku, Stock::restore(s)))
             })
             .collect();
-        let held =
-            stock::apply_order(order, held, &mut stocks).map_err(|(sku, e)| refused(&sku, &e))?;
+        let held = stock::apply_order(order, held, &mut stocks)
+            .map_err(|(sku, e)| stock_refused(&sku, &e))?;
         for mut s in stocks.into_values() {
             self.save_stock(&mut s)?;
         }
@@ -817,15 +817,6 @@ impl Tables {
             )?));
         }
         Ok(())
-    }
-}
-
-/// A domain rule refused a write under the store's lock.
-pub(crate) fn refused(sku: &Sku, e: &portside_domain::DomainError) -> StoreError {
-    StoreError::Refused {
-        code: e.code().to_owned(),
-        subject: sku.to_string(),
-        detail: e.to_string(),
     }
 }
 
@@ -898,12 +889,9 @@ impl CatalogRepository for InMemoryStore {
         at: OffsetDateTime,
     ) -> Result<Stock, StoreError> {
         let mut t = self.lock()?;
-        let mut s = match t.stock.get(sku) {
-            Some(state) => Stock::restore(state.clone()),
-            None => Stock::track(sku.clone(), 0, None, String::new(), at)
-                .map_err(|e| refused(sku, &e))?,
-        };
-        s.adjust(adjustment, at).map_err(|e| refused(sku, &e))?;
+        let current = t.stock.get(sku).cloned().map(Stock::restore);
+        let mut s =
+            Stock::adjusted(current, sku, adjustment, at).map_err(|e| stock_refused(sku, &e))?;
         t.save_stock(&mut s)?;
         Ok(s)
     }

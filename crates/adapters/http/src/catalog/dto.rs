@@ -125,12 +125,7 @@ impl ProductView {
             object: "product",
             name: s.details.name.clone(),
             description: s.details.description.clone(),
-            prices: s
-                .details
-                .prices
-                .iter()
-                .map(|m| (m.currency().code().to_owned(), m.to_decimal_string()))
-                .collect(),
+            prices: s.details.prices.by_code(),
             active: s.active,
             version: s.version,
             stock: p.stock.as_ref().filter(|_| show_stock).map(StockView::from),
