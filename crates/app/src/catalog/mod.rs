@@ -42,10 +42,19 @@ pub struct ProductChanges {
 
 /// A product with its stock, as the catalog shows it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProductView {
+pub struct CatalogEntry {
     pub product: ProductState,
     /// `None`: stock is not tracked.
     pub stock: Option<portside_domain::StockState>,
+}
+
+impl CatalogEntry {
+    fn of(product: &Product, stock: Option<&Stock>) -> Self {
+        CatalogEntry {
+            product: product.state().clone(),
+            stock: stock.map(|s| s.state().clone()),
+        }
+    }
 }
 
 /// The catalog use cases.
@@ -67,8 +76,8 @@ impl Catalog {
         Catalog { repo, clock }
     }
 
-    /// Creates a product (administrators); 409 `taken` when its SKU exists.
-    pub async fn create(&self, actor: &Actor, new: NewProduct) -> Result<ProductView, AppError> {
+    /// Creates a product (administrators); 409 `sku_taken` when its SKU exists.
+    pub async fn create(&self, actor: &Actor, new: NewProduct) -> Result<CatalogEntry, AppError> {
         admin(actor, "only administrators create products")?;
         let now = self.clock.now();
         let mut product = Product::create(new.sku.clone(), new.details, now);
@@ -86,23 +95,21 @@ impl Catalog {
             .transpose()
             .map_err(AppError::invalid("stock"))?;
         match self.repo.insert_product(&mut product, stock.as_mut()).await {
-            Ok(()) => Ok(ProductView {
-                product: product.state().clone(),
-                stock: stock.map(|s| s.state().clone()),
-            }),
+            Ok(()) => Ok(CatalogEntry::of(&product, stock.as_ref())),
             Err(StoreError::Duplicate) => Err(AppError::Taken("sku")),
             Err(e) => Err(e.into()),
         }
     }
 
     /// One product; an archived one exists only for administrators.
-    pub async fn get(&self, actor: &Actor, sku: &Sku) -> Result<ProductView, AppError> {
+    pub async fn get(&self, actor: &Actor, sku: &Sku) -> Result<CatalogEntry, AppError> {
         let product = self.visible(actor, sku).await?;
-        let stock = self.repo.stock(sku).await?;
-        Ok(ProductView {
-            product: product.state().clone(),
-            stock: stock.map(|s| s.state().clone()),
-        })
+        self.entry(&product).await
+    }
+
+    async fn entry(&self, product: &Product) -> Result<CatalogEntry, AppError> {
+        let stock = self.repo.stock(product.sku()).await?;
+        Ok(CatalogEntry::of(product, stock.as_ref()))
     }
 
     async fn visible(&self, actor: &Actor, sku: &Sku) -> Result<Product, AppError> {
@@ -139,7 +146,7 @@ impl Catalog {
         sku: &Sku,
         changes: ProductChanges,
         expected: IfMatch,
-    ) -> Result<ProductView, AppError> {
+    ) -> Result<CatalogEntry, AppError> {
         admin(actor, "only administrators change products")?;
         self.mutate(sku, &expected, |p, now| {
             let current = &p.state().details;
@@ -167,7 +174,7 @@ impl Catalog {
         actor: &Actor,
         sku: &Sku,
         expected: IfMatch,
-    ) -> Result<ProductView, AppError> {
+    ) -> Result<CatalogEntry, AppError> {
         admin(actor, "only administrators archive products")?;
         self.mutate(sku, &expected, |p, now| {
             p.archive(now);
@@ -181,7 +188,7 @@ impl Catalog {
         sku: &Sku,
         expected: &IfMatch,
         change: impl Fn(&mut Product, time::OffsetDateTime) -> Result<(), DomainError>,
-    ) -> Result<ProductView, AppError> {
+    ) -> Result<CatalogEntry, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut product = self
                 .repo
@@ -193,13 +200,7 @@ impl Catalog {
             }
             change(&mut product, self.clock.now()).map_err(AppError::invalid("product"))?;
             match self.repo.update_product(&mut product).await {
-                Ok(()) => {
-                    let stock = self.repo.stock(sku).await?;
-                    return Ok(ProductView {
-                        product: product.state().clone(),
-                        stock: stock.map(|s| s.state().clone()),
-                    });
-                }
+                Ok(()) => return self.entry(&product).await,
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -214,7 +215,7 @@ impl Catalog {
         actor: &Actor,
         sku: &Sku,
         adjustment: StockAdjustment,
-    ) -> Result<ProductView, AppError> {
+    ) -> Result<CatalogEntry, AppError> {
         admin(actor, "only administrators adjust stock")?;
         let product = self.visible(actor, sku).await?;
         let stock = match self
@@ -241,10 +242,7 @@ impl Catalog {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(ProductView {
-            product: product.state().clone(),
-            stock: Some(stock.state().clone()),
-        })
+        Ok(CatalogEntry::of(&product, Some(&stock)))
     }
 
     /// A product's stock movements, newest first (administrators).

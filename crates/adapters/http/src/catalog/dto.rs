@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use portside_app::catalog::{NewProduct, ProductChanges, ProductFilter, ProductView as Product};
+use portside_app::catalog::{CatalogEntry, NewProduct, ProductChanges, ProductFilter};
 use portside_domain::{
     Currency, Money, Prices, ProductDetails, Sku, StockAdjustment, StockMovement, StockState,
 };
@@ -118,8 +118,8 @@ pub struct ProductView {
 
 impl ProductView {
     /// The view of a product; its stock only when `show_stock`.
-    pub fn of(p: &Product, show_stock: bool) -> Self {
-        let s = &p.product;
+    pub fn of(entry: &CatalogEntry, show_stock: bool) -> Self {
+        let s = &entry.product;
         ProductView {
             sku: s.sku.to_string(),
             object: "product",
@@ -128,7 +128,11 @@ impl ProductView {
             prices: s.details.prices.by_code(),
             active: s.active,
             version: s.version,
-            stock: p.stock.as_ref().filter(|_| show_stock).map(StockView::from),
+            stock: entry
+                .stock
+                .as_ref()
+                .filter(|_| show_stock)
+                .map(StockView::from),
             created_at: s.created_at,
             updated_at: s.updated_at,
         }

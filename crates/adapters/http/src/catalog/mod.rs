@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portside_app::AppError;
-use portside_app::catalog::{Catalog, ProductView as Product};
+use portside_app::catalog::{Catalog, CatalogEntry};
 use portside_domain::{Actor, Sku};
 
 pub(crate) use dto::{
@@ -52,7 +52,7 @@ fn sku(text: &str) -> Result<Sku, Problem> {
     Sku::parse(text).map_err(|_| AppError::NotFound("product").into())
 }
 
-fn with_etag(status: StatusCode, actor: &Actor, product: &Product) -> Response {
+fn with_etag(status: StatusCode, actor: &Actor, product: &CatalogEntry) -> Response {
     let p = &product.product;
     let view = ProductView::of(product, actor.is_admin());
     if_match::with_etag(status, view, p.version, || {
@@ -99,7 +99,7 @@ pub async fn list_products(
         found,
         |p| {
             ProductView::of(
-                &Product {
+                &CatalogEntry {
                     product: p.clone(),
                     stock: None,
                 },
