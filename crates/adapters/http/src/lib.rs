@@ -19,6 +19,7 @@ mod page;
 mod payments;
 mod problem;
 mod search;
+mod timestamp;
 mod users;
 
 use std::sync::Arc;

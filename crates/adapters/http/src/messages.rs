@@ -22,6 +22,7 @@ use crate::auth::Authenticated;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
 use crate::problem::{FieldError, Problem, ProblemBody};
+use crate::timestamp::Timestamp;
 
 /// The routes of the messages context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -54,13 +55,9 @@ pub struct MessageView {
     /// Incremented by every edit.
     pub version: i64,
     /// When posted (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// When last edited (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub updated_at: Timestamp,
 }
 
 impl From<&Message> for MessageView {
@@ -71,8 +68,8 @@ impl From<&Message> for MessageView {
             owner_id: m.owner_id.0,
             body: m.body.as_str().to_owned(),
             version: m.version,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
         }
     }
 }

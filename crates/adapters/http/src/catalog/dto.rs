@@ -7,12 +7,12 @@ use portside_domain::{
     Currency, Money, Prices, ProductDetails, Sku, StockAdjustment, StockMovement, StockState,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::payments::DecimalText;
 use crate::problem::{FieldError, Problem, field, refusal};
+use crate::timestamp::Timestamp;
 
 /// Stock to track from the start.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,12 +108,8 @@ pub struct ProductView {
     pub version: i64,
     /// Shown to administrators; `null` when stock is not tracked.
     pub stock: Option<StockView>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl ProductView {
@@ -133,8 +129,8 @@ impl ProductView {
                 .as_ref()
                 .filter(|_| show_stock)
                 .map(StockView::from),
-            created_at: s.created_at,
-            updated_at: s.updated_at,
+            created_at: s.created_at.into(),
+            updated_at: s.updated_at.into(),
         }
     }
 }
@@ -167,9 +163,7 @@ pub struct MovementView {
     pub on_hand: i64,
     /// Reserved after it.
     pub reserved: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
 }
 
 impl From<&StockMovement> for MovementView {
@@ -182,7 +176,7 @@ impl From<&StockMovement> for MovementView {
             reason: m.reason.clone(),
             on_hand: m.on_hand,
             reserved: m.reserved,
-            at: m.at,
+            at: m.at.into(),
         }
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::idempotency::BodyKey;
 use crate::payments::{DecimalText, method_or_card};
 use crate::problem::{FieldError, Problem, field, refusal};
+use crate::timestamp::Timestamp;
 
 /// One line of an order request: a product of the catalog and a quantity. The unit price and
 /// name are copied from the catalog when the order is placed.
@@ -127,13 +128,9 @@ pub struct OrderView {
     /// The version (also the ETag).
     pub version: i64,
     /// When placed (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// When last changed (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub updated_at: Timestamp,
 }
 
 impl From<&OrderState> for OrderView {
@@ -163,8 +160,8 @@ impl From<&OrderState> for OrderView {
             status: o.status,
             payment_id: o.payment_id.map(|p| p.0),
             version: o.version,
-            created_at: o.created_at,
-            updated_at: o.updated_at,
+            created_at: o.created_at.into(),
+            updated_at: o.updated_at.into(),
         }
     }
 }

@@ -11,12 +11,12 @@ use portside_domain::{
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
 use crate::problem::{FieldError, Problem, field, refusal};
+use crate::timestamp::Timestamp;
 
 /// A decimal amount given as a JSON number (`99.99`) or string (`"99.99"`), kept as the exact
 /// text the client sent so that no float ever touches it.
@@ -169,13 +169,9 @@ pub struct PaymentView {
     /// Client metadata.
     pub metadata: BTreeMap<String, String>,
     /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// Last change (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub updated_at: Timestamp,
 }
 
 impl From<&PaymentState> for PaymentView {
@@ -195,8 +191,8 @@ impl From<&PaymentState> for PaymentView {
             failure: p.failure.as_ref().map(FailureView::from),
             description: p.description.clone(),
             metadata: p.metadata.as_map().clone(),
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: p.created_at.into(),
+            updated_at: p.updated_at.into(),
         }
     }
 }
@@ -225,13 +221,9 @@ pub struct TransactionView {
     /// Client metadata.
     pub metadata: BTreeMap<String, String>,
     /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// Settlement time (RFC 3339), once settled.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub settled_at: Option<OffsetDateTime>,
+    pub settled_at: Option<Timestamp>,
 }
 
 impl From<&Transaction> for TransactionView {
@@ -247,8 +239,8 @@ impl From<&Transaction> for TransactionView {
             failure: t.failure.as_ref().map(FailureView::from),
             reason: t.reason.clone(),
             metadata: t.metadata.as_map().clone(),
-            created_at: t.created_at,
-            settled_at: t.settled_at,
+            created_at: t.created_at.into(),
+            settled_at: t.settled_at.map(Timestamp),
         }
     }
 }

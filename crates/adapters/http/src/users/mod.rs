@@ -15,7 +15,6 @@ use portside_app::users::cache::UserProfile;
 use portside_app::users::{Registration, UserChanges, Users};
 use portside_domain::{Email, Role, UserId, UserName};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,6 +25,7 @@ use crate::auth::Authenticated;
 use crate::json::{JsonBody, QueryParams};
 use crate::page::{self, ListBody};
 use crate::problem::{Problem, ProblemBody, field, refusal};
+use crate::timestamp::Timestamp;
 
 /// The routes of the users context.
 pub(crate) fn router() -> Router<ApiState> {
@@ -83,13 +83,9 @@ pub struct UserView {
     /// `free` or `premium`.
     pub membership: String,
     /// Registration time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// Last change (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: OffsetDateTime,
+    pub updated_at: Timestamp,
 }
 
 impl From<&UserProfile> for UserView {
@@ -101,8 +97,8 @@ impl From<&UserProfile> for UserView {
             name: p.name.clone(),
             role: p.role.as_str().into(),
             membership: p.membership.as_str().into(),
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: p.created_at.into(),
+            updated_at: p.updated_at.into(),
         }
     }
 }
