@@ -7,6 +7,8 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::problem::{FieldError, Problem};
 
@@ -150,6 +152,26 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hash.update(b"\n");
     hash.update(&canonical);
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An optional query parameter read by `parse`; a 400 naming the parameter when it does not
+/// parse.
+pub fn param<T, E: std::fmt::Display>(
+    name: &str,
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, Problem> {
+    text.map(parse)
+        .transpose()
+        .map_err(|e| Problem::bad_parameter(name, "invalid_parameter", e.to_string()))
+}
+
+/// An optional RFC 3339 instant in a query parameter.
+pub fn instant(name: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, Problem> {
+    param(name, text, |t| {
+        OffsetDateTime::parse(t, &Rfc3339)
+            .map_err(|_| format!("{name} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))
+    })
 }
 
 /// Query parameters parsed into `T` (whose fields are all optional text, validated by the

@@ -12,14 +12,12 @@ use portside_app::messages::Messages;
 use portside_app::messages::{MessageFilter, MessageOrder};
 use portside_domain::{Message, MessageBody, MessageId, UserId};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::json::{JsonBody, QueryParams};
+use crate::json::{JsonBody, QueryParams, instant};
 use crate::page::{self, ListBody};
 use crate::problem::{FieldError, Problem, ProblemBody};
 use crate::timestamp::Timestamp;
@@ -151,19 +149,6 @@ fn message_id(text: &str) -> Result<MessageId, Problem> {
     Uuid::parse_str(text)
         .map(MessageId)
         .map_err(|_| AppError::NotFound("message").into())
-}
-
-fn instant(name: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, Problem> {
-    text.map(|t| {
-        OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
-            Problem::bad_parameter(
-                name,
-                "invalid_parameter",
-                format!("{name} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"),
-            )
-        })
-    })
-    .transpose()
 }
 
 fn created(view: MessageView) -> Response {

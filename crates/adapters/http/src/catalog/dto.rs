@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::json::param;
 use crate::payments::DecimalText;
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
@@ -193,18 +194,11 @@ pub struct ListProducts {
 impl ListProducts {
     /// The filter these parameters name; a 400 naming the first bad one.
     pub fn filter(&self) -> Result<ProductFilter, Problem> {
-        let active = match self.active.as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                return Err(Problem::bad_parameter(
-                    "active",
-                    "invalid_parameter",
-                    "active must be true or false",
-                ));
-            }
-        };
+        let active = param("active", self.active.as_deref(), |t| match t {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("active must be true or false"),
+        })?;
         Ok(ProductFilter { active })
     }
 }

@@ -4,12 +4,11 @@ use portside_app::orders::{LineRequest, OrderFilter, PayOrder, PlaceOrder};
 use portside_app::payments::idempotency::IdempotentRequest;
 use portside_domain::{Currency, CustomerId, Money, OrderState, OrderStatus, Sku};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
+use crate::json::{instant, param};
 use crate::payments::{DecimalText, method_or_card};
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
@@ -259,32 +258,13 @@ impl PayOrderRequest {
 impl ListOrders {
     /// The filter these parameters name; a 400 naming the first bad one.
     pub fn filter(&self) -> Result<OrderFilter, Problem> {
-        let customer_id = self
-            .customer_id
-            .as_deref()
-            .map(CustomerId::parse)
-            .transpose()
-            .map_err(|e| {
-                Problem::bad_parameter("customer_id", "invalid_parameter", e.to_string())
-            })?;
-        let status = self
-            .status
-            .as_deref()
-            .map(str::parse::<OrderStatus>)
-            .transpose()
-            .map_err(|e| Problem::bad_parameter("status", "invalid_parameter", e))?;
-        let created_after = self
-            .created_after
-            .as_deref()
-            .map(|t| OffsetDateTime::parse(t, &Rfc3339))
-            .transpose()
-            .map_err(|_| {
-                Problem::bad_parameter(
-                    "created_after",
-                    "invalid_parameter",
-                    "created_after must be an RFC 3339 time",
-                )
-            })?;
+        let customer_id = param(
+            "customer_id",
+            self.customer_id.as_deref(),
+            CustomerId::parse,
+        )?;
+        let status = param("status", self.status.as_deref(), str::parse::<OrderStatus>)?;
+        let created_after = instant("created_after", self.created_after.as_deref())?;
         Ok(OrderFilter {
             customer_id,
             status,

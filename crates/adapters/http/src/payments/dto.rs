@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
+use crate::json::param;
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
 
@@ -397,20 +398,16 @@ impl CreateRefund {
 impl ListQuery {
     /// The filter these parameters name; a 400 naming the first bad one.
     pub fn filter(&self) -> Result<PaymentFilter, Problem> {
-        let customer_id = self
-            .customer_id
-            .as_deref()
-            .map(CustomerId::parse)
-            .transpose()
-            .map_err(|e| {
-                Problem::bad_parameter("customer_id", "invalid_parameter", e.to_string())
-            })?;
-        let status = self
-            .status
-            .as_deref()
-            .map(|s| s.parse::<PaymentStatus>())
-            .transpose()
-            .map_err(|e| Problem::bad_parameter("status", "invalid_parameter", e))?;
+        let customer_id = param(
+            "customer_id",
+            self.customer_id.as_deref(),
+            CustomerId::parse,
+        )?;
+        let status = param(
+            "status",
+            self.status.as_deref(),
+            str::parse::<PaymentStatus>,
+        )?;
         Ok(PaymentFilter {
             customer_id,
             status,
