@@ -25,22 +25,19 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<IfMatch, Problem> {
     if values.peek().is_none() {
         return Ok(IfMatch::Any);
     }
+    // A list that names no tag (`If-Match:` or `If-Match: ,`) is well-formed (`#entity-tag`
+    // admits zero elements) and no tag of it matches: the use case answers 412.
     let mut versions = Vec::new();
-    let mut tags = 0;
     for value in values {
         let text = value.to_str().map_err(|_| invalid())?;
         if text.trim() == "*" {
             return Ok(IfMatch::Any);
         }
         for (weak, opaque) in entity_tags(text).ok_or_else(invalid)? {
-            tags += 1;
             if let (false, Ok(version)) = (weak, opaque.parse::<i64>()) {
                 versions.push(version);
             }
         }
-    }
-    if tags == 0 {
-        return Err(invalid());
     }
     Ok(IfMatch::Versions(versions))
 }

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -136,6 +137,36 @@ fn strip_position(message: &str) -> String {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
     }
+}
+
+/// A whole number as JSON Schema reads one, `5` or `5.0`: the document says `integer`, which
+/// admits both, while serde alone refuses `5.0` for an integer field.
+pub(crate) fn whole<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    to_whole(serde_json::Number::deserialize(d)?)
+}
+
+/// [`whole`] for a field that may be absent or `null`.
+pub(crate) fn whole_or_null<'de, D: Deserializer<'de>, T: TryFrom<i64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(to_whole)
+        .transpose()
+}
+
+fn to_whole<T: TryFrom<i64>, E: serde::de::Error>(number: serde_json::Number) -> Result<T, E> {
+    // Beyond 2^53 a float no longer tells neighbouring integers apart.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let value = number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| E::custom(format!("expected a whole number, got {number}")))?;
+    T::try_from(value).map_err(|_| E::custom(format!("{value} is out of range")))
 }
 
 /// Fingerprint of a request: the body is canonicalized (sorted keys, no whitespace) when it is

@@ -586,12 +586,23 @@ async fn bad_inputs(app: &Api) {
         assert_eq!(r.body["status"], status.as_u16(), "{name}");
     }
 
+    // A JSON number is read as the exact value it denotes, exponent or not (the document says
+    // `number`): 1e3 is 1000, and 1.5e-3 has more decimals than USD.
     let exponent =
         r#"{"amount":1e3,"currency":"USD","payment_method_token":"tok_visa"}"#.to_owned();
     let r = call(app, "POST", "/api/v1/payments", &[JSON], Some(&exponent)).await;
     assert_eq!(
+        (r.status, r.body["amount"].as_str()),
+        (StatusCode::CREATED, Some("1000.00")),
+        "{}",
+        r.body
+    );
+    let precise =
+        r#"{"amount":1.5e-3,"currency":"USD","payment_method_token":"tok_visa"}"#.to_owned();
+    let r = call(app, "POST", "/api/v1/payments", &[JSON], Some(&precise)).await;
+    assert_eq!(
         (r.status, r.body["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount_invalid")),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount_too_precise")),
         "{}",
         r.body
     );
@@ -743,8 +754,9 @@ async fn bad_inputs(app: &Api) {
         (StatusCode::BAD_REQUEST, Some("idempotency_key_invalid"))
     );
 
-    // Nothing above changed anything: one more payment (the keyed one), the first untouched.
-    assert_eq!(count_payments(app).await, before + 1);
+    // Nothing above changed anything: two more payments (the one of 1e3 and the keyed one),
+    // the first untouched.
+    assert_eq!(count_payments(app).await, before + 2);
     let first = get(app, &format!("/api/v1/payments/{id}")).await;
     assert_eq!(first.body["refunded_amount"], "0.00");
     assert_eq!(first.body["status"], "succeeded");
@@ -1000,8 +1012,34 @@ async fn middleware(app: &Api) {
             "{reference} resolves"
         );
     }
+    // The input rules are in the served document: an amount above zero, a currency of the
+    // domain's table, a key's characters, NUL refused in every body string.
+    let schemas = &r.body["components"]["schemas"];
+    let amount = &schemas["CreatePayment"]["properties"]["amount"]["oneOf"];
+    assert_eq!(amount[1]["exclusiveMinimum"], 0, "{amount}");
+    assert!(
+        schemas["CreatePayment"]["properties"]["currency"]["enum"]
+            .as_array()
+            .is_some_and(|codes| codes.contains(&json!("JPY"))),
+    );
+    assert_eq!(
+        schemas["MessageInput"]["properties"]["body"]["minLength"],
+        1
+    );
+    assert_eq!(
+        schemas["Login"]["properties"]["password"]["pattern"],
+        r"^[^\u0000]*$"
+    );
+    let key = r.body["paths"]["/api/v1/payments"]["post"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "Idempotency-Key"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(key["schema"]["pattern"], "^[!-~]{1,255}$", "{key}");
     let created = &r.body["paths"]["/api/v1/orders/{id}/pay"]["post"]["responses"];
-    for status in ["400", "401", "404", "413", "415", "422", "429", "503"] {
+    for status in [
+        "400", "401", "404", "412", "413", "415", "422", "429", "503",
+    ] {
         assert!(
             created.get(status).is_some(),
             "POST /orders/{{id}}/pay documents {status}"
@@ -2065,8 +2103,9 @@ async fn orders_api(anon: &Api) {
     );
     // RFC 9110: a malformed If-Match is a bad request; a well-formed tag that is not the
     // current one (another server's, a weak one under strong comparison, an empty list
-    // item beside an old version) fails the precondition.
-    for malformed in ["yesterday", "\"2", "W/2", "\"2\" \"3\"", ",", ""] {
+    // item beside an old version) fails the precondition, and so does a list that names no
+    // tag at all (`#entity-tag` admits zero elements; none of them matches).
+    for malformed in ["yesterday", "\"2", "W/2", "\"2\" \"3\""] {
         let r = call(
             &me,
             "PUT",
@@ -2081,7 +2120,7 @@ async fn orders_api(anon: &Api) {
             "If-Match: {malformed}"
         );
     }
-    for stale in ["\"stale-0\"", "W/\"2\"", "\"1\", \"x\"", "\"\""] {
+    for stale in ["\"stale-0\"", "W/\"2\"", "\"1\", \"x\"", "\"\"", ",", ""] {
         let r = call(
             &me,
             "PUT",

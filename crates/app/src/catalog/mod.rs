@@ -195,10 +195,13 @@ impl Catalog {
                 .product(sku)
                 .await?
                 .ok_or(AppError::NotFound("product"))?;
-            if !expected.holds(product.state().version) {
+            // RFC 9110 §13.2.1: a request refused without its precondition is refused the same
+            // way with it; the precondition decides only between success and 412.
+            let current = product.state().version;
+            change(&mut product, self.clock.now()).map_err(AppError::invalid("product"))?;
+            if !expected.holds(current) {
                 return Err(AppError::PreconditionFailed);
             }
-            change(&mut product, self.clock.now()).map_err(AppError::invalid("product"))?;
             match self.repo.update_product(&mut product).await {
                 Ok(()) => return self.entry(&product).await,
                 Err(StoreError::Conflict) => continue,

@@ -326,7 +326,7 @@ impl Orders {
         Ok(page.page(states, |o| (o.created_at, o.id)))
     }
 
-    /// Loads, checks the expected version, applies `change`, saves; retried on races, which
+    /// Loads, applies `change`, checks the expected version, saves; retried on races, which
     /// become 412 when the client named a version.
     async fn mutate(
         &self,
@@ -337,10 +337,13 @@ impl Orders {
     ) -> Result<OrderState, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut order = self.visible(actor, id).await?;
-            if !expected.holds(order.state().version) {
+            // RFC 9110 §13.2.1: a request refused without its precondition is refused the same
+            // way with it; the precondition decides only between success and 412.
+            let current = order.state().version;
+            change(&mut order, self.clock.now()).map_err(state_error)?;
+            if !expected.holds(current) {
                 return Err(AppError::PreconditionFailed);
             }
-            change(&mut order, self.clock.now()).map_err(state_error)?;
             match self.repo.update_order(&mut order, None).await {
                 Ok(()) => return Ok(order.state().clone()),
                 Err(StoreError::Conflict) => continue,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::json::param;
+use crate::json::{param, whole, whole_or_null};
 use crate::payments::DecimalText;
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
@@ -21,9 +21,11 @@ use crate::timestamp::Timestamp;
 pub struct StockInput {
     /// Units on hand, 0 to 1 000 000 000.
     #[schema(example = 25, minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "whole")]
     pub on_hand: i64,
     /// `stock.low` is emitted once when available falls to this or below.
     #[schema(example = 5, minimum = 0)]
+    #[serde(default, deserialize_with = "whole_or_null")]
     pub low_stock_threshold: Option<i64>,
 }
 
@@ -66,6 +68,7 @@ pub struct UpdateProduct {
 pub struct AdjustStock {
     /// Units added (positive) or removed (negative); 0 only to change the threshold alone.
     #[schema(example = 10)]
+    #[serde(deserialize_with = "whole")]
     pub quantity: i64,
     /// Why: a delivery, a count, a write-off (1 to 200 characters).
     #[schema(example = "delivery 2026-11-30")]
@@ -78,7 +81,7 @@ pub struct AdjustStock {
 
 /// Tells an absent member (`None`) from `null` (`Some(None)`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
+    whole_or_null(d).map(Some)
 }
 
 /// A product's stock (administrators only).

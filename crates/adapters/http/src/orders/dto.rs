@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
-use crate::json::{instant, param};
+use crate::json::{instant, param, whole};
 use crate::payments::{DecimalText, method_or_card};
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
@@ -29,6 +29,7 @@ pub struct ItemInput {
     pub name: Option<String>,
     /// Units, 1 to 10 000.
     #[schema(example = 2, minimum = 1, maximum = 10_000)]
+    #[serde(deserialize_with = "whole")]
     pub quantity: u32,
     /// The unit price you expect to pay, as the catalog lists it. It never sets the price:
     /// when it is not the current price the line is refused with `price_mismatch`, naming it.

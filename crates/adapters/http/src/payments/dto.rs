@@ -57,13 +57,37 @@ impl<'de> Deserialize<'de> for DecimalText {
                 .map(DecimalText)
                 .map_err(serde::de::Error::custom)
         } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-            Ok(DecimalText(text.to_owned()))
+            Ok(DecimalText(
+                without_exponent(text).unwrap_or_else(|| text.to_owned()),
+            ))
         } else {
             Err(serde::de::Error::custom(
                 "expected a decimal amount as a number or a string, e.g. 12.50 or \"12.50\"",
             ))
         }
     }
+}
+
+/// A JSON number in exponent form (`1.5e3`) as the plain decimal it denotes (`1500`), digits
+/// kept as written, so that every number JSON allows reads as its exact value. `None` when
+/// the text has no exponent, or one so large that no amount could come of it.
+fn without_exponent(text: &str) -> Option<String> {
+    let (mantissa, exponent) = text.split_once(['e', 'E'])?;
+    let exponent: i64 = exponent.parse().ok().filter(|e: &i64| e.abs() <= 64)?;
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let point = i64::try_from(int.len()).ok()? + exponent;
+    let plain = match usize::try_from(point) {
+        Err(_) => format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?)),
+        Ok(0) => format!("0.{digits}"),
+        Ok(p) if p >= digits.len() => format!("{digits}{}", "0".repeat(p - digits.len())),
+        Ok(p) => format!("{}.{}", &digits[..p], &digits[p..]),
+    };
+    Some(format!("{sign}{plain}"))
 }
 
 /// `POST /api/v1/payments`.
@@ -435,4 +459,26 @@ fn unknown_method(m: &str) -> String {
         "unknown payment method {m:?}; use one of {}",
         allowed.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_exponent;
+
+    #[test]
+    fn exponents_read_as_plain_decimals() {
+        for (text, plain) in [
+            ("1.5e3", Some("1500")),
+            ("3.0246819902043364e+16", Some("30246819902043364")),
+            ("5.96e-08", Some("0.0000000596")),
+            ("12E-1", Some("1.2")),
+            ("1.000e2", Some("100.0")),
+            ("-2.5e1", Some("-25")),
+            ("1e0", Some("1")),
+            ("12.50", None),
+            ("1e400", None),
+        ] {
+            assert_eq!(without_exponent(text).as_deref(), plain, "{text}");
+        }
+    }
 }

@@ -1,4 +1,7 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document, generated from the handlers' annotations, with the input rules of
+//! [`rules`] written in.
+
+mod rules;
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,6 +27,18 @@ use crate::search::{self, Hit, Reindexed, SearchResponse};
 use crate::users::{
     self, Login, Logout, Refresh, Register, TokenPair, UpdateUser, UserView, sessions,
 };
+
+/// The document `/openapi.json` serves.
+pub fn document() -> serde_json::Value {
+    let (document, missed) = rules::state(&ApiDoc::openapi());
+    for rule in missed {
+        tracing::error!(
+            rule,
+            "an input rule of the OpenAPI document found no target"
+        );
+    }
+    document
+}
 
 /// Portside's REST API.
 #[derive(OpenApi)]
