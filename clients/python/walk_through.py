@@ -24,10 +24,13 @@ from portside_client.models import (
     CreateProduct,
     CreateProductPrices,
     CreateRefund,
+    Currency,
     ItemInput,
+    ListMessagesSort,
     Login,
     MessageInput,
     PayOrderRequest,
+    PaymentMethod,
     Register,
     ReplaceItems,
     StockInput,
@@ -66,7 +69,7 @@ def main(base, admin_email, admin_password):
 
     # Pay 99.99 USD with a test card, safely retryable thanks to the idempotency key.
     key = f"order-{uuid.uuid4().hex}"
-    body = CreatePayment(amount=99.99, currency="USD", payment_method="credit_card", payment_method_token="tok_visa")
+    body = CreatePayment(amount=99.99, currency=Currency.USD, payment_method=PaymentMethod.CREDIT_CARD, payment_method_token="tok_visa")
     paid = expect(create_payment.sync_detailed(client=api, body=body, idempotency_key=key), 201)
     assert expect(get_payment.sync_detailed(paid.id, client=api), 200).status == "succeeded"
     partial = expect(create_refund.sync_detailed(paid.id, client=api, body=CreateRefund(amount="30.00", reason="damaged item")), 201)
@@ -80,7 +83,7 @@ def main(base, admin_email, admin_password):
 
     # Messages, searched with URL queries.
     expect(post_message.sync_detailed(client=api, body=MessageInput(body="Hello, Portside!")), 201)
-    found = expect(list_messages.sync_detailed(client=api, q="portside", sort="-created_at", limit=10), 200)
+    found = expect(list_messages.sync_detailed(client=api, q="portside", sort=ListMessagesSort.NEWEST_FIRST, limit=10), 200)
     assert len(found.data) == 1
 
     # The membership; the payment.succeeded event upgrades the user a moment later.
@@ -92,9 +95,9 @@ def main(base, admin_email, admin_password):
     sku = f"mug-{uuid.uuid4().hex[:12]}"
     prices = CreateProductPrices.from_dict({"EUR": "4.50", "USD": "4.90"})
     expect(create_product.sync_detailed(client=admin, body=CreateProduct(sku=sku, name="Mug", prices=prices, stock=StockInput(on_hand=100))), 201)
-    refused = place_order.sync_detailed(client=api, body=CreateOrder(currency="EUR", items=[ItemInput(sku=sku, quantity=1, price="0.01")]))
+    refused = place_order.sync_detailed(client=api, body=CreateOrder(currency=Currency.EUR, items=[ItemInput(sku=sku, quantity=1, price="0.01")]))
     assert refused.status_code == 422 and refused.parsed.code == "price_mismatch", refused.content
-    order = expect(place_order.sync_detailed(client=api, body=CreateOrder(currency="EUR", items=[ItemInput(sku=sku, quantity=2)])), 201)
+    order = expect(place_order.sync_detailed(client=api, body=CreateOrder(currency=Currency.EUR, items=[ItemInput(sku=sku, quantity=2)])), 201)
     three = ReplaceItems(items=[ItemInput(sku=sku, quantity=3)])
     changed = replace_items.sync_detailed(order.id, client=api, body=three, if_match='"1"')
     assert changed.status_code == 200 and changed.headers["etag"] == '"2"' and changed.parsed.total == "13.50", changed.content

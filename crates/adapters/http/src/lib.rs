@@ -50,7 +50,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use json::fingerprint;
 pub use limits::{LimitSettings, Limits};
 pub use observe::MetricsRenderer;
-pub use openapi::{ApiDoc, document};
+pub use openapi::{ApiDoc, document, unapplied_rules};
 pub use problem::{FieldError, Problem};
 
 /// An order exactly as `GET /api/v1/orders/{id}` shows it, as JSON text (what seed 003's

@@ -460,25 +460,3 @@ fn unknown_method(m: &str) -> String {
         allowed.join(", ")
     )
 }
-
-#[cfg(test)]
-mod tests {
-    use super::without_exponent;
-
-    #[test]
-    fn exponents_read_as_plain_decimals() {
-        for (text, plain) in [
-            ("1.5e3", Some("1500")),
-            ("3.0246819902043364e+16", Some("30246819902043364")),
-            ("5.96e-08", Some("0.0000000596")),
-            ("12E-1", Some("1.2")),
-            ("1.000e2", Some("100.0")),
-            ("-2.5e1", Some("-25")),
-            ("1e0", Some("1")),
-            ("12.50", None),
-            ("1e400", None),
-        ] {
-            assert_eq!(without_exponent(text).as_deref(), plain, "{text}");
-        }
-    }
-}
