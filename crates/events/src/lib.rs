@@ -7,6 +7,7 @@ mod bus;
 mod envelope;
 mod outbox;
 pub mod relay;
+pub mod retention;
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 pub mod testing;

@@ -1,5 +1,5 @@
 //! `portside serve`: the all-in-one server. Migrates the store, serves the HTTP API, runs the
-//! outbox relay, the event consumers, the recovery and key-purge tasks, and shuts down
+//! outbox relay, the event consumers, the recovery, retention and key-purge tasks, and shuts down
 //! gracefully on SIGINT or SIGTERM: HTTP first, then the relay (its last batch still reaches the
 //! consumers), then the consumers (finishing and acknowledging what they hold).
 
@@ -12,6 +12,7 @@ use portside_http::{ApiState, LimitSettings, Limits};
 use tokio_util::sync::CancellationToken;
 
 use portside_app::search::{PROJECTION_GROUP, Search, SearchProjection};
+use portside_events::retention::{Windows, sweep};
 
 use crate::config::Settings;
 use crate::redact;
@@ -150,6 +151,29 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
             move || {
                 limits.forget_idle();
                 std::future::ready(())
+            }
+        })),
+        tokio::spawn(every(settings.retention_interval, stop.clone(), {
+            let retention = backbone.retention.clone();
+            let windows = Windows {
+                outbox: settings.outbox_retention,
+                inbox: settings.inbox_retention,
+                provider_events: settings.provider_event_retention,
+                batch: settings.retention_batch,
+            };
+            move || {
+                let retention = retention.clone();
+                async move {
+                    let now = time::OffsetDateTime::now_utc();
+                    match sweep(&*retention, &windows, now).await {
+                        Ok(purged) => {
+                            for (table, n) in purged.into_iter().filter(|(_, n)| *n > 0) {
+                                tracing::info!(table = table.as_str(), purged = n, "retention");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                    }
+                }
             }
         })),
         tokio::spawn(every(PURGE_INTERVAL, stop.clone(), {

@@ -20,6 +20,7 @@ use portside_bus::{InProcessBus, RabbitBus, RedisStreamSink, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_events::relay::{Relay, RelaySettings};
+use portside_events::retention::Retention;
 use portside_events::worker::{EventHandler, Worker, WorkerSettings, declare};
 use portside_events::{DeadLetters, EventBus, EventSource, Inbox, Outbox};
 use portside_kernel::{Cache, Probe, SystemClock, UuidV7};
@@ -46,6 +47,8 @@ pub struct Backbone {
     pub outbox: Arc<dyn Outbox>,
     /// The consumers' inbox.
     pub inbox: Arc<dyn Inbox>,
+    /// What cleans the outbox, the inbox and provider notices.
+    pub retention: Arc<dyn Retention>,
     /// True for the in-process bus: relay and worker must share the process.
     pub in_process: bool,
     /// The store and, unless in-process, the broker.
@@ -135,19 +138,26 @@ pub async fn store(settings: &Settings) -> anyhow::Result<AnyStore> {
 
 /// The backbone over `store` and the bus EVENT_BUS names.
 pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbone> {
-    let (outbox, inbox, store_probe): (Arc<dyn Outbox>, Arc<dyn Inbox>, Arc<dyn Probe>) =
-        match store {
-            AnyStore::Sqlite(s) => (
-                Arc::new(s.clone()),
-                Arc::new(s.clone()),
-                Arc::new(s.clone()),
-            ),
-            AnyStore::Postgres(s) => (
-                Arc::new(s.clone()),
-                Arc::new(s.clone()),
-                Arc::new(s.clone()),
-            ),
-        };
+    #[allow(clippy::type_complexity)]
+    let (outbox, inbox, retention, store_probe): (
+        Arc<dyn Outbox>,
+        Arc<dyn Inbox>,
+        Arc<dyn Retention>,
+        Arc<dyn Probe>,
+    ) = match store {
+        AnyStore::Sqlite(s) => (
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+        ),
+        AnyStore::Postgres(s) => (
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+            Arc::new(s.clone()),
+        ),
+    };
     let mut probes = vec![store_probe];
     let (bus, in_process) = match settings.event_bus.as_str() {
         "inprocess" => (BusPorts::of(Arc::new(InProcessBus::default())), true),
@@ -176,6 +186,7 @@ pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbon
         dead: bus.dead,
         outbox,
         inbox,
+        retention,
         in_process,
         probes,
         max_attempts: settings.worker_max_attempts,

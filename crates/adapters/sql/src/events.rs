@@ -21,19 +21,31 @@ pub(crate) fn claim_sql(lock: &str) -> String {
     )
 }
 
+/// Retention's deletes, a batch each: the oldest rows first, through the index on the time
+/// each is judged by (`$1` the cutoff, `$2` the batch).
+pub(crate) const PURGE_OUTBOX: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+    WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY published_at LIMIT $2)";
+pub(crate) const PURGE_INBOX: &str = "DELETE FROM inbox WHERE (consumer_group, event_id) IN \
+    (SELECT consumer_group, event_id FROM inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)";
+pub(crate) const PURGE_PROVIDER_EVENTS: &str = "DELETE FROM provider_events WHERE (provider, event_id) IN \
+    (SELECT provider, event_id FROM provider_events WHERE received_at < $1 ORDER BY received_at LIMIT $2)";
+
 /// Implements the outbox and inbox ports for the engine's `SqlStore`; `$lock` is the row lock
 /// of the relay's claim (` FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 macro_rules! events {
     ($engine:ident, $lock:literal) => {
         const _: () = {
             use async_trait::async_trait;
+            use portside_events::retention::{Retained, Retention};
             use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
             use portside_kernel::StoreError;
             use time::OffsetDateTime;
             use uuid::Uuid;
 
             use crate::error::store_error;
-            use crate::events::{UNPUBLISHED, claim_sql};
+            use crate::events::{
+                PURGE_INBOX, PURGE_OUTBOX, PURGE_PROVIDER_EVENTS, UNPUBLISHED, claim_sql,
+            };
             use crate::rows::OutboxRow;
             use crate::store::$engine::{Db, insert_mark};
             use crate::store::SqlStore;
@@ -110,6 +122,29 @@ macro_rules! events {
                         unpublished: u64::try_from(count).unwrap_or(0),
                         oldest: oldest.map(|t| t.0),
                     })
+                }
+            }
+
+            #[async_trait]
+            impl Retention for SqlStore<Db> {
+                async fn purge(
+                    &self,
+                    table: Retained,
+                    before: OffsetDateTime,
+                    batch: u32,
+                ) -> Result<u64, StoreError> {
+                    let sql = match table {
+                        Retained::Outbox => PURGE_OUTBOX,
+                        Retained::Inbox => PURGE_INBOX,
+                        Retained::ProviderEvents => PURGE_PROVIDER_EVENTS,
+                    };
+                    let done = sqlx::query(sql)
+                        .bind(DbTime(before))
+                        .bind(i64::from(batch))
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(done.rows_affected())
                 }
             }
 

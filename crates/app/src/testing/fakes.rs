@@ -27,6 +27,7 @@ use crate::users::{
     AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
     TokenService, UserRepository,
 };
+use portside_events::retention::{Retained, Retention};
 use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
 use portside_kernel::{Cache, CacheError, Clock, IdGenerator, PageRequest, StoreError};
 
@@ -36,7 +37,8 @@ struct Tables {
     transactions: BTreeMap<TransactionId, Transaction>,
     keys: HashMap<(String, String), IdempotencyRecord>,
     outbox: Vec<OutboxRow>,
-    inbox: std::collections::HashSet<(String, Uuid)>,
+    /// When each group processed each event.
+    inbox: HashMap<(String, Uuid), OffsetDateTime>,
     provider_events: HashMap<(String, String), ProviderEventRecord>,
     users: BTreeMap<UserId, UserState>,
     /// Tokens with their used and revoked times.
@@ -449,14 +451,59 @@ impl Outbox for InMemoryStore {
 #[async_trait]
 impl Inbox for InMemoryStore {
     async fn processed(&self, group: &str, event_id: Uuid) -> Result<bool, StoreError> {
-        Ok(self.lock()?.inbox.contains(&(group.to_owned(), event_id)))
-    }
-
-    async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError> {
         Ok(self
             .lock()?
             .inbox
-            .insert((mark.group.clone(), mark.event_id)))
+            .contains_key(&(group.to_owned(), event_id)))
+    }
+
+    async fn mark_processed(&self, mark: &InboxMark) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        let key = (mark.group.clone(), mark.event_id);
+        if tables.inbox.contains_key(&key) {
+            return Ok(false);
+        }
+        tables.inbox.insert(key, mark.at);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Retention for InMemoryStore {
+    async fn purge(
+        &self,
+        table: Retained,
+        before: OffsetDateTime,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let mut left = batch as usize;
+        let mut take = |old: bool| {
+            let purge = old && left > 0;
+            left -= usize::from(purge);
+            !purge
+        };
+        let t = &mut *tables;
+        let before_len = match table {
+            Retained::Outbox => t.outbox.len(),
+            Retained::Inbox => t.inbox.len(),
+            Retained::ProviderEvents => t.provider_events.len(),
+        };
+        match table {
+            Retained::Outbox => t
+                .outbox
+                .retain(|r| take(r.published_at.is_some_and(|p| p < before))),
+            Retained::Inbox => t.inbox.retain(|_, at| take(*at < before)),
+            Retained::ProviderEvents => t
+                .provider_events
+                .retain(|_, e| take(e.received_at < before)),
+        }
+        let after_len = match table {
+            Retained::Outbox => t.outbox.len(),
+            Retained::Inbox => t.inbox.len(),
+            Retained::ProviderEvents => t.provider_events.len(),
+        };
+        Ok((before_len - after_len) as u64)
     }
 }
 
@@ -498,7 +545,7 @@ impl UserRepository for InMemoryStore {
     ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
         if let Some(m) = mark
-            && t.inbox.contains(&(m.group.clone(), m.event_id))
+            && t.inbox.contains_key(&(m.group.clone(), m.event_id))
         {
             return Err(StoreError::AlreadyProcessed);
         }
@@ -509,7 +556,7 @@ impl UserRepository for InMemoryStore {
             return Err(StoreError::Duplicate);
         }
         if let Some(m) = mark {
-            t.inbox.insert((m.group.clone(), m.event_id));
+            t.inbox.insert((m.group.clone(), m.event_id), m.at);
         }
         t.save_user(user)
     }
@@ -723,7 +770,7 @@ impl OrderRepository for InMemoryStore {
     ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
         if let Some(m) = mark
-            && t.inbox.contains(&(m.group.clone(), m.event_id))
+            && t.inbox.contains_key(&(m.group.clone(), m.event_id))
         {
             return Err(StoreError::AlreadyProcessed);
         }
@@ -731,7 +778,7 @@ impl OrderRepository for InMemoryStore {
             return Err(StoreError::Conflict);
         }
         if let Some(m) = mark {
-            t.inbox.insert((m.group.clone(), m.event_id));
+            t.inbox.insert((m.group.clone(), m.event_id), m.at);
         }
         t.save_order(order)
     }

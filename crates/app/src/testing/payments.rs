@@ -16,6 +16,7 @@ use crate::payments::{
     Begin, IdempotencyStore, NoticeOutcome, Outcome, PaymentFilter, PaymentRepository,
     ProviderEventRecord, ProviderEvents,
 };
+use portside_events::retention::{Retained, Retention};
 use portside_events::{Inbox, InboxMark, Outbox};
 use portside_kernel::{PageRequest, StoreError};
 
@@ -23,7 +24,7 @@ use portside_kernel::{PageRequest, StoreError};
 /// uses its own customer ids and keys, so the store may already hold other data.
 pub async fn payment_store<S>(shared: Arc<S>)
 where
-    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + ProviderEvents + 'static,
+    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + ProviderEvents + Retention + 'static,
 {
     let store = &*shared;
     provider_references_and_events(store).await;
@@ -38,6 +39,7 @@ where
     stale_pending_finds_only_old_pending(store).await;
     purge_removes_only_expired_keys(store).await;
     outbox_leases_and_orders(store).await;
+    retention_keeps_what_is_still_needed(store).await;
     concurrent_claims_have_one_winner(shared.clone()).await;
     concurrent_refunds_have_one_winner(shared).await;
 }
@@ -754,6 +756,112 @@ async fn outbox_leases_and_orders<S: PaymentRepository + Outbox + Inbox>(store: 
         !store.processed("other-group", event).await.unwrap(),
         "groups are independent"
     );
+}
+
+/// Retention deletes only what is past its window, a batch at a time, and never an
+/// unpublished outbox row, whatever its age.
+async fn retention_keeps_what_is_still_needed<S>(store: &S)
+where
+    S: PaymentRepository + Outbox + Inbox + ProviderEvents + Retention,
+{
+    let now = OffsetDateTime::now_utc();
+    let later = now + Duration::seconds(30);
+    let publish_all = || async {
+        loop {
+            let old = store.claim("retention", 1000, now, later).await.unwrap();
+            if old.is_empty() {
+                break;
+            }
+            let ids: Vec<_> = old.iter().map(|e| e.id).collect();
+            store.mark_published(&ids, now).await.unwrap();
+        }
+    };
+    let (mut published, c) = processing_payment(&format!("r_{}", unique()), usd(100), now);
+    store.begin_charge(None, &mut published, &c).await.unwrap();
+    publish_all().await;
+    let (mut waiting, c) = processing_payment(&format!("r_{}", unique()), usd(100), now);
+    store.begin_charge(None, &mut waiting, &c).await.unwrap();
+
+    let purge_all = |table, before| async move {
+        let mut total = 0;
+        loop {
+            let n = store.purge(table, before, 500).await.unwrap();
+            total += n;
+            if n < 500 {
+                return total;
+            }
+        }
+    };
+    // Rows of earlier runs may be older; after one full purge nothing before the cutoff is left.
+    purge_all(Retained::Outbox, now - Duration::days(1)).await;
+    assert_eq!(
+        store
+            .purge(Retained::Outbox, now - Duration::days(1), 500)
+            .await
+            .unwrap(),
+        0,
+        "rows published just now are inside the window"
+    );
+    assert_eq!(
+        store
+            .purge(Retained::Outbox, now + Duration::seconds(1), 1)
+            .await
+            .unwrap(),
+        1,
+        "one batch deletes at most its size"
+    );
+    purge_all(Retained::Outbox, now + Duration::days(3650)).await;
+    let left = store.unpublished(1000).await.unwrap();
+    assert!(
+        left.iter()
+            .any(|e| e.aggregate_id == waiting.id().to_string()),
+        "an unpublished row is never deleted"
+    );
+    assert!(
+        !left
+            .iter()
+            .any(|e| e.aggregate_id == published.id().to_string()),
+        "published rows past the window are"
+    );
+    publish_all().await;
+
+    let group = format!("retention-{}", unique());
+    let (old, new) = (Uuid::now_v7(), Uuid::now_v7());
+    for (event_id, at) in [(old, now - Duration::days(8)), (new, now)] {
+        let mark = InboxMark {
+            group: group.clone(),
+            event_id,
+            at,
+        };
+        assert!(store.mark_processed(&mark).await.unwrap());
+    }
+    assert!(purge_all(Retained::Inbox, now - Duration::days(7)).await >= 1);
+    assert!(!store.processed(&group, old).await.unwrap());
+    assert!(
+        store.processed(&group, new).await.unwrap(),
+        "a mark inside the window stays, so a redelivery is still a duplicate"
+    );
+
+    let notice = |event_id: String, received_at| ProviderEventRecord {
+        provider: "stripe".into(),
+        event_id,
+        event_type: "payment_intent.succeeded".into(),
+        payment_id: None,
+        outcome: NoticeOutcome::UnknownPayment,
+        received_at,
+    };
+    let (old, new) = (format!("evt_{}", unique()), format!("evt_{}", unique()));
+    store
+        .record_provider_event(&notice(old.clone(), now - Duration::days(8)))
+        .await
+        .unwrap();
+    store
+        .record_provider_event(&notice(new.clone(), now))
+        .await
+        .unwrap();
+    assert!(purge_all(Retained::ProviderEvents, now - Duration::days(7)).await >= 1);
+    assert!(!store.provider_event_seen("stripe", &old).await.unwrap());
+    assert!(store.provider_event_seen("stripe", &new).await.unwrap());
 }
 
 async fn concurrent_claims_have_one_winner<S: PaymentRepository + IdempotencyStore + 'static>(

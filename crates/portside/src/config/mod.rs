@@ -94,6 +94,30 @@ pub struct Settings {
     #[arg(long, env = "ORDER_TTL", value_name = "ORDER_TTL", default_value = "30m", value_parser = parse_duration, global = true)]
     pub order_ttl: Duration,
 
+    /// How long a published outbox row is kept (the outbox carries events; it is not their
+    /// history). Unpublished rows are never deleted.
+    #[arg(long, env = "OUTBOX_RETENTION", value_name = "OUTBOX_RETENTION", default_value = "1d", value_parser = parse_duration, global = true)]
+    pub outbox_retention: Duration,
+
+    /// How long a consumer group remembers that it handled an event: far longer than any
+    /// redelivery (a lapsed lease, an unacknowledged delivery, a dead letter replayed days
+    /// later), so that a redelivery inside it is still a duplicate.
+    #[arg(long, env = "INBOX_RETENTION", value_name = "INBOX_RETENTION", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub inbox_retention: Duration,
+
+    /// How long a provider's notice (webhook event) is remembered: longer than providers retry
+    /// (Stripe: up to 3 days), so that a retry inside it is a no-op.
+    #[arg(long, env = "PROVIDER_EVENT_RETENTION", value_name = "PROVIDER_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub provider_event_retention: Duration,
+
+    /// How often retention deletes what is past those windows, in batches of RETENTION_BATCH.
+    #[arg(long, env = "RETENTION_INTERVAL", value_name = "RETENTION_INTERVAL", default_value = "1m", value_parser = parse_duration, global = true)]
+    pub retention_interval: Duration,
+
+    /// Rows one retention statement deletes: small, so that each holds its locks briefly.
+    #[arg(long, env = "RETENTION_BATCH", value_name = "RETENTION_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), global = true)]
+    pub retention_batch: u32,
+
     /// How long shutdown may take to finish in-flight requests before giving up.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_timeout: Duration,

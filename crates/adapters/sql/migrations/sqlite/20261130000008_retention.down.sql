@@ -1,0 +1,2 @@
+DROP INDEX provider_events_received_idx;
+DROP INDEX outbox_published_idx;
