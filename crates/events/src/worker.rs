@@ -246,6 +246,11 @@ impl Worker {
         }
         metrics::counter!("portside_consumer_processed_total", "group" => group)
             .increment(marks.len() as u64);
+        for mark in &marks {
+            if let Some(d) = fresh.iter().find(|d| d.envelope.id == mark.event_id) {
+                end_to_end(group, &d.envelope, now);
+            }
+        }
         if !left.is_empty() {
             tracing::warn!(
                 group,
@@ -359,6 +364,7 @@ impl Worker {
                     }
                     metrics::counter!("portside_consumer_processed_total", "group" => group)
                         .increment(1);
+                    end_to_end(group, event, mark.at);
                     self.ack(group, d).await;
                     return;
                 }
@@ -408,4 +414,13 @@ fn consume_span(group: &'static str, event: &Envelope) -> tracing::Span {
         crate::trace_context::join(&span, parent);
     }
     span
+}
+
+/// Records how long an event took from its commit (`occurred_at`, written in the same
+/// transaction as the change) to its handling by `group`:
+/// `portside_event_latency_seconds{group}`.
+fn end_to_end(group: &str, event: &Envelope, handled_at: time::OffsetDateTime) {
+    let seconds = (handled_at - event.occurred_at).as_seconds_f64().max(0.0);
+    metrics::histogram!("portside_event_latency_seconds", "group" => group.to_owned())
+        .record(seconds);
 }

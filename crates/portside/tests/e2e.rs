@@ -513,8 +513,12 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         "no longer listening"
     );
 
-    // Restarted on the same data, the payment is still there.
-    let mut again = start(&dir, &[]);
+    // Restarted on the same data, the payment is still there. (Retention every second, with a
+    // one-second outbox window: the first run's published events go, and /metrics counts them.)
+    let mut again = start(
+        &dir,
+        &[("RETENTION_INTERVAL", "1s"), ("OUTBOX_RETENTION", "1s")],
+    );
     let got: Value = http
         .get(format!("{}/api/v1/payments/{id}", again.base))
         .send()
@@ -563,6 +567,15 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
             "{needle} missing from /metrics:\n{text}"
         );
     }
+    let purged: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"portside_retention_purged_total{table="outbox"} "#))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_default();
+    assert!(
+        purged > 0.0,
+        "retention deleted the published outbox rows:\n{text}"
+    );
     signal(&again.child, "INT");
     assert!(again.child.wait().unwrap().success(), "SIGINT exits 0");
     clean_up(&dir);
