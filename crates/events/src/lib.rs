@@ -4,6 +4,7 @@
 
 mod audit;
 mod bus;
+mod dead_letters;
 mod envelope;
 mod outbox;
 pub mod relay;
@@ -16,5 +17,6 @@ pub mod worker;
 
 pub use audit::AuditLog;
 pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource, StreamSink};
+pub use dead_letters::DeadLetterStore;
 pub use envelope::{CATALOG, Envelope};
 pub use outbox::{Inbox, InboxMark, Outbox, OutboxLag};

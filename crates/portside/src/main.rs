@@ -184,11 +184,6 @@ async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Re
             Some(g) => anyhow::bail!("unknown consumer group {g:?}; groups: {}", known.join(", ")),
         }
     };
-    if ev.in_process && !matches!(action, EventsAction::Lag) {
-        anyhow::bail!(
-            "EVENT_BUS: the in-process bus keeps dead letters in the memory of `serve`; set EVENT_BUS to the broker to operate them"
-        );
-    }
     match action {
         EventsAction::Lag => {
             let lag = ev.outbox.lag().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -22,7 +22,7 @@ use portside_domain::{AmountLimit, Currency, Money};
 use portside_events::relay::{Relay, RelaySettings};
 use portside_events::retention::Retention;
 use portside_events::worker::{EventHandler, Worker, WorkerSettings, declare};
-use portside_events::{DeadLetters, EventBus, EventSource, Inbox, Outbox};
+use portside_events::{DeadLetterStore, DeadLetters, EventBus, EventSource, Inbox, Outbox};
 use portside_kernel::{Cache, Probe, SystemClock, UuidV7};
 use portside_providers::{
     MockProvider, PayPalProvider, PayPalSettings, PayPalWebhooks, Resilience, StripeProvider,
@@ -139,13 +139,15 @@ pub async fn store(settings: &Settings) -> anyhow::Result<AnyStore> {
 /// The backbone over `store` and the bus EVENT_BUS names.
 pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbone> {
     #[allow(clippy::type_complexity)]
-    let (outbox, inbox, retention, store_probe): (
+    let (outbox, inbox, retention, stored_dead, store_probe): (
         Arc<dyn Outbox>,
         Arc<dyn Inbox>,
         Arc<dyn Retention>,
+        Arc<dyn DeadLetterStore>,
         Arc<dyn Probe>,
     ) = match store {
         AnyStore::Sqlite(s) => (
+            Arc::new(s.clone()),
             Arc::new(s.clone()),
             Arc::new(s.clone()),
             Arc::new(s.clone()),
@@ -156,11 +158,17 @@ pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbon
             Arc::new(s.clone()),
             Arc::new(s.clone()),
             Arc::new(s.clone()),
+            Arc::new(s.clone()),
         ),
     };
     let mut probes = vec![store_probe];
     let (bus, in_process) = match settings.event_bus.as_str() {
-        "inprocess" => (BusPorts::of(Arc::new(InProcessBus::default())), true),
+        "inprocess" => (
+            BusPorts::of(Arc::new(
+                InProcessBus::default().with_dead_letters(stored_dead),
+            )),
+            true,
+        ),
         url if url.starts_with("redis://") => {
             let b = Arc::new(
                 RedisStreamsBus::new(

@@ -923,6 +923,42 @@ fn postgres_without_jwt_secret_refuses_to_start() {
     );
 }
 
+/// `portside events dlq` on the embedded default (the in-process bus keeps its dead letters in
+/// the store): it lists, replays and purges, and names what it cannot find.
+#[test]
+fn dead_letter_commands_work_on_the_embedded_default() {
+    let dir = temp_dir("dlq");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("DATA_DIR", &dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["events", "dlq", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "", "no dead letters yet");
+    let (code, _, err) = run(&["events", "dlq", "replay", "no-such-id", "--group", "audit"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no dead letter no-such-id in group audit"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["events", "dlq", "replay", "x", "--group", "nobody"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("unknown consumer group \"nobody\""), "{err}");
+    let (code, out, err) = run(&["events", "dlq", "purge", "--group", "audit"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "purged 0 dead letters of audit");
+    clean_up(&dir);
+}
+
 #[tokio::test]
 async fn create_admin_from_the_command_line() {
     let dir = temp_dir("admin");

@@ -1,23 +1,30 @@
 //! The in-process bus of the embedded mode. A publish is confirmed only once every interested
 //! consumer group has acknowledged (or dead-lettered) the event, so the relay marks an event
 //! published only after it took effect: a crash in between leaves it in the outbox, to be
-//! published again and deduplicated by the inbox. Dead letters live in memory.
+//! published again and deduplicated by the inbox. Dead letters are kept in the store when one is
+//! given (`with_dead_letters`, as `serve` does), in memory otherwise.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use portside_events::{
-    BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
+    BusError, DeadLetter, DeadLetterStore, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
+use portside_kernel::StoreError;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, oneshot};
+
+/// How often a group looks in the store for replays an operator asked for.
+const REPLAY_POLL: Duration = Duration::from_secs(2);
 
 struct Item {
     envelope: Envelope,
     attempts: u32,
     done: Option<oneshot::Sender<()>>,
+    /// The stored dead letter this delivery replays.
+    replay_of: Option<String>,
 }
 
 #[derive(Default)]
@@ -26,6 +33,9 @@ struct Group {
     queue: VecDeque<Item>,
     in_flight: HashMap<String, Item>,
     dead: Vec<DeadLetter>,
+    /// Stored dead letters this process took up for replay and has not finished.
+    replaying: HashSet<String>,
+    polled: Option<tokio::time::Instant>,
 }
 
 impl Group {
@@ -46,6 +56,7 @@ pub struct InProcessBus {
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
     confirm_timeout: Duration,
+    store: Option<Arc<dyn DeadLetterStore>>,
 }
 
 impl Default for InProcessBus {
@@ -61,7 +72,47 @@ impl InProcessBus {
             state: Arc::new(Mutex::new(State::default())),
             arrived: Arc::new(Notify::new()),
             confirm_timeout,
+            store: None,
         }
+    }
+
+    /// Keeps dead letters in `store`, so that they outlive the process and `portside events
+    /// dlq`, a process of its own, can list, replay and purge them.
+    pub fn with_dead_letters(mut self, store: Arc<dyn DeadLetterStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Takes up the replays asked for `group` in the store, at most every `REPLAY_POLL`.
+    async fn take_replays(&self, group: &str, max: usize) -> Result<(), BusError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        {
+            let mut s = self.lock()?;
+            let Some(g) = s.groups.get_mut(group) else {
+                return Ok(());
+            };
+            if g.polled.is_some_and(|at| at.elapsed() < REPLAY_POLL) {
+                return Ok(());
+            }
+            g.polled = Some(tokio::time::Instant::now());
+        }
+        let asked = store.asked(group, max).await.map_err(unavailable)?;
+        let mut s = self.lock()?;
+        if let Some(g) = s.groups.get_mut(group) {
+            for letter in asked {
+                if g.replaying.insert(letter.id.clone()) {
+                    g.queue.push_back(Item {
+                        envelope: letter.envelope,
+                        attempts: 1,
+                        done: None,
+                        replay_of: Some(letter.id),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, BusError> {
@@ -91,6 +142,7 @@ impl EventBus for InProcessBus {
                         envelope: e.clone(),
                         attempts: 1,
                         done: Some(done),
+                        replay_of: None,
                     });
                     confirmations.push(confirmed);
                 }
@@ -130,6 +182,7 @@ impl EventSource for InProcessBus {
         wait: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
         let deadline = tokio::time::Instant::now() + wait;
+        self.take_replays(group, max).await?;
         loop {
             let arrived = self.arrived.notified();
             {
@@ -163,9 +216,14 @@ impl EventSource for InProcessBus {
     }
 
     async fn ack(&self, group: &str, delivery: &Delivery) -> Result<(), BusError> {
-        if let Some(item) = self.finish(group, &delivery.tag)?
-            && let Some(done) = item.done
-        {
+        let Some(item) = self.finish(group, &delivery.tag)? else {
+            return Ok(());
+        };
+        if let (Some(id), Some(store)) = (&item.replay_of, &self.store) {
+            store.forget(id).await.map_err(unavailable)?;
+            self.replayed(group, id)?;
+        }
+        if let Some(done) = item.done {
             let _ = done.send(());
         }
         Ok(())
@@ -178,16 +236,28 @@ impl EventSource for InProcessBus {
         error: &str,
     ) -> Result<(), BusError> {
         let item = self.finish(group, &delivery.tag)?;
-        {
-            let mut s = self.lock()?;
-            if let Some(g) = s.groups.get_mut(group) {
-                g.dead.push(DeadLetter {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    group: group.to_owned(),
-                    envelope: delivery.envelope.clone(),
-                    error: error.to_owned(),
-                    failed_at: OffsetDateTime::now_utc(),
-                });
+        let replay_of = item.as_ref().and_then(|i| i.replay_of.clone());
+        let letter = DeadLetter {
+            id: replay_of
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            group: group.to_owned(),
+            envelope: delivery.envelope.clone(),
+            error: error.to_owned(),
+            failed_at: OffsetDateTime::now_utc(),
+        };
+        match &self.store {
+            Some(store) => {
+                store.keep(&letter).await.map_err(unavailable)?;
+                if let Some(id) = &replay_of {
+                    self.replayed(group, id)?;
+                }
+            }
+            None => {
+                let mut s = self.lock()?;
+                if let Some(g) = s.groups.get_mut(group) {
+                    g.dead.push(letter);
+                }
             }
         }
         if let Some(done) = item.and_then(|i| i.done) {
@@ -197,9 +267,26 @@ impl EventSource for InProcessBus {
     }
 }
 
+impl InProcessBus {
+    /// A stored letter's replay is over (handled, or dead-lettered again).
+    fn replayed(&self, group: &str, id: &str) -> Result<(), BusError> {
+        if let Some(g) = self.lock()?.groups.get_mut(group) {
+            g.replaying.remove(id);
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(e: StoreError) -> BusError {
+    BusError::Unavailable(format!("dead letters: {e}"))
+}
+
 #[async_trait]
 impl DeadLetters for InProcessBus {
     async fn dead_letters(&self, group: &str, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        if let Some(store) = &self.store {
+            return store.letters(group, limit).await.map_err(unavailable);
+        }
         let s = self.lock()?;
         Ok(s.groups
             .get(group)
@@ -208,6 +295,17 @@ impl DeadLetters for InProcessBus {
     }
 
     async fn replay(&self, group: &str, id: &str) -> Result<bool, BusError> {
+        if let Some(store) = &self.store {
+            let asked = store
+                .ask_replay(group, id, OffsetDateTime::now_utc())
+                .await
+                .map_err(unavailable)?;
+            if asked && let Some(g) = self.lock()?.groups.get_mut(group) {
+                g.polled = None;
+            }
+            self.arrived.notify_waiters();
+            return Ok(asked);
+        }
         let found = {
             let mut s = self.lock()?;
             let Some(g) = s.groups.get_mut(group) else {
@@ -220,6 +318,7 @@ impl DeadLetters for InProcessBus {
                         envelope: d.envelope,
                         attempts: 1,
                         done: None,
+                        replay_of: None,
                     });
                     true
                 }
@@ -231,6 +330,9 @@ impl DeadLetters for InProcessBus {
     }
 
     async fn purge(&self, group: &str) -> Result<u64, BusError> {
+        if let Some(store) = &self.store {
+            return store.forget_group(group).await.map_err(unavailable);
+        }
         let mut s = self.lock()?;
         Ok(s.groups
             .get_mut(group)

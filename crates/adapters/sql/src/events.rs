@@ -30,6 +30,17 @@ pub(crate) const PURGE_INBOX: &str = "DELETE FROM inbox WHERE (consumer_group, e
 pub(crate) const PURGE_PROVIDER_EVENTS: &str = "DELETE FROM provider_events WHERE (provider, event_id) IN \
     (SELECT provider, event_id FROM provider_events WHERE received_at < $1 ORDER BY received_at LIMIT $2)";
 
+/// The dead letters of the embedded mode.
+pub(crate) const KEEP_DEAD_LETTER: &str = "INSERT INTO dead_letters \
+    (id, consumer_group, envelope, error, failed_at, replay_at) VALUES ($1, $2, $3, $4, $5, NULL) \
+    ON CONFLICT (id) DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at, replay_at = NULL";
+/// Listed: the letters no replay was asked for (a replay under way has left the list; it comes
+/// back if it fails again).
+pub(crate) const DEAD_LETTERS: &str = "SELECT id, consumer_group, envelope, error, failed_at \
+    FROM dead_letters WHERE consumer_group = $1 AND replay_at IS NULL ORDER BY failed_at, id LIMIT $2";
+pub(crate) const ASKED_REPLAYS: &str = "SELECT id, consumer_group, envelope, error, failed_at \
+    FROM dead_letters WHERE consumer_group = $1 AND replay_at IS NOT NULL ORDER BY replay_at, id LIMIT $2";
+
 /// Implements the outbox and inbox ports for the engine's `SqlStore`; `$lock` is the row lock
 /// of the relay's claim (` FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 macro_rules! events {
@@ -37,14 +48,17 @@ macro_rules! events {
         const _: () = {
             use async_trait::async_trait;
             use portside_events::retention::{Retained, Retention};
-            use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
+            use portside_events::{
+                DeadLetter, DeadLetterStore, Envelope, Inbox, InboxMark, Outbox, OutboxLag,
+            };
             use portside_kernel::StoreError;
             use time::OffsetDateTime;
             use uuid::Uuid;
 
             use crate::error::store_error;
             use crate::events::{
-                PURGE_INBOX, PURGE_OUTBOX, PURGE_PROVIDER_EVENTS, UNPUBLISHED, claim_sql,
+                ASKED_REPLAYS, DEAD_LETTERS, KEEP_DEAD_LETTER, PURGE_INBOX, PURGE_OUTBOX,
+                PURGE_PROVIDER_EVENTS, UNPUBLISHED, claim_sql,
             };
             use crate::rows::OutboxRow;
             use crate::store::$engine::{Db, insert_mark};
@@ -122,6 +136,81 @@ macro_rules! events {
                         unpublished: u64::try_from(count).unwrap_or(0),
                         oldest: oldest.map(|t| t.0),
                     })
+                }
+            }
+
+            type LetterRow = (String, String, String, String, DbTime);
+
+            fn letter((id, group, envelope, error, failed_at): LetterRow) -> Result<DeadLetter, StoreError> {
+                let envelope: Envelope = serde_json::from_str(&envelope)
+                    .map_err(|e| StoreError::Other(format!("dead letter {id}: {e}")))?;
+                Ok(DeadLetter { id, group, envelope, error, failed_at: failed_at.0 })
+            }
+
+            impl SqlStore<Db> {
+                async fn letters_by(&self, sql: &str, group: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(sql)
+                        .bind(group)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<LetterRow> = reader.vet(found)?;
+                    rows.into_iter().map(letter).collect()
+                }
+            }
+
+            #[async_trait]
+            impl DeadLetterStore for SqlStore<Db> {
+                async fn keep(&self, d: &DeadLetter) -> Result<(), StoreError> {
+                    let envelope = serde_json::to_string(&d.envelope)
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                    sqlx::query(KEEP_DEAD_LETTER)
+                        .bind(&d.id)
+                        .bind(&d.group)
+                        .bind(envelope)
+                        .bind(&d.error)
+                        .bind(DbTime(d.failed_at))
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn letters(&self, group: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+                    self.letters_by(DEAD_LETTERS, group, limit).await
+                }
+
+                async fn ask_replay(&self, group: &str, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+                    let done = sqlx::query("UPDATE dead_letters SET replay_at = $3 WHERE consumer_group = $1 AND id = $2")
+                        .bind(group)
+                        .bind(id)
+                        .bind(DbTime(at))
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn asked(&self, group: &str, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+                    self.letters_by(ASKED_REPLAYS, group, limit).await
+                }
+
+                async fn forget(&self, id: &str) -> Result<bool, StoreError> {
+                    let done = sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                        .bind(id)
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn forget_group(&self, group: &str) -> Result<u64, StoreError> {
+                    let done = sqlx::query("DELETE FROM dead_letters WHERE consumer_group = $1")
+                        .bind(group)
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(done.rows_affected())
                 }
             }
 

@@ -141,9 +141,11 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(count(&mut admin, &schema).await, 13);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
-        20261130000007,
-        "down reverts the latest (retention's indexes)"
+        20261130000008,
+        "down reverts the latest (the dead letters' table)"
     );
+    assert_eq!(count(&mut admin, &schema).await, 13);
+    assert_eq!(pg.migrate_down(None).await.unwrap(), 20261130000007);
     assert_eq!(count(&mut admin, &schema).await, 13);
     assert_eq!(pg.migrate_down(None).await.unwrap(), 20261130000006);
     assert_eq!(count(&mut admin, &schema).await, 13);
@@ -344,6 +346,156 @@ async fn postgres_reads_recover_from_connections_the_server_dropped() {
         assert!(matches!(store.payment(absent).await, Ok(None)));
     }
     AnyStore::Postgres(store).close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
+
+async fn sqlite_store() -> SqlStore<sqlx::Sqlite> {
+    let path = sqlite_path();
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
+    let store = SqlStore::sqlite(options, PoolSettings::default())
+        .await
+        .unwrap();
+    AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
+    store
+}
+
+/// The embedded mode's bus with its dead letters in the store keeps the bus contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_bus_keeps_its_contract_with_stored_dead_letters() {
+    use portside_bus::InProcessBus;
+    let store = Arc::new(sqlite_store().await);
+    let bus = InProcessBus::default().with_dead_letters(store);
+    portside_events::testing::bus::bus(Arc::new(bus), ["narrow", "wide"]).await;
+}
+
+/// A dead letter outlives the bus that wrote it (a restart of `serve`); a replay asked from
+/// another process (`portside events dlq replay`) reaches the serving bus and that group
+/// only; on PostgreSQL too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_dead_letters_outlive_a_restart_and_replay_to_their_group_only() {
+    use portside_events::{DeadLetterStore, DeadLetters, EventBus, EventSource};
+    async fn check(store: Arc<dyn DeadLetterStore>) {
+        let (failing, other) = ("failing", "other");
+        let event = portside_events::Envelope {
+            id: uuid::Uuid::now_v7(),
+            event_type: "payment.succeeded".into(),
+            version: 1,
+            aggregate_type: "payment".into(),
+            aggregate_id: uuid::Uuid::now_v7().to_string(),
+            sequence: 1,
+            occurred_at: time::OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap(),
+            traceparent: None,
+            data: serde_json::json!({"n": 1}),
+        };
+        let wait = std::time::Duration::from_millis(300);
+        let first =
+            Arc::new(portside_bus::InProcessBus::default().with_dead_letters(store.clone()));
+        for g in [failing, other] {
+            first.subscribe(g, &["#"]).await.unwrap();
+        }
+        let publish = tokio::spawn({
+            let (first, event) = (first.clone(), event.clone());
+            async move { first.publish(&[event]).await }
+        });
+        let got = first
+            .receive(failing, 1, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        first
+            .dead_letter(failing, &got[0], "handler exploded")
+            .await
+            .unwrap();
+        let got = first
+            .receive(other, 1, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        first.ack(other, &got[0]).await.unwrap();
+        publish.await.unwrap().unwrap();
+        drop(first);
+
+        // The serving process restarted: a new bus over the same store.
+        let serving = portside_bus::InProcessBus::default().with_dead_letters(store.clone());
+        for g in [failing, other] {
+            serving.subscribe(g, &["#"]).await.unwrap();
+        }
+        let dead = serving.dead_letters(failing, 10).await.unwrap();
+        assert_eq!(dead.len(), 1, "the dead letter survived the restart");
+        assert_eq!(
+            (dead[0].envelope.id, dead[0].error.as_str()),
+            (event.id, "handler exploded")
+        );
+        // The operator's command, a process of its own: a bus that serves no group.
+        let command = portside_bus::InProcessBus::default().with_dead_letters(store.clone());
+        assert!(!command.replay(failing, "no-such-id").await.unwrap());
+        assert!(command.replay(failing, &dead[0].id).await.unwrap());
+        assert!(command.dead_letters(failing, 10).await.unwrap().is_empty());
+
+        let mut again = Vec::new();
+        for _ in 0..20 {
+            again = serving.receive(failing, 1, wait).await.unwrap();
+            if !again.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(again.len(), 1, "the serving bus took the replay up");
+        assert_eq!(again[0].envelope, event);
+        assert!(
+            serving.receive(other, 1, wait).await.unwrap().is_empty(),
+            "the replay goes to its group only"
+        );
+        serving.ack(failing, &again[0]).await.unwrap();
+        assert!(store.letters(failing, 10).await.unwrap().is_empty());
+        assert!(
+            store.asked(failing, 10).await.unwrap().is_empty(),
+            "a handled replay is forgotten"
+        );
+
+        // Failing again, it is listed again, once; purge forgets it.
+        store
+            .keep(&portside_events::DeadLetter {
+                id: "stored-1".into(),
+                group: failing.into(),
+                envelope: event.clone(),
+                error: "first".into(),
+                failed_at: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .ask_replay(failing, "stored-1", time::OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+        );
+        store
+            .keep(&portside_events::DeadLetter {
+                id: "stored-1".into(),
+                group: failing.into(),
+                envelope: event.clone(),
+                error: "second".into(),
+                failed_at: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        let listed = store.letters(failing, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].error, "second");
+        assert_eq!(serving.purge(failing).await.unwrap(), 1);
+        assert!(serving.dead_letters(failing, 10).await.unwrap().is_empty());
+    }
+    check(Arc::new(sqlite_store().await)).await;
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let (any, pg) = pg_store(&schema).await;
+    any.migrate().await.unwrap();
+    check(Arc::new(pg)).await;
+    any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
