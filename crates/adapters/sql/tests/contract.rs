@@ -68,12 +68,7 @@ async fn pg_store(schema: &str) -> (AnyStore, SqlStore<sqlx::Postgres>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_keeps_the_store_contract() {
-    let path = sqlite_path();
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
-    let store = SqlStore::sqlite(options, PoolSettings::default())
-        .await
-        .unwrap();
-    AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
+    let (store, path) = sqlite_store().await;
     let store = Arc::new(store);
     payments::payment_store(store.clone()).await;
     users::user_store(store.clone()).await;
@@ -352,23 +347,25 @@ async fn postgres_reads_recover_from_connections_the_server_dropped() {
         .unwrap();
 }
 
-async fn sqlite_store() -> SqlStore<sqlx::Sqlite> {
+/// A migrated SQLite store in a temporary file, and the file (to remove after).
+async fn sqlite_store() -> (SqlStore<sqlx::Sqlite>, std::path::PathBuf) {
     let path = sqlite_path();
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
     let store = SqlStore::sqlite(options, PoolSettings::default())
         .await
         .unwrap();
     AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
-    store
+    (store, path)
 }
 
 /// The embedded mode's bus with its dead letters in the store keeps the bus contract.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_process_bus_keeps_its_contract_with_stored_dead_letters() {
     use portside_bus::InProcessBus;
-    let store = Arc::new(sqlite_store().await);
-    let bus = InProcessBus::default().with_dead_letters(store);
+    let (store, path) = sqlite_store().await;
+    let bus = InProcessBus::default().with_dead_letters(Arc::new(store));
     portside_events::testing::bus::bus(Arc::new(bus), ["narrow", "wide"]).await;
+    let _ = std::fs::remove_file(&path);
 }
 
 /// A dead letter outlives the bus that wrote it (a restart of `serve`); a replay asked from
@@ -488,7 +485,9 @@ async fn stored_dead_letters_outlive_a_restart_and_replay_to_their_group_only() 
         assert_eq!(serving.purge(failing).await.unwrap(), 1);
         assert!(serving.dead_letters(failing, 10).await.unwrap().is_empty());
     }
-    check(Arc::new(sqlite_store().await)).await;
+    let (sqlite, path) = sqlite_store().await;
+    check(Arc::new(sqlite)).await;
+    let _ = std::fs::remove_file(&path);
     let Some((schema, mut admin)) = pg_schema().await else {
         return;
     };
