@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portside_domain::{Currency, Money};
-use portside_events::AuditLog;
 use portside_events::worker::{EventHandler, Subscription};
+use portside_events::{AuditLog, DeadLetters};
 use portside_kernel::{Cache, Clock, IdGenerator};
 
 use crate::catalog::{Catalog, CatalogRepository};
+use crate::dead_letters::DeadLetterDesk;
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
 use crate::orders::{
@@ -89,6 +90,8 @@ pub struct Ports {
     pub ids: Arc<dyn IdGenerator>,
     /// Seed 003's `orders:events` stream, when one is configured.
     pub order_stream: Option<OrderStreamPorts>,
+    /// The bus's dead letters, which administrators operate.
+    pub dead_letters: Arc<dyn DeadLetters>,
 }
 
 /// What the use cases are told rather than asked.
@@ -114,6 +117,7 @@ pub struct Application {
     pub search: Arc<Search>,
     /// The payment providers' webhooks.
     pub notices: Arc<Notices>,
+    pub dead_letters: Arc<DeadLetterDesk>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -131,6 +135,7 @@ impl Application {
             clock,
             ids,
             order_stream,
+            dead_letters,
         } = ports;
         let payments = Arc::new(Payments::new(
             store.payments.clone(),
@@ -172,7 +177,9 @@ impl Application {
             Arc::new(SearchProjection::new(index.clone())),
             Arc::new(AuditLog),
         ];
+        let groups = consumers.iter().map(|c| c.group().to_owned()).collect();
         Application {
+            dead_letters: Arc::new(DeadLetterDesk::new(dead_letters, groups)),
             messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
                 payments.clone(),
@@ -208,8 +215,8 @@ mod tests {
     use super::*;
     use crate::search::{SearchDocument, SearchError, SearchQuery, SearchResults};
     use crate::testing::fakes::{
-        FakeTokens, FlakyCache, InMemoryStore, ManualClock, PlainHasher, ScriptedProvider,
-        SequentialIds,
+        FakeTokens, FlakyCache, InMemoryStore, ManualClock, NoDeadLetters, PlainHasher,
+        ScriptedProvider, SequentialIds,
     };
 
     /// An index this test never reaches.
@@ -246,6 +253,7 @@ mod tests {
                 clock,
                 ids: Arc::new(SequentialIds::default()),
                 order_stream: None,
+                dead_letters: Arc::new(NoDeadLetters),
             },
             Settings {
                 payments: PaymentSettings::default(),

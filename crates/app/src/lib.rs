@@ -8,6 +8,7 @@ pub mod application;
 #[cfg(test)]
 mod backbone_tests;
 pub mod catalog;
+pub mod dead_letters;
 pub mod error;
 pub mod memberships;
 pub mod messages;

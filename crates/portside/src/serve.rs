@@ -58,7 +58,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let (app, cache_probe) = wiring::application(settings, &store).await?;
+    let (app, cache_probe) = wiring::application(settings, &store, backbone.dead.clone()).await?;
     let app = Arc::new(app);
     let mut probes = backbone.probes.clone();
     probes.extend(cache_probe);
@@ -321,7 +321,7 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
             tasks.push(tokio::spawn(async move { backbone.run_relay(stop).await }));
         }
         Part::Worker => {
-            let (app, _) = wiring::application(settings, &store).await?;
+            let (app, _) = wiring::application(settings, &store, backbone.dead.clone()).await?;
             let consumers = app
                 .consumers()
                 .iter()

@@ -211,6 +211,7 @@ pub fn token_secret(settings: &Settings) -> anyhow::Result<String> {
 pub async fn application(
     settings: &Settings,
     store: &AnyStore,
+    dead_letters: Arc<dyn DeadLetters>,
 ) -> anyhow::Result<(Application, Option<Arc<dyn Probe>>)> {
     let secret = token_secret(settings)?;
     let (cache, cache_probe) = cache(settings).await?;
@@ -230,6 +231,7 @@ pub async fn application(
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
             order_stream: order_stream(settings)?,
+            dead_letters,
         },
         AppSettings {
             payments: PaymentSettings {

@@ -5,6 +5,7 @@
 
 mod auth;
 mod catalog;
+mod dead_letters;
 mod health;
 mod idempotency;
 mod if_match;
@@ -31,6 +32,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use portside_app::application::Application;
 use portside_app::catalog::Catalog;
+use portside_app::dead_letters::DeadLetterDesk;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -91,7 +93,8 @@ from_state!(
     orders: Orders,
     catalog: Catalog,
     search: Search,
-    notices: Notices
+    notices: Notices,
+    dead_letters: DeadLetterDesk
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -123,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(catalog::router())
         .merge(orders::router())
         .merge(search::router())
+        .merge(dead_letters::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

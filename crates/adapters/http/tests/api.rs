@@ -24,6 +24,7 @@ use portside_app::users::{RefreshTokens, UserRepository};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
 use portside_domain::{Currency, Money};
+use portside_events::{DeadLetter, DeadLetterStore};
 use portside_http::{ApiState, router};
 use portside_kernel::{Probe, SystemClock, UuidV7};
 use portside_providers::{MockProvider, StripeWebhooks};
@@ -102,6 +103,7 @@ where
         + OrderRepository
         + CatalogRepository
         + ProviderEvents
+        + DeadLetterStore
         + Probe
         + Clone
         + 'static,
@@ -125,6 +127,9 @@ where
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
             order_stream: None,
+            dead_letters: Arc::new(
+                portside_bus::InProcessBus::default().with_dead_letters(Arc::new(store.clone())),
+            ),
         },
         Settings {
             payments: PaymentSettings::default(),
@@ -140,6 +145,27 @@ where
             ADMIN.1,
             portside_domain::UserName::parse("Admin").unwrap(),
         )
+        .await
+        .unwrap();
+    // One dead letter of the `audit` group, for `dead_letters_api`.
+    store
+        .keep(&DeadLetter {
+            id: "seeded-1".into(),
+            group: "audit".into(),
+            envelope: portside_events::Envelope {
+                id: uuid::Uuid::now_v7(),
+                event_type: "payment.succeeded".into(),
+                version: 1,
+                aggregate_type: "payment".into(),
+                aggregate_id: "p-1".into(),
+                sequence: 1,
+                occurred_at: time::OffsetDateTime::now_utc(),
+                traceparent: None,
+                data: json!({"amount": "1.00"}),
+            },
+            error: "handler exploded".into(),
+            failed_at: time::OffsetDateTime::now_utc(),
+        })
         .await
         .unwrap();
     router(ApiState {
@@ -2922,6 +2948,70 @@ async fn search_api(anon: &Api) {
     );
 }
 
+/// Administrators list a group's dead letters and replay one; customers are refused; unknown
+/// groups and letters are 404.
+async fn dead_letters_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let admin = anon.admin().await;
+    assert_eq!(
+        status_code(&get(&me, "/api/v1/dead-letters/audit").await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        status_code(&get(&admin, "/api/v1/dead-letters/nobody").await),
+        (StatusCode::NOT_FOUND, "consumer_group_not_found")
+    );
+    assert_eq!(
+        status_code(&get(&admin, "/api/v1/dead-letters/audit?limit=0").await),
+        (StatusCode::BAD_REQUEST, "invalid_parameter")
+    );
+    let listed = get(&admin, "/api/v1/dead-letters/audit").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["has_more"], false);
+    let letter = &listed.body["data"][0];
+    assert_eq!(
+        (
+            letter["id"].as_str(),
+            letter["group"].as_str(),
+            letter["event"]["type"].as_str(),
+            letter["error"].as_str()
+        ),
+        (
+            Some("seeded-1"),
+            Some("audit"),
+            Some("payment.succeeded"),
+            Some("handler exploded")
+        )
+    );
+    let replay = "/api/v1/dead-letters/audit/seeded-1/replay";
+    assert_eq!(
+        call(&me, "POST", replay, &[], None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = call(&admin, "POST", replay, &[], None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["id"], "seeded-1");
+    let after = get(&admin, "/api/v1/dead-letters/audit").await;
+    assert_eq!(
+        after.body["data"].as_array().map(Vec::len),
+        Some(0),
+        "a replay under way leaves the list"
+    );
+    assert_eq!(
+        status_code(
+            &call(
+                &admin,
+                "POST",
+                "/api/v1/dead-letters/audit/no-such/replay",
+                &[],
+                None
+            )
+            .await
+        ),
+        (StatusCode::NOT_FOUND, "dead_letter_not_found")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_sqlite() {
     let app = Api::anonymous(sqlite_app().await);
@@ -2943,6 +3033,7 @@ async fn the_api_on_sqlite() {
     middleware(&app).await;
     search_api(&app).await;
     stripe_webhooks(&app).await;
+    dead_letters_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2967,6 +3058,7 @@ async fn the_api_on_postgres() {
     pagination(&app).await;
     search_api(&app).await;
     stripe_webhooks(&app).await;
+    dead_letters_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

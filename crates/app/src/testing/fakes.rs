@@ -1204,3 +1204,23 @@ impl portside_events::EventBus for RecordingBus {
         Ok(())
     }
 }
+
+/// Dead letters of a bus that has none: lists nothing, replays nothing.
+pub struct NoDeadLetters;
+
+#[async_trait]
+impl portside_events::DeadLetters for NoDeadLetters {
+    async fn dead_letters(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<portside_events::DeadLetter>, portside_events::BusError> {
+        Ok(Vec::new())
+    }
+    async fn replay(&self, _: &str, _: &str) -> Result<bool, portside_events::BusError> {
+        Ok(false)
+    }
+    async fn purge(&self, _: &str) -> Result<u64, portside_events::BusError> {
+        Ok(0)
+    }
+}

@@ -12,6 +12,7 @@ use crate::catalog::{
     self, AdjustStock, CreateProduct, MovementView, ProductView, StockInput, StockView,
     UpdateProduct,
 };
+use crate::dead_letters::{self, DeadEventView, DeadLetterList, DeadLetterView, Replayed};
 use crate::health::{self, Health};
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageView};
@@ -90,6 +91,8 @@ pub fn unapplied_rules() -> Vec<String> {
         orders::pay_order,
         search::search,
         search::reindex,
+        dead_letters::list_dead_letters,
+        dead_letters::replay_dead_letter,
         notices::receive,
         health::live,
         health::ready,
@@ -100,7 +103,8 @@ pub fn unapplied_rules() -> Vec<String> {
         UserView, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
         CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
         PayOrderRequest, SearchResponse, Hit, Reindexed, Received, CreateProduct, UpdateProduct,
-        StockInput, AdjustStock, ProductView, StockView, MovementView
+        StockInput, AdjustStock, ProductView, StockView, MovementView, DeadEventView,
+        DeadLetterView, DeadLetterList, Replayed
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -112,6 +116,7 @@ pub fn unapplied_rules() -> Vec<String> {
         (name = "catalog", description = "Products, prices per currency and stock (reservations, movements)"),
         (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
         (name = "webhooks", description = "Signed notices from payment providers"),
+        (name = "events", description = "Dead letters of the consumer groups (administrators)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
