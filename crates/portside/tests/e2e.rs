@@ -561,6 +561,8 @@ async fn embedded_defaults_walk_through_and_graceful_shutdown() {
         "portside_http_request_duration_seconds_bucket",
         r#"portside_db_pool_connections{state="idle"}"#,
         "portside_outbox_unpublished",
+        r#"portside_consumer_backlog{group="audit"}"#,
+        r#"portside_consumer_oldest_age_seconds{group="orders"}"#,
     ] {
         assert!(
             text.contains(needle),

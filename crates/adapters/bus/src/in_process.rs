@@ -192,6 +192,7 @@ impl EventSource for InProcessBus {
                 let g = groups
                     .get_mut(group)
                     .ok_or_else(|| BusError::Other(format!("group {group} is not subscribed")))?;
+                backlog(group, g);
                 while tags.len() < max {
                     let Some(item) = g.queue.pop_front() else {
                         break;
@@ -275,6 +276,21 @@ impl InProcessBus {
         }
         Ok(())
     }
+}
+
+/// What waits for a group, as `/metrics` shows it: `portside_consumer_backlog{group}` (queued
+/// and in flight) and `portside_consumer_oldest_age_seconds{group}` (since the oldest queued
+/// event's commit; 0 when none waits).
+fn backlog(group: &str, g: &Group) {
+    let waiting = g.queue.len() + g.in_flight.len();
+    metrics::gauge!("portside_consumer_backlog", "group" => group.to_owned()).set(waiting as f64);
+    let oldest = g
+        .queue
+        .front()
+        .map(|i| (OffsetDateTime::now_utc() - i.envelope.occurred_at).as_seconds_f64())
+        .unwrap_or(0.0);
+    metrics::gauge!("portside_consumer_oldest_age_seconds", "group" => group.to_owned())
+        .set(oldest.max(0.0));
 }
 
 fn unavailable(e: StoreError) -> BusError {
