@@ -40,12 +40,11 @@ const AMOUNT: &str = r"^[0-9]+(\.[0-9]+)?$";
 /// The same, above zero: a non-zero digit somewhere.
 const POSITIVE_AMOUNT: &str = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$";
 
-/// Where a rule goes: a property of a component schema, every parameter of a name, or the
-/// parameter of a name on one operation.
+/// Where a rule goes: a property of a component schema, or the parameters of a name (of one
+/// operation, or of every operation that has one).
 enum Target {
     Property(&'static str, &'static str),
-    Parameter(&'static str),
-    OperationParameter(&'static str, &'static str),
+    Parameter(Option<&'static str>, &'static str),
 }
 
 /// What a rule does to the schema it targets.
@@ -83,7 +82,7 @@ fn named_schemas() -> Value {
 
 fn rules() -> Vec<(Target, Rule)> {
     use Rule::{Absent, Amount, Merge, Named};
-    use Target::{OperationParameter, Parameter, Property};
+    use Target::{Parameter, Property};
     let currency = || Named("Currency");
     let method = || Named("PaymentMethod");
     let token = || Merge(json!({ "minLength": 1, "maxLength": 255, "pattern": NO_NUL }));
@@ -193,26 +192,26 @@ fn rules() -> Vec<(Target, Rule)> {
         (Property("ItemInput", "price_override"), Amount(false)),
         (Property("ItemInput", "currency"), currency()),
         (
-            OperationParameter("list_messages", "sort"),
+            Parameter(Some("list_messages"), "sort"),
             Merge(json!({
                 "enum": ["created_at", "-created_at"],
                 "x-enum-varnames": ["OLDEST_FIRST", "NEWEST_FIRST"],
             })),
         ),
         (
-            OperationParameter("list_orders", "status"),
+            Parameter(Some("list_orders"), "status"),
             Merge(json!({ "enum": OrderStatus::ALL.map(|s| s.as_str()) })),
         ),
         (
-            OperationParameter("list_payments", "status"),
+            Parameter(Some("list_payments"), "status"),
             Merge(json!({ "enum": PaymentStatus::ALL.map(|s| s.as_str()) })),
         ),
         (
-            Parameter("If-Match"),
+            Parameter(None, "If-Match"),
             Merge(json!({ "type": "string", "pattern": IF_MATCH })),
         ),
         (
-            Parameter("Idempotency-Key"),
+            Parameter(None, "Idempotency-Key"),
             Merge(json!({ "type": "string", "pattern": IDEMPOTENCY_KEY })),
         ),
     ]
@@ -245,15 +244,14 @@ fn email() -> String {
 
 /// An amount as the server reads it: text, or a JSON number taken as its exact text.
 fn amount(positive: bool) -> Value {
-    let (pattern, bound) = if positive {
-        (POSITIVE_AMOUNT, json!({ "exclusiveMinimum": 0 }))
+    let (pattern, number) = if positive {
+        (
+            POSITIVE_AMOUNT,
+            json!({ "type": "number", "exclusiveMinimum": 0 }),
+        )
     } else {
-        (AMOUNT, json!({ "minimum": 0 }))
+        (AMOUNT, json!({ "type": "number", "minimum": 0 }))
     };
-    let mut number = json!({ "type": "number" });
-    if let (Some(n), Some(b)) = (number.as_object_mut(), bound.as_object()) {
-        n.extend(b.clone());
-    }
     json!({
         "oneOf": [{ "type": "string", "pattern": pattern }, number],
         "description": "A decimal amount as a string (\"12.50\") or a JSON number (12.50), read as the exact text sent: digits and a decimal point, no exponent, at most the currency's decimals (422 `amount_too_precise`)",
@@ -293,19 +291,11 @@ fn apply(doc: &mut Value) -> Vec<String> {
                 ))
                 .map(|p| rule.apply(p))
                 .is_some(),
-            Target::Parameter(name) => {
+            Target::Parameter(operation, name) => {
                 let mut found = false;
-                for (_, parameter) in parameters(doc).filter(|(_, p)| p["name"] == name) {
-                    rule.apply(&mut parameter["schema"]);
-                    found = true;
-                }
-                found
-            }
-            Target::OperationParameter(operation, name) => {
-                let mut found = false;
-                for (_, parameter) in
-                    parameters(doc).filter(|(op, p)| op.as_str() == operation && p["name"] == name)
-                {
+                for (_, parameter) in parameters(doc).filter(|(op, p)| {
+                    p["name"] == name && operation.is_none_or(|o| o == op.as_str())
+                }) {
                     rule.apply(&mut parameter["schema"]);
                     found = true;
                 }
@@ -315,8 +305,8 @@ fn apply(doc: &mut Value) -> Vec<String> {
         if !found {
             missed.push(match target {
                 Target::Property(s, p) => format!("{s}.{p}"),
-                Target::Parameter(n) => format!("parameter {n}"),
-                Target::OperationParameter(o, n) => format!("parameter {n} of {o}"),
+                Target::Parameter(None, n) => format!("parameter {n}"),
+                Target::Parameter(Some(o), n) => format!("parameter {n} of {o}"),
             });
         }
     }
@@ -339,44 +329,36 @@ impl Rule {
                     s.extend(k.clone());
                 }
             }
-            Rule::Amount(positive) => {
-                let description = schema.get("description").cloned();
-                let nullable = schema["oneOf"]
-                    .as_array()
-                    .is_some_and(|branches| branches.iter().any(|b| b["type"] == "null"));
-                let mut stated = amount(*positive);
-                if nullable {
-                    stated = json!({ "oneOf": [{ "type": "null" }, stated] });
-                }
-                if let (Some(d), Some(s)) = (description, stated.as_object_mut()) {
-                    s.insert("description".into(), d);
-                }
-                *schema = stated;
-            }
+            Rule::Amount(positive) => replace(schema, amount(*positive)),
             Rule::Named(name) => {
-                let description = schema.get("description").cloned();
-                let nullable = match &schema["type"] {
-                    Value::Array(types) => types.iter().any(|t| t == "null"),
-                    _ => false,
-                };
-                let named = json!({ "$ref": format!("#/components/schemas/{name}") });
-                *schema = if nullable {
-                    json!({ "oneOf": [{ "type": "null" }, named] })
-                } else {
-                    named
-                };
-                if let Some(d) = description {
-                    schema["description"] = d;
-                }
+                replace(
+                    schema,
+                    json!({ "$ref": format!("#/components/schemas/{name}") }),
+                );
             }
-            Rule::Absent => {
-                let description = schema.get("description").cloned();
-                *schema = json!({ "type": "null" });
-                if let Some(d) = description {
-                    schema["description"] = d;
-                }
-            }
+            Rule::Absent => replace(schema, json!({ "type": "null" })),
         }
+    }
+}
+
+/// Puts `stated` in the place of `schema`, keeping its description, and `null` allowed when it
+/// was (utoipa writes an optional field as `type: [T, "null"]` or `oneOf: [null, T]`).
+fn replace(schema: &mut Value, stated: Value) {
+    let is_null = |t: &Value| t == "null";
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(is_null))
+        || schema["oneOf"]
+            .as_array()
+            .is_some_and(|bs| bs.iter().any(|b| is_null(&b["type"])));
+    let description = schema.get("description").cloned();
+    *schema = if nullable && stated["type"] != "null" {
+        json!({ "oneOf": [{ "type": "null" }, stated] })
+    } else {
+        stated
+    };
+    if let Some(d) = description {
+        schema["description"] = d;
     }
 }
 
