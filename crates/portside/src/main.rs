@@ -7,7 +7,6 @@ mod telemetry;
 mod wiring;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
 use portside_domain::{Email, UserName};
@@ -141,9 +140,7 @@ async fn users(settings: &config::Settings, action: UsersAction) -> anyhow::Resu
             };
             wiring::token_secret(settings)?;
             let store = wiring::store(settings).await?;
-            // Creating a user needs no bus: its dead letters stay empty in this process.
-            let no_bus = Arc::new(portside_bus::InProcessBus::default());
-            let (app, _) = wiring::application(settings, &store, no_bus).await?;
+            let (app, _) = wiring::application(settings, &store, wiring::no_bus()).await?;
             let result = app.users.create_admin(email, &password, name).await;
             store.close().await;
             match result {

@@ -136,6 +136,12 @@ pub async fn store(settings: &Settings) -> anyhow::Result<AnyStore> {
     Ok(store)
 }
 
+/// Dead letters for a command that runs no consumer (`users create-admin`): none, and it
+/// needs no broker.
+pub fn no_bus() -> Arc<dyn DeadLetters> {
+    Arc::new(InProcessBus::default())
+}
+
 /// The backbone over `store` and the bus EVENT_BUS names.
 pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbone> {
     #[allow(clippy::type_complexity)]

@@ -632,16 +632,21 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
     clean_up(&dir);
 }
 
+/// Runs `portside ARGS…` to its end on the embedded default in `data_dir`, nothing else set.
+fn command(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", data_dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn migrate_up_and_down() {
     let dir = temp_dir("migrate");
     let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .env_clear()
-            .env("DATA_DIR", &dir)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = command(&dir, args);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -931,12 +936,7 @@ fn postgres_without_jwt_secret_refuses_to_start() {
 fn dead_letter_commands_work_on_the_embedded_default() {
     let dir = temp_dir("dlq");
     let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .env_clear()
-            .env("DATA_DIR", &dir)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = command(&dir, args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -255,12 +255,7 @@ async fn relays_share_the_outbox(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_relays_publish_each_event_once() {
-    let path = sqlite_path();
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).unwrap();
-    let store = SqlStore::sqlite(options, PoolSettings::default())
-        .await
-        .unwrap();
-    AnyStore::Sqlite(store.clone()).migrate().await.unwrap();
+    let (store, path) = sqlite_store().await;
     relays_share_the_outbox(Arc::new(store.clone()), Arc::new(store)).await;
     let _ = std::fs::remove_file(&path);
 

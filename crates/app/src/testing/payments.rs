@@ -654,10 +654,9 @@ async fn purge_removes_only_expired_keys<S: PaymentRepository + IdempotencyStore
 /// Relays lease rows, never two relays the same row, never a later event of an aggregate while
 /// another relay holds an earlier one; published rows are done; released and lapsed leases
 /// come back. Also the inbox.
-async fn outbox_leases_and_orders<S: PaymentRepository + Outbox + Inbox>(store: &S) {
-    let now = OffsetDateTime::now_utc();
+/// Leases and marks published, at `now`, every row the outbox holds.
+async fn publish_all<S: Outbox>(store: &S, now: OffsetDateTime) {
     let later = now + Duration::seconds(30);
-    // Publish whatever earlier checks left, so this one sees only its own rows.
     loop {
         let old = store.claim("drain", 1000, now, later).await.unwrap();
         if old.is_empty() {
@@ -666,6 +665,13 @@ async fn outbox_leases_and_orders<S: PaymentRepository + Outbox + Inbox>(store: 
         let ids: Vec<_> = old.iter().map(|e| e.id).collect();
         store.mark_published(&ids, now).await.unwrap();
     }
+}
+
+async fn outbox_leases_and_orders<S: PaymentRepository + Outbox + Inbox>(store: &S) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + Duration::seconds(30);
+    // Publish whatever earlier checks left, so this one sees only its own rows.
+    publish_all(store, now).await;
     assert_eq!(store.lag().await.unwrap().unpublished, 0);
 
     let (mut x, cx) = processing_payment(&format!("o_{}", unique()), usd(100), now);
@@ -765,20 +771,9 @@ where
     S: PaymentRepository + Outbox + Inbox + ProviderEvents + Retention,
 {
     let now = OffsetDateTime::now_utc();
-    let later = now + Duration::seconds(30);
-    let publish_all = || async {
-        loop {
-            let old = store.claim("retention", 1000, now, later).await.unwrap();
-            if old.is_empty() {
-                break;
-            }
-            let ids: Vec<_> = old.iter().map(|e| e.id).collect();
-            store.mark_published(&ids, now).await.unwrap();
-        }
-    };
     let (mut published, c) = processing_payment(&format!("r_{}", unique()), usd(100), now);
     store.begin_charge(None, &mut published, &c).await.unwrap();
-    publish_all().await;
+    publish_all(store, now).await;
     let (mut waiting, c) = processing_payment(&format!("r_{}", unique()), usd(100), now);
     store.begin_charge(None, &mut waiting, &c).await.unwrap();
 
@@ -823,7 +818,7 @@ where
             .any(|e| e.aggregate_id == published.id().to_string()),
         "published rows past the window are"
     );
-    publish_all().await;
+    publish_all(store, now).await;
 
     let group = format!("retention-{}", unique());
     let (old, new) = (Uuid::now_v7(), Uuid::now_v7());
