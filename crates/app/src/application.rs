@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use portside_domain::{Currency, Money};
 use portside_events::worker::{EventHandler, Subscription};
-use portside_events::{AuditLog, DeadLetters};
+use portside_events::{AuditLog, DeadLetters, EventHistory};
 use portside_kernel::{Cache, Clock, IdGenerator};
 
 use crate::catalog::{Catalog, CatalogRepository};
 use crate::dead_letters::DeadLetterDesk;
+use crate::history::EventLog;
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
 use crate::orders::{
@@ -47,6 +48,7 @@ pub struct StorePorts {
     pub messages: Arc<dyn MessageRepository>,
     pub orders: Arc<dyn OrderRepository>,
     pub catalog: Arc<dyn CatalogRepository>,
+    pub history: Arc<dyn EventHistory>,
 }
 
 impl StorePorts {
@@ -61,6 +63,7 @@ impl StorePorts {
             + MessageRepository
             + OrderRepository
             + CatalogRepository
+            + EventHistory
             + 'static,
     {
         StorePorts {
@@ -71,7 +74,8 @@ impl StorePorts {
             refresh_tokens: store.clone(),
             messages: store.clone(),
             orders: store.clone(),
-            catalog: store,
+            catalog: store.clone(),
+            history: store,
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct Application {
     /// The payment providers' webhooks.
     pub notices: Arc<Notices>,
     pub dead_letters: Arc<DeadLetterDesk>,
+    /// Payments' and orders' events.
+    pub history: Arc<EventLog>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -175,11 +181,16 @@ impl Application {
             Arc::new(OrderConfirmation::new(orders.clone())),
             Arc::new(OrderStreamFeed::new(store.orders.clone(), order_stream)),
             Arc::new(SearchProjection::new(index.clone())),
-            Arc::new(AuditLog),
+            Arc::new(AuditLog::new(store.history.clone())),
         ];
         let groups = consumers.iter().map(|c| c.group().to_owned()).collect();
         Application {
             dead_letters: Arc::new(DeadLetterDesk::new(dead_letters, groups)),
+            history: Arc::new(EventLog::new(
+                store.history,
+                payments.clone(),
+                orders.clone(),
+            )),
             messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
                 payments.clone(),

@@ -9,9 +9,13 @@
 //! - `cargo run -p portside-bench --release -- outage rabbitmq|redis|postgres [SECONDS]`: a
 //!   dependency stopped under load, then started again.
 //!
-//! `scripts/chaos.sh` runs the last two.
+//! - `cargo run -p portside-bench --release -- pipeline postgres|sqlite [inprocess|amqp|redis]
+//!   [split]` and `… bursts …`: the event pipeline under fixed-rate load and after bursts.
+//!
+//! `scripts/chaos.sh` runs `crash` and `outage`; `bench/pipeline.sh` runs `pipeline` and `bursts`.
 
 mod chaos;
+mod pipeline;
 mod relay;
 mod search;
 
@@ -27,8 +31,10 @@ async fn main() -> anyhow::Result<()> {
         Some("search") => search::run(&args).await,
         Some("crash") => chaos::crash(&args).await,
         Some("outage") => chaos::outage(&args).await,
+        Some("pipeline") => pipeline::run(&args).await,
+        Some("bursts") => pipeline::bursts(&args).await,
         _ => anyhow::bail!(
-            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] | outage rabbitmq|redis|postgres [SECONDS]"
+            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] | outage rabbitmq|redis|postgres [SECONDS] | pipeline|bursts postgres|sqlite [inprocess|amqp|redis] [split]"
         ),
     }
 }

@@ -29,7 +29,7 @@ pub struct RelaySettings {
 impl Default for RelaySettings {
     fn default() -> Self {
         RelaySettings {
-            batch: 200,
+            batch: 500,
             lease: time::Duration::seconds(30),
             idle: Duration::from_millis(100),
             backoff: Duration::from_millis(100),
@@ -79,6 +79,7 @@ impl Relay {
     /// Claims, publishes and marks one batch; returns how many events were published.
     pub async fn pass(&self) -> Result<usize, RelayError> {
         let now = self.clock.now();
+        let started = std::time::Instant::now();
         let mut batch = self
             .outbox
             .claim(
@@ -100,9 +101,13 @@ impl Relay {
             ))
         });
         let ids: Vec<_> = batch.iter().map(|e| e.id).collect();
-        match self.bus.publish(&batch).await {
+        let claimed = stage("claim", started);
+        let published = self.bus.publish(&batch).await;
+        let sent = stage("publish", claimed);
+        match published {
             Ok(()) => {
                 self.outbox.mark_published(&ids, self.clock.now()).await?;
+                stage("mark", sent);
                 metrics::counter!("portside_relay_published_total").increment(ids.len() as u64);
                 Ok(ids.len())
             }
@@ -174,4 +179,13 @@ impl Relay {
             );
         }
     }
+}
+
+/// Records how long a stage of a pass took (`portside_relay_stage_seconds{stage}`: where a
+/// pass spends its time) and returns when the next one starts.
+fn stage(name: &'static str, since: std::time::Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    metrics::histogram!("portside_relay_stage_seconds", "stage" => name)
+        .record((now - since).as_secs_f64());
+    now
 }

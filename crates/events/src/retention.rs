@@ -9,7 +9,9 @@
 //!   deliver it again, so the window is far longer than any redelivery (a lease, an unacked
 //!   delivery, a dead letter replayed by an operator within days);
 //! - provider notices (webhook events) older than theirs: a provider retries a notice for
-//!   days (Stripe for up to three), and the row is what makes a retry a no-op.
+//!   days (Stripe for up to three), and the row is what makes a retry a no-op;
+//! - the event history's entries older than its window, which is long (the history is what
+//!   support reads about a payment, a dispute may come months later).
 
 use std::time::Duration;
 
@@ -26,11 +28,18 @@ pub enum Retained {
     Inbox,
     /// Provider notices, by when they were received.
     ProviderEvents,
+    /// The event history, by when each event was recorded.
+    EventHistory,
 }
 
 impl Retained {
     /// Every table, in the order a sweep cleans them.
-    pub const ALL: [Retained; 3] = [Retained::Outbox, Retained::Inbox, Retained::ProviderEvents];
+    pub const ALL: [Retained; 4] = [
+        Retained::Outbox,
+        Retained::Inbox,
+        Retained::ProviderEvents,
+        Retained::EventHistory,
+    ];
 
     /// The table's name, as metrics and logs give it.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +47,7 @@ impl Retained {
             Retained::Outbox => "outbox",
             Retained::Inbox => "inbox",
             Retained::ProviderEvents => "provider_events",
+            Retained::EventHistory => "event_history",
         }
     }
 }
@@ -48,6 +58,7 @@ pub struct Windows {
     pub outbox: Duration,
     pub inbox: Duration,
     pub provider_events: Duration,
+    pub event_history: Duration,
     /// Rows per delete: small enough that a batch holds its locks for milliseconds.
     pub batch: u32,
 }
@@ -58,6 +69,7 @@ impl Windows {
             Retained::Outbox => self.outbox,
             Retained::Inbox => self.inbox,
             Retained::ProviderEvents => self.provider_events,
+            Retained::EventHistory => self.event_history,
         }
     }
 }

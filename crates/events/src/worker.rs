@@ -107,7 +107,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             max_attempts: 5,
             backoff: Duration::from_millis(100),
-            batch: 32,
+            batch: 500,
             wait: Duration::from_millis(500),
         }
     }
@@ -214,6 +214,7 @@ impl Worker {
             return fresh.into_iter().chain(rest).collect();
         }
         let ids: Vec<_> = fresh.iter().map(|d| d.envelope.id).collect();
+        let started = std::time::Instant::now();
         let done = match self.inbox.processed_among(group, &ids).await {
             Ok(done) => done,
             Err(_) => return fresh.into_iter().chain(rest).collect(),
@@ -234,16 +235,22 @@ impl Worker {
                     .increment(1);
             }
         }
+        let looked = stage(group, "inbox_read", started);
         let handled = self.handle_all(handler, &todo).await;
+        let handled_at = stage(group, "handle", looked);
+        // The inbox records when each event was handled (the batch's end), which is also
+        // where its end-to-end latency ends.
+        let now = self.clock.now();
         let left: Vec<uuid::Uuid> = todo[handled..].iter().map(|(e, _)| e.id).collect();
         let marks: Vec<InboxMark> = todo
             .into_iter()
             .take(handled)
-            .map(|(_, mark)| mark)
+            .map(|(_, mark)| InboxMark { at: now, ..mark })
             .collect();
         if let Err(e) = self.inbox.mark_all_processed(&marks).await {
             tracing::warn!(group, error = %e, "could not record the batch in the inbox");
         }
+        let marked = stage(group, "inbox_write", handled_at);
         metrics::counter!("portside_consumer_processed_total", "group" => group)
             .increment(marks.len() as u64);
         for mark in &marks {
@@ -264,6 +271,7 @@ impl Worker {
         for d in &finished {
             self.ack(group, d).await;
         }
+        stage(group, "ack", marked);
         let mut again = again.into_iter();
         if let Some(failed) = again.next() {
             // Its first attempt was the batch's; the retries continue from the second.
@@ -290,8 +298,13 @@ impl Worker {
             return if done.is_ok() { todo.len() } else { 0 };
         }
         for (n, (event, mark)) in todo.iter().enumerate() {
+            // A handler that commits the mark with its effect records when it began.
+            let mark = InboxMark {
+                at: self.clock.now(),
+                ..mark.clone()
+            };
             let handled = handler
-                .handle(event, mark)
+                .handle(event, &mark)
                 .instrument(consume_span(group, event))
                 .await;
             if handled.is_err() {
@@ -423,4 +436,13 @@ fn end_to_end(group: &str, event: &Envelope, handled_at: time::OffsetDateTime) {
     let seconds = (handled_at - event.occurred_at).as_seconds_f64().max(0.0);
     metrics::histogram!("portside_event_latency_seconds", "group" => group.to_owned())
         .record(seconds);
+}
+
+/// Records how long a stage of a batch took (`portside_consumer_stage_seconds{group,stage}`:
+/// where a group spends its time) and returns when the next one starts.
+fn stage(group: &str, name: &'static str, since: std::time::Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    metrics::histogram!("portside_consumer_stage_seconds", "group" => group.to_owned(), "stage" => name)
+        .record((now - since).as_secs_f64());
+    now
 }

@@ -159,6 +159,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                 outbox: settings.outbox_retention,
                 inbox: settings.inbox_retention,
                 provider_events: settings.provider_event_retention,
+                event_history: settings.event_history_retention,
                 batch: settings.retention_batch,
             };
             move || {

@@ -54,6 +54,8 @@ pub struct Backbone {
     /// The store and, unless in-process, the broker.
     pub probes: Vec<Arc<dyn Probe>>,
     max_attempts: u32,
+    relay_batch: u32,
+    worker_batch: usize,
 }
 
 impl Backbone {
@@ -64,7 +66,10 @@ impl Backbone {
             self.bus.clone(),
             Arc::new(SystemClock),
             process_name("relay"),
-            RelaySettings::default(),
+            RelaySettings {
+                batch: self.relay_batch,
+                ..RelaySettings::default()
+            },
         )
     }
 
@@ -86,6 +91,7 @@ impl Backbone {
             consumers,
             WorkerSettings {
                 max_attempts: self.max_attempts,
+                batch: self.worker_batch,
                 ..WorkerSettings::default()
             },
         ))
@@ -204,6 +210,8 @@ pub fn backbone(settings: &Settings, store: &AnyStore) -> anyhow::Result<Backbon
         in_process,
         probes,
         max_attempts: settings.worker_max_attempts,
+        relay_batch: settings.relay_batch,
+        worker_batch: settings.worker_batch as usize,
     })
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod dead_letters;
 mod health;
+mod history;
 mod idempotency;
 mod if_match;
 mod json;
@@ -33,6 +34,7 @@ use axum::routing::get;
 use portside_app::application::Application;
 use portside_app::catalog::Catalog;
 use portside_app::dead_letters::DeadLetterDesk;
+use portside_app::history::EventLog;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -94,7 +96,8 @@ from_state!(
     catalog: Catalog,
     search: Search,
     notices: Notices,
-    dead_letters: DeadLetterDesk
+    dead_letters: DeadLetterDesk,
+    history: EventLog
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -127,6 +130,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(orders::router())
         .merge(search::router())
         .merge(dead_letters::router())
+        .merge(history::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

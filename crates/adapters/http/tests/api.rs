@@ -24,7 +24,9 @@ use portside_app::users::{RefreshTokens, UserRepository};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_cache::MemoryCache;
 use portside_domain::{Currency, Money};
-use portside_events::{DeadLetter, DeadLetterStore};
+use portside_events::relay::{Relay, RelaySettings};
+use portside_events::worker::{EventHandler, Worker, WorkerSettings};
+use portside_events::{AuditLog, DeadLetter, DeadLetterStore, EventHistory, Inbox, Outbox};
 use portside_http::{ApiState, router};
 use portside_kernel::{Probe, SystemClock, UuidV7};
 use portside_providers::{MockProvider, StripeWebhooks};
@@ -104,10 +106,14 @@ where
         + CatalogRepository
         + ProviderEvents
         + DeadLetterStore
+        + Outbox
+        + Inbox
+        + EventHistory
         + Probe
         + Clone
         + 'static,
 {
+    audit_trail(&store).await;
     let search_dir = std::env::temp_dir().join(unique("portside-http-search"));
     let app = Application::new(
         Ports {
@@ -174,6 +180,34 @@ where
         metrics: None,
         limits: None,
     })
+}
+
+/// The relay and the `audit` group on an in-process bus, as `serve` runs them, so that the
+/// event history behind `GET …/events` fills up (the other groups do not run here).
+async fn audit_trail<S>(store: &S)
+where
+    S: Outbox + Inbox + EventHistory + Clone + 'static,
+{
+    let bus = portside_bus::InProcessBus::default();
+    let audit: Arc<dyn EventHandler> = Arc::new(AuditLog::new(Arc::new(store.clone())));
+    let worker = Arc::new(Worker::new(
+        Arc::new(bus.clone()),
+        Arc::new(store.clone()),
+        Arc::new(SystemClock),
+        vec![audit],
+        WorkerSettings::default(),
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    assert!(worker.subscribe(&stop).await);
+    let relay = Relay::new(
+        Arc::new(store.clone()),
+        Arc::new(bus),
+        Arc::new(SystemClock),
+        "http-suite".into(),
+        RelaySettings::default(),
+    );
+    tokio::spawn(worker.run(stop.clone()));
+    tokio::spawn(async move { relay.run(stop).await });
 }
 
 const SECRET: &[u8] = b"test secret of at least thirty-two bytes";
@@ -2950,6 +2984,115 @@ async fn search_api(anon: &Api) {
 
 /// Administrators list a group's dead letters and replay one; customers are refused; unknown
 /// groups and letters are 404.
+/// A payment's and an order's events from the history, in order, for the owner and
+/// administrators only.
+async fn event_history_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let other = anon.signed_up().await;
+    let admin = anon.admin().await;
+    let paid = post(
+        &me,
+        "/api/v1/payments",
+        payment(json!("12.34"), "USD", "tok_visa"),
+        None,
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    let uri = format!(
+        "/api/v1/payments/{}/events",
+        paid.body["id"].as_str().unwrap()
+    );
+    // The audit group records them within moments of the commit.
+    let mut events = Value::Null;
+    for _ in 0..100 {
+        let r = get(&me, &uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if r.body["data"].as_array().map(Vec::len) == Some(2) {
+            events = r.body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<_> = events["data"]
+        .as_array()
+        .expect("the payment's two events within 10 s")
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str(),
+                e["sequence"].as_i64(),
+                e["object"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("payment.created"), Some(1), Some("event")),
+            (Some("payment.succeeded"), Some(2), Some("event"))
+        ]
+    );
+    assert_eq!(events["data"][1]["data"]["payment"]["amount_minor"], 1234);
+    assert_eq!(
+        get(&admin, &uri).await.body,
+        events,
+        "administrators read it too"
+    );
+    assert_eq!(
+        status_code(&get(&other, &uri).await),
+        (StatusCode::NOT_FOUND, "payment_not_found"),
+        "another customer learns nothing"
+    );
+    assert_eq!(get(anon, &uri).await.status, StatusCode::UNAUTHORIZED);
+    for missing in [
+        "/api/v1/payments/not-a-uuid/events",
+        "/api/v1/orders/not-a-uuid/events",
+    ] {
+        assert_eq!(
+            get(&me, missing).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+    let unknown = format!("/api/v1/orders/{}/events", uuid::Uuid::now_v7());
+    assert_eq!(
+        status_code(&get(&admin, &unknown).await),
+        (StatusCode::NOT_FOUND, "order_not_found")
+    );
+
+    stock_shelf(&admin).await;
+    let placed = post(
+        &me,
+        "/api/v1/orders",
+        order_body(json!([line(json!(1), "1.00")])),
+        None,
+    )
+    .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    let uri = format!(
+        "/api/v1/orders/{}/events",
+        placed.body["id"].as_str().unwrap()
+    );
+    let mut first = None;
+    for _ in 0..100 {
+        let r = get(&me, &uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if let Some(e) = r.body["data"].as_array().and_then(|d| d.first()) {
+            first = Some(e.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let first = first.expect("the order's first event within 10 s");
+    assert_eq!(first["type"], "order.created");
+    assert_eq!(first["aggregate_type"], "order");
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(
+        status_code(&get(&other, &uri).await).0,
+        StatusCode::NOT_FOUND
+    );
+}
+
 async fn dead_letters_api(anon: &Api) {
     let me = anon.signed_up().await;
     let admin = anon.admin().await;
@@ -3034,6 +3177,7 @@ async fn the_api_on_sqlite() {
     search_api(&app).await;
     stripe_webhooks(&app).await;
     dead_letters_api(&app).await;
+    event_history_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3059,6 +3203,7 @@ async fn the_api_on_postgres() {
     search_api(&app).await;
     stripe_webhooks(&app).await;
     dead_letters_api(&app).await;
+    event_history_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

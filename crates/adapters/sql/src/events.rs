@@ -29,6 +29,13 @@ pub(crate) const PURGE_INBOX: &str = "DELETE FROM inbox WHERE (consumer_group, e
     (SELECT consumer_group, event_id FROM inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)";
 pub(crate) const PURGE_PROVIDER_EVENTS: &str = "DELETE FROM provider_events WHERE (provider, event_id) IN \
     (SELECT provider, event_id FROM provider_events WHERE received_at < $1 ORDER BY received_at LIMIT $2)";
+pub(crate) const PURGE_EVENT_HISTORY: &str = "DELETE FROM event_history WHERE id IN \
+    (SELECT id FROM event_history WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2)";
+
+/// The event history: one aggregate's events in order.
+pub(crate) const HISTORY_OF: &str = "SELECT id, aggregate_type, aggregate_id, sequence, event_type, \
+    event_version, data, occurred_at, traceparent FROM event_history \
+    WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence, id LIMIT $3";
 
 /// The dead letters of the embedded mode.
 pub(crate) const KEEP_DEAD_LETTER: &str = "INSERT INTO dead_letters \
@@ -49,7 +56,8 @@ macro_rules! events {
             use async_trait::async_trait;
             use portside_events::retention::{Retained, Retention};
             use portside_events::{
-                DeadLetter, DeadLetterStore, Envelope, Inbox, InboxMark, Outbox, OutboxLag,
+                DeadLetter, DeadLetterStore, Envelope, EventHistory, Inbox, InboxMark, Outbox,
+                OutboxLag,
             };
             use portside_kernel::StoreError;
             use time::OffsetDateTime;
@@ -57,8 +65,8 @@ macro_rules! events {
 
             use crate::error::store_error;
             use crate::events::{
-                ASKED_REPLAYS, DEAD_LETTERS, KEEP_DEAD_LETTER, PURGE_INBOX, PURGE_OUTBOX,
-                PURGE_PROVIDER_EVENTS, UNPUBLISHED, claim_sql,
+                ASKED_REPLAYS, DEAD_LETTERS, HISTORY_OF, KEEP_DEAD_LETTER, PURGE_EVENT_HISTORY,
+                PURGE_INBOX, PURGE_OUTBOX, PURGE_PROVIDER_EVENTS, UNPUBLISHED, claim_sql,
             };
             use crate::rows::OutboxRow;
             use crate::store::$engine::{Db, insert_mark};
@@ -226,6 +234,7 @@ macro_rules! events {
                         Retained::Outbox => PURGE_OUTBOX,
                         Retained::Inbox => PURGE_INBOX,
                         Retained::ProviderEvents => PURGE_PROVIDER_EVENTS,
+                        Retained::EventHistory => PURGE_EVENT_HISTORY,
                     };
                     let done = sqlx::query(sql)
                         .bind(DbTime(before))
@@ -234,6 +243,53 @@ macro_rules! events {
                         .await
                         .map_err(store_error)?;
                     Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl EventHistory for SqlStore<Db> {
+                async fn append(&self, events: &[&Envelope], at: OffsetDateTime) -> Result<(), StoreError> {
+                    if events.is_empty() {
+                        return Ok(());
+                    }
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO event_history (id, aggregate_type, aggregate_id, sequence, \
+                         event_type, event_version, data, occurred_at, traceparent, recorded_at) ",
+                    );
+                    q.push_values(events, |mut row, e| {
+                        row.push_bind(DbId(e.id))
+                            .push_bind(e.aggregate_type.clone())
+                            .push_bind(e.aggregate_id.clone())
+                            .push_bind(e.sequence)
+                            .push_bind(e.event_type.clone())
+                            .push_bind(e.version)
+                            .push_bind(sqlx::types::Json(e.data.clone()))
+                            .push_bind(DbTime(e.occurred_at))
+                            .push_bind(e.traceparent.clone())
+                            .push_bind(DbTime(at));
+                    });
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    q.build()
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(())
+                }
+
+                async fn of(
+                    &self,
+                    aggregate_type: &str,
+                    aggregate_id: &str,
+                    limit: u32,
+                ) -> Result<Vec<Envelope>, StoreError> {
+                    let mut reader = self.read.get().await?;
+                    let found = sqlx::query_as(HISTORY_OF)
+                        .bind(aggregate_type)
+                        .bind(aggregate_id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *reader).await;
+                    let rows: Vec<OutboxRow> = reader.vet(found)?;
+                    Ok(rows.into_iter().map(Into::into).collect())
                 }
             }
 

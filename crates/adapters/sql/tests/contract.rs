@@ -136,8 +136,18 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(count(&mut admin, &schema).await, 13);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
+        20261201000010,
+        "down reverts the latest (the inbox's key led by the event)"
+    );
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
+        20261130000009,
+        "then the event history"
+    );
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
         20261130000008,
-        "down reverts the latest (the dead letters' table)"
+        "then the dead letters' table"
     );
     assert_eq!(count(&mut admin, &schema).await, 13);
     assert_eq!(pg.migrate_down(None).await.unwrap(), 20261130000007);

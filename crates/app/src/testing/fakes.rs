@@ -28,7 +28,7 @@ use crate::users::{
     TokenService, UserRepository,
 };
 use portside_events::retention::{Retained, Retention};
-use portside_events::{Envelope, Inbox, InboxMark, Outbox, OutboxLag};
+use portside_events::{Envelope, EventHistory, Inbox, InboxMark, Outbox, OutboxLag};
 use portside_kernel::{Cache, CacheError, Clock, IdGenerator, PageRequest, StoreError};
 
 #[derive(Default)]
@@ -40,6 +40,8 @@ struct Tables {
     /// When each group processed each event.
     inbox: HashMap<(String, Uuid), OffsetDateTime>,
     provider_events: HashMap<(String, String), ProviderEventRecord>,
+    /// The event history, with when each event was recorded.
+    history: Vec<(Envelope, OffsetDateTime)>,
     users: BTreeMap<UserId, UserState>,
     /// Tokens with their used and revoked times.
     refresh: Vec<(RefreshToken, Option<OffsetDateTime>, Option<OffsetDateTime>)>,
@@ -488,6 +490,7 @@ impl Retention for InMemoryStore {
             Retained::Outbox => t.outbox.len(),
             Retained::Inbox => t.inbox.len(),
             Retained::ProviderEvents => t.provider_events.len(),
+            Retained::EventHistory => t.history.len(),
         };
         match table {
             Retained::Outbox => t
@@ -497,13 +500,47 @@ impl Retention for InMemoryStore {
             Retained::ProviderEvents => t
                 .provider_events
                 .retain(|_, e| take(e.received_at < before)),
+            Retained::EventHistory => t.history.retain(|(_, at)| take(*at < before)),
         }
         let after_len = match table {
             Retained::Outbox => t.outbox.len(),
             Retained::Inbox => t.inbox.len(),
             Retained::ProviderEvents => t.provider_events.len(),
+            Retained::EventHistory => t.history.len(),
         };
         Ok((before_len - after_len) as u64)
+    }
+}
+
+#[async_trait]
+impl EventHistory for InMemoryStore {
+    async fn append(&self, events: &[&Envelope], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        for e in events {
+            if !tables.history.iter().any(|(h, _)| h.id == e.id) {
+                tables.history.push(((*e).clone(), at));
+            }
+        }
+        Ok(())
+    }
+
+    async fn of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let tables = self.lock()?;
+        let mut found: Vec<Envelope> = tables
+            .history
+            .iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.aggregate_type == aggregate_type && e.aggregate_id == aggregate_id)
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| (e.sequence, e.id));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }
 

@@ -17,14 +17,21 @@ use crate::payments::{
     ProviderEventRecord, ProviderEvents,
 };
 use portside_events::retention::{Retained, Retention};
-use portside_events::{Inbox, InboxMark, Outbox};
+use portside_events::{EventHistory, Inbox, InboxMark, Outbox};
 use portside_kernel::{PageRequest, StoreError};
 
 /// Everything a payment store must do. Runs all checks in sequence on one store; each check
 /// uses its own customer ids and keys, so the store may already hold other data.
 pub async fn payment_store<S>(shared: Arc<S>)
 where
-    S: PaymentRepository + IdempotencyStore + Outbox + Inbox + ProviderEvents + Retention + 'static,
+    S: PaymentRepository
+        + IdempotencyStore
+        + Outbox
+        + Inbox
+        + ProviderEvents
+        + Retention
+        + EventHistory
+        + 'static,
 {
     let store = &*shared;
     provider_references_and_events(store).await;
@@ -40,6 +47,7 @@ where
     purge_removes_only_expired_keys(store).await;
     outbox_leases_and_orders(store).await;
     retention_keeps_what_is_still_needed(store).await;
+    history_keeps_each_event_once_in_order(store).await;
     concurrent_claims_have_one_winner(shared.clone()).await;
     concurrent_refunds_have_one_winner(shared).await;
 }
@@ -857,6 +865,68 @@ where
     assert!(purge_all(Retained::ProviderEvents, now - Duration::days(7)).await >= 1);
     assert!(!store.provider_event_seen("stripe", &old).await.unwrap());
     assert!(store.provider_event_seen("stripe", &new).await.unwrap());
+}
+
+/// The event history holds each event once, whatever the redeliveries, reads an aggregate's
+/// events in order, and forgets only what is past its window.
+async fn history_keeps_each_event_once_in_order<S>(store: &S)
+where
+    S: PaymentRepository + Outbox + Retention + EventHistory,
+{
+    let now = OffsetDateTime::now_utc();
+    let (mut p, c) = processing_payment(&format!("h_{}", unique()), usd(100), now);
+    store.begin_charge(None, &mut p, &c).await.unwrap();
+    let (p, _) = succeed(store, p, c, now).await;
+    let id = p.id().to_string();
+    let mut events: Vec<_> = store
+        .unpublished(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.aggregate_id == id)
+        .collect();
+    assert!(events.len() >= 2, "a created and a succeeded event");
+    events.reverse();
+    let refs: Vec<_> = events.iter().collect();
+    store
+        .append(&refs, now - Duration::days(800))
+        .await
+        .unwrap();
+    store.append(&refs, now).await.unwrap(); // a redelivery
+    let read = store.of("payment", &id, 100).await.unwrap();
+    assert_eq!(read.len(), events.len(), "each event once");
+    assert!(
+        read.windows(2).all(|w| w[0].sequence < w[1].sequence),
+        "in the aggregate's order"
+    );
+    assert_eq!(read[0].event_type, "payment.created");
+    assert_eq!(
+        read[0].data,
+        events.last().unwrap().data,
+        "data as published"
+    );
+    assert_eq!(store.of("payment", &id, 1).await.unwrap().len(), 1);
+    assert!(store.of("order", &id, 100).await.unwrap().is_empty());
+    // Recorded 800 days ago (the first append; the redelivery changed nothing): past a 730-day
+    // window, inside a 1000-day one.
+    while store
+        .purge(Retained::EventHistory, now - Duration::days(1000), 500)
+        .await
+        .unwrap()
+        == 500
+    {}
+    assert_eq!(
+        store.of("payment", &id, 100).await.unwrap().len(),
+        events.len()
+    );
+    while store
+        .purge(Retained::EventHistory, now - Duration::days(730), 500)
+        .await
+        .unwrap()
+        == 500
+    {}
+    assert!(store.of("payment", &id, 100).await.unwrap().is_empty());
+    publish_all(store, now).await;
 }
 
 async fn concurrent_claims_have_one_winner<S: PaymentRepository + IdempotencyStore + 'static>(

@@ -14,7 +14,7 @@
 //! names the server binary (default: the release build beside this one).
 
 mod load;
-mod rig;
+pub(crate) mod rig;
 mod verify;
 
 use std::collections::BTreeMap;

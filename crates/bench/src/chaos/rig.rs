@@ -24,6 +24,8 @@ fn groups() -> Vec<&'static str> {
 pub struct Server {
     bin: PathBuf,
     env: Vec<(String, String)>,
+    /// The subcommand (none: `serve`, everything in one process).
+    args: Vec<String>,
     pub log: PathBuf,
     pub base: String,
     child: Option<Child>,
@@ -36,6 +38,7 @@ impl Server {
             .append(true)
             .open(&self.log)?;
         let child = Command::new(&self.bin)
+            .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -178,6 +181,8 @@ pub struct Rig {
     pub store: Store,
     pub http: reqwest::Client,
     pub label: String,
+    /// The relay, worker and search processes of split mode.
+    parts: Vec<Server>,
     dir: PathBuf,
     db: String,
     schema: Option<String>,
@@ -193,11 +198,22 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Rig {
     /// Starts Portside on `engine` (`postgres` or `sqlite`); on PostgreSQL with `bus`
-    /// (an AMQP or a Redis URL) and `extra` settings.
+    /// (an AMQP or a Redis URL, or `inprocess`) and `extra` settings.
     pub async fn start(
         engine: &str,
         bus: Option<String>,
         extra: &[(&str, String)],
+    ) -> anyhow::Result<Rig> {
+        Self::start_in(engine, bus, extra, false).await
+    }
+
+    /// As [`Rig::start`]; `split` runs `portside api` with the search service, a relay and a
+    /// worker as processes of their own (a broker is needed).
+    pub async fn start_in(
+        engine: &str,
+        bus: Option<String>,
+        extra: &[(&str, String)],
+        split: bool,
     ) -> anyhow::Result<Rig> {
         let bin = match std::env::var("PORTSIDE_BIN") {
             Ok(b) => PathBuf::from(b),
@@ -264,26 +280,54 @@ impl Rig {
         };
         let label = match &bus {
             Some(b) if b.starts_with("redis") => "PostgreSQL + Redis Streams",
-            Some(_) => "PostgreSQL + RabbitMQ",
+            Some(b) if b.starts_with("amqp") => "PostgreSQL + RabbitMQ",
+            Some(_) => "PostgreSQL, in-process bus",
             None => "SQLite, in-process bus",
         };
-        let mut server = Server {
-            bin,
-            env,
-            log: dir.join("server.log"),
+        let label = if split {
+            format!("{label}, split")
+        } else {
+            label.to_owned()
+        };
+        let process = |args: &[&str], log: &str| Server {
+            bin: bin.clone(),
+            env: env.clone(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            log: dir.join(log),
             base: format!("http://127.0.0.1:{port}"),
             child: None,
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()?;
+        let mut parts = Vec::new();
+        if split {
+            // The search process first: it owns the index the API reads.
+            let mut search = process(&["search"], "search.log");
+            search.spawn()?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            parts.push(search);
+        }
+        let mut server = if split {
+            process(&["api"], "server.log")
+        } else {
+            process(&[], "server.log")
+        };
         server.spawn()?;
         server.ready(&http).await?;
+        if split {
+            for part in ["relay", "worker"] {
+                let mut p = process(&[part], &format!("{part}.log"));
+                p.spawn()?;
+                parts.push(p);
+            }
+        }
         Ok(Rig {
             server,
             store,
             http,
-            label: label.to_owned(),
+            label,
+            parts,
             dir,
             db,
             schema,
@@ -422,7 +466,11 @@ impl Rig {
 
     /// Removes the schema and the bus queues; the directory with the server log stays when
     /// the run `failed`.
-    pub async fn remove(self, failed: bool) -> anyhow::Result<()> {
+    pub async fn remove(mut self, failed: bool) -> anyhow::Result<()> {
+        for part in &mut self.parts {
+            part.kill9().await;
+        }
+        self.server.kill9().await;
         if let Store::Postgres(pool) = &self.store {
             pool.close().await;
         }
@@ -442,12 +490,12 @@ impl Rig {
                     .retire(&groups())
                     .await?;
                 }
-                Some(url) => {
+                Some(url) if url.starts_with("amqp") => {
                     portside_bus::RabbitBus::new(url, schema)
                         .retire(&groups(), true)
                         .await?;
                 }
-                None => {}
+                _ => {}
             }
         }
         if !failed {

@@ -110,6 +110,11 @@ pub struct Settings {
     #[arg(long, env = "PROVIDER_EVENT_RETENTION", value_name = "PROVIDER_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration, global = true)]
     pub provider_event_retention: Duration,
 
+    /// How long the event history (what `GET …/events` and support read) keeps an event:
+    /// longer than a payment can be disputed (card networks allow up to about 540 days).
+    #[arg(long, env = "EVENT_HISTORY_RETENTION", value_name = "EVENT_HISTORY_RETENTION", default_value = "730d", value_parser = parse_duration, global = true)]
+    pub event_history_retention: Duration,
+
     /// How often retention deletes what is past those windows, in batches of RETENTION_BATCH.
     #[arg(long, env = "RETENTION_INTERVAL", value_name = "RETENTION_INTERVAL", default_value = "1m", value_parser = parse_duration, global = true)]
     pub retention_interval: Duration,
@@ -267,6 +272,15 @@ pub struct Settings {
     /// Attempts a consumer makes before it dead-letters an event.
     #[arg(long, env = "WORKER_MAX_ATTEMPTS", value_name = "WORKER_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
     pub worker_max_attempts: u32,
+
+    /// Outbox rows the relay claims and publishes in one pass.
+    #[arg(long, env = "RELAY_BATCH", value_name = "RELAY_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub relay_batch: u32,
+
+    /// Deliveries a consumer group takes and handles at once: one inbox read, one inbox write
+    /// and one search index commit per batch.
+    #[arg(long, env = "WORKER_BATCH", value_name = "WORKER_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub worker_batch: u32,
 
     /// `tantivy://PATH` (embedded; default tantivy://DATA_DIR/search) or `http(s)://[USER:PASSWORD@]HOST:9200[/INDEX]` (OpenSearch/Elasticsearch; index `portside` by default).
     #[arg(long, env = "SEARCH_URL", value_name = "SEARCH_URL", value_parser = parse_search_url, global = true)]

@@ -14,6 +14,7 @@ use crate::catalog::{
 };
 use crate::dead_letters::{self, DeadEventView, DeadLetterList, DeadLetterView, Replayed};
 use crate::health::{self, Health};
+use crate::history::{self, EventList, EventView};
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageView};
 use crate::orders::{
@@ -93,6 +94,8 @@ pub fn unapplied_rules() -> Vec<String> {
         search::reindex,
         dead_letters::list_dead_letters,
         dead_letters::replay_dead_letter,
+        history::payment_events,
+        history::order_events,
         notices::receive,
         health::live,
         health::ready,
@@ -104,7 +107,7 @@ pub fn unapplied_rules() -> Vec<String> {
         CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
         PayOrderRequest, SearchResponse, Hit, Reindexed, Received, CreateProduct, UpdateProduct,
         StockInput, AdjustStock, ProductView, StockView, MovementView, DeadEventView,
-        DeadLetterView, DeadLetterList, Replayed
+        DeadLetterView, DeadLetterList, Replayed, EventView, EventList
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
