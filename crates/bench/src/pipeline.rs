@@ -174,6 +174,7 @@ fn at(store: &Store, since: OffsetDateTime) -> String {
 /// wants − events it handled), summed; and the unpublished outbox rows.
 async fn owed(store: &Store, since: OffsetDateTime) -> anyhow::Result<(i64, i64)> {
     let since = at(store, since);
+    let groups = wanted();
     let mut expected = 0;
     for row in store
         .rows(&format!(
@@ -183,7 +184,7 @@ async fn owed(store: &Store, since: OffsetDateTime) -> anyhow::Result<(i64, i64)
         .await?
     {
         let n: i64 = row[1].parse().unwrap_or(0);
-        expected += n * wanted().iter().filter(|(_, t)| wants(t, &row[0])).count() as i64;
+        expected += n * groups.iter().filter(|(_, t)| wants(t, &row[0])).count() as i64;
     }
     let handled = store
         .count(&format!(
@@ -302,25 +303,19 @@ async fn figures(
     Ok(out)
 }
 
-fn bus_url(name: Option<&str>) -> Option<String> {
-    match name {
-        None | Some("inprocess") => Some("inprocess".to_owned()),
-        Some("amqp") => Some(env(
-            "BENCH_AMQP_URL",
-            "amqp://guest:guest@127.0.0.1:5672/%2f",
-        )),
-        Some("redis") => Some(env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")),
-        Some(other) => Some(other.to_owned()),
-    }
-}
-
-/// Starts the rig of `args` (`… ENGINE [BUS] [split]`).
+/// Starts the rig of `args` (`… ENGINE [BUS] [split]`): SQLite always with its in-process bus;
+/// PostgreSQL with the in-process bus unless `amqp` or `redis` is named.
 async fn rig(args: &[String]) -> anyhow::Result<Rig> {
     let engine = args.get(1).map(String::as_str).unwrap_or("postgres");
     let split = args.iter().any(|a| a == "split");
-    let bus = match engine {
-        "sqlite" => None,
-        _ => bus_url(args.get(2).map(String::as_str).filter(|b| *b != "split")),
+    let bus = match (engine, args.get(2).map(String::as_str)) {
+        ("sqlite", _) => None,
+        (_, Some("amqp")) => Some(env(
+            "BENCH_AMQP_URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        )),
+        (_, Some("redis")) => Some(env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")),
+        _ => Some("inprocess".to_owned()),
     };
     Rig::start_in(engine, bus, &[("RUST_LOG", "warn".to_owned())], split).await
 }
@@ -382,8 +377,8 @@ async fn fixed_rates(
         drained(&rig.store, start).await?;
         for g in figures(&rig.store, start, end).await? {
             let ms = |q: f64| quantile(&g.latencies, q) as f64 / 1000.0;
-            let at = |f: u64| {
-                let i = ((seconds * f / 100) as usize).min(g.backlog.len() - 1);
+            let backlog_at = |percent: u64| {
+                let i = ((seconds * percent / 100) as usize).min(g.backlog.len() - 1);
                 g.backlog[i].to_string()
             };
             let unhandled = if g.unhandled > 0 {
@@ -398,10 +393,10 @@ async fn fixed_rates(
                 ms(0.50),
                 ms(0.99),
                 ms(1.0),
-                at(25),
-                at(50),
-                at(75),
-                at(100),
+                backlog_at(25),
+                backlog_at(50),
+                backlog_at(75),
+                backlog_at(100),
                 g.backlog.iter().max().unwrap_or(&0),
                 g.last_after_end as f64 / 1e6,
             );

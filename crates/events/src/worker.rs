@@ -240,12 +240,15 @@ impl Worker {
         let handled_at = stage(group, "handle", looked);
         // The inbox records when each event was handled (the batch's end), which is also
         // where its end-to-end latency ends.
-        let now = self.clock.now();
+        let done_at = self.clock.now();
         let left: Vec<uuid::Uuid> = todo[handled..].iter().map(|(e, _)| e.id).collect();
         let marks: Vec<InboxMark> = todo
             .into_iter()
             .take(handled)
-            .map(|(_, mark)| InboxMark { at: now, ..mark })
+            .map(|(_, mark)| InboxMark {
+                at: done_at,
+                ..mark
+            })
             .collect();
         if let Err(e) = self.inbox.mark_all_processed(&marks).await {
             tracing::warn!(group, error = %e, "could not record the batch in the inbox");
@@ -255,7 +258,7 @@ impl Worker {
             .increment(marks.len() as u64);
         for mark in &marks {
             if let Some(d) = fresh.iter().find(|d| d.envelope.id == mark.event_id) {
-                end_to_end(group, &d.envelope, now);
+                end_to_end(group, &d.envelope, done_at);
             }
         }
         if !left.is_empty() {

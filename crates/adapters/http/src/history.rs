@@ -6,9 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use portside_app::AppError;
 use portside_app::history::EventLog;
-use portside_domain::{OrderId, PaymentId};
 use portside_events::Envelope;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,6 +14,8 @@ use uuid::Uuid;
 
 use crate::ApiState;
 use crate::auth::Authenticated;
+use crate::orders::order_id;
+use crate::payments::payment_id;
 use crate::problem::{Problem, ProblemBody};
 use crate::timestamp::Timestamp;
 
@@ -75,11 +75,6 @@ fn list(events: Vec<Envelope>) -> Json<EventList> {
     })
 }
 
-/// A malformed id names nothing: a 404 like any unknown id.
-fn uuid(text: &str, what: &'static str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(text).map_err(|_| AppError::NotFound(what).into())
-}
-
 /// A payment's events, oldest first, as the `audit` group recorded them (an event appears
 /// once it was handled, usually within a second of its commit).
 #[utoipa::path(
@@ -95,8 +90,7 @@ pub async fn payment_events(
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<EventList>, Problem> {
-    let id = PaymentId(uuid(&id, "payment")?);
-    Ok(list(log.of_payment(&actor, id).await?))
+    Ok(list(log.of_payment(&actor, payment_id(&id)?).await?))
 }
 
 /// An order's events, oldest first, as the `audit` group recorded them (an event appears
@@ -114,6 +108,5 @@ pub async fn order_events(
     Authenticated(actor): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<EventList>, Problem> {
-    let id = OrderId(uuid(&id, "order")?);
-    Ok(list(log.of_order(&actor, id).await?))
+    Ok(list(log.of_order(&actor, order_id(&id)?).await?))
 }

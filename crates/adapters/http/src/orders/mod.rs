@@ -39,7 +39,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/v1/orders/{id}/pay", post(pay_order))
 }
 
-fn order_id(text: &str) -> Result<OrderId, Problem> {
+/// A malformed id cannot name an existing order: it is a 404 like any unknown id.
+pub(crate) fn order_id(text: &str) -> Result<OrderId, Problem> {
     Uuid::parse_str(text)
         .map(OrderId)
         .map_err(|_| AppError::NotFound("order").into())

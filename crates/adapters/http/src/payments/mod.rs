@@ -168,7 +168,7 @@ pub async fn list_transactions(
 }
 
 /// A malformed id cannot name an existing payment: it is a 404 like any unknown id.
-fn payment_id(text: &str) -> Result<PaymentId, Problem> {
+pub(crate) fn payment_id(text: &str) -> Result<PaymentId, Problem> {
     Uuid::parse_str(text)
         .map(PaymentId)
         .map_err(|_| AppError::NotFound("payment").into())
