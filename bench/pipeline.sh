@@ -4,16 +4,20 @@
 # the API's maximum payment rate with the pipeline running, then payments at LOADS percent of
 # it (default 50 80 100) for LOAD_SECONDS (120) each at a fixed rate, reporting per consumer group
 # the end-to-end event latency (commit to handling: p50, p99, max) and the backlog over time;
-# and the four-burst run (catch-up time after each of four bursts, as history grows).
+# and the four-burst run (catch-up time after each of four bursts, as history grows). The soak
+# (not in the default list: SOAK_MINUTES, 30 by default) sends SOAK_RATE (300) payments/s with
+# short retention windows and prints, per minute, API and end-to-end latency and table sizes,
+# with a burst's catch-up time after the first, middle and last minute.
 # Prints a Markdown report (also written to bench/results/).
 #
 #   bench/pipeline.sh                    # every setup below
 #   SETUPS="postgres-inprocess" LOAD_SECONDS=60 bench/pipeline.sh
+#   SETUPS=soak bench/pipeline.sh        # 30 minutes, PostgreSQL all-in-one
 #
 # Setups: postgres-inprocess (all-in-one), sqlite (all-in-one, the embedded default),
 # amqp-split and redis-split (PostgreSQL with RabbitMQ or Redis Streams; `portside api`,
 # `search`, `relay` and `worker` as processes of their own), bursts (four bursts,
-# PostgreSQL all-in-one). Needs PostgreSQL, RabbitMQ and Redis on their default local ports
+# PostgreSQL all-in-one), soak and soak-sqlite (all-in-one). Needs PostgreSQL, RabbitMQ and Redis on their default local ports
 # (BENCH_DATABASE_URL, BENCH_AMQP_URL, BENCH_REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +41,8 @@ report="bench/results/pipeline-$(date -u +%Y%m%dT%H%M%SZ).md"
       sqlite) "$bin/portside-bench" pipeline sqlite ;;
       amqp-split) "$bin/portside-bench" pipeline postgres amqp split ;;
       redis-split) "$bin/portside-bench" pipeline postgres redis split ;;
+      soak) "$bin/portside-bench" soak postgres inprocess ;;
+      soak-sqlite) "$bin/portside-bench" soak sqlite ;;
       *) echo "unknown setup $s" >&2; exit 2 ;;
     esac
     echo

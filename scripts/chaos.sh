@@ -4,8 +4,11 @@
 # server and verifies the store against what the clients were told. Exits non-zero when
 # anything was lost, duplicated, half-written or applied twice, or a secret reached the log.
 #
-#   scripts/chaos.sh crash                 # SIGKILL x KILLS (20): PostgreSQL + RabbitMQ, then SQLite
+#   scripts/chaos.sh crash                 # SIGKILL x KILLS (20): PostgreSQL + RabbitMQ, SQLite, then split
 #   KILLS=50 scripts/chaos.sh crash sqlite
+#   scripts/chaos.sh crash split           # split mode (api, relay, worker, search processes) on
+#                                          # RabbitMQ, then on Redis Streams: relay, worker, both
+#                                          # or the API killed in turn
 #   scripts/chaos.sh outage                # RabbitMQ, Redis, then PostgreSQL stopped for SECONDS (30)
 #   SECONDS_DOWN=60 scripts/chaos.sh outage rabbitmq
 #   scripts/chaos.sh all                   # both
@@ -21,7 +24,7 @@ what=${1:-crash}
 shift || true
 case "$what" in
   crash | outage | all) ;;
-  *) echo "usage: scripts/chaos.sh crash [postgres|sqlite] | outage [rabbitmq|redis|postgres] | all" >&2; exit 2 ;;
+  *) echo "usage: scripts/chaos.sh crash [postgres|sqlite|split] | outage [rabbitmq|redis|postgres] | all" >&2; exit 2 ;;
 esac
 
 cargo build --release -q -p portside -p portside-bench
@@ -30,10 +33,17 @@ export PORTSIDE_BIN=$bin/portside
 
 crash() {
   local stores=("$@")
-  [ ${#stores[@]} -eq 0 ] && stores=(postgres sqlite)
+  [ ${#stores[@]} -eq 0 ] && stores=(postgres sqlite split)
   for s in "${stores[@]}"; do
-    echo "== crash test on $s, ${KILLS:-20} kills"
-    "$bin/portside-bench" crash "$s" "${KILLS:-20}"
+    if [ "$s" = split ]; then
+      for bus in "${BENCH_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" "${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}"; do
+        echo "== crash test in split mode on ${bus%%:*}, ${KILLS:-20} kills"
+        BENCH_AMQP_URL=$bus "$bin/portside-bench" crash postgres "${KILLS:-20}" split
+      done
+    else
+      echo "== crash test on $s, ${KILLS:-20} kills"
+      "$bin/portside-bench" crash "$s" "${KILLS:-20}"
+    fi
   done
 }
 

@@ -4,15 +4,16 @@
 //!   broker's raw publish rate.
 //! - `cargo run -p portside-bench --release -- search [DOCUMENTS]`: bulk indexing rate and query
 //!   latencies of the search index adapters.
-//! - `cargo run -p portside-bench --release -- crash postgres|sqlite [KILLS]`: the crash test
+//! - `cargo run -p portside-bench --release -- crash postgres|sqlite [KILLS] [split]`: the crash test
 //!   (SIGKILL under load, then nothing lost or duplicated).
 //! - `cargo run -p portside-bench --release -- outage rabbitmq|redis|postgres [SECONDS]`: a
 //!   dependency stopped under load, then started again.
 //!
 //! - `cargo run -p portside-bench --release -- pipeline postgres|sqlite [inprocess|amqp|redis]
-//!   [split]` and `… bursts …`: the event pipeline under fixed-rate load and after bursts.
+//!   [split]`, `… bursts …` and `… soak …`: the event pipeline under fixed-rate load, after
+//!   bursts, and for half an hour with retention at work.
 //!
-//! `scripts/chaos.sh` runs `crash` and `outage`; `bench/pipeline.sh` runs `pipeline` and `bursts`.
+//! `scripts/chaos.sh` runs `crash` and `outage`; `bench/pipeline.sh` runs `pipeline`, `bursts` and `soak`.
 
 mod chaos;
 mod pipeline;
@@ -33,8 +34,9 @@ async fn main() -> anyhow::Result<()> {
         Some("outage") => chaos::outage(&args).await,
         Some("pipeline") => pipeline::run(&args).await,
         Some("bursts") => pipeline::bursts(&args).await,
+        Some("soak") => pipeline::soak(&args).await,
         _ => anyhow::bail!(
-            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] | outage rabbitmq|redis|postgres [SECONDS] | pipeline|bursts postgres|sqlite [inprocess|amqp|redis] [split]"
+            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] [split] | outage rabbitmq|redis|postgres [SECONDS] | pipeline|bursts|soak postgres|sqlite [inprocess|amqp|redis] [split]"
         ),
     }
 }

@@ -119,6 +119,24 @@ async fn closed_loop(rig: &Rig, token: &str, clients: usize, length: Duration) -
 /// An open loop: a payment every 1/`rate` seconds for `length`, whatever the answers (at most
 /// 2 000 in flight; beyond that a tick is counted as failed).
 async fn open_loop(rig: &Rig, token: &str, rate: f64, length: Duration) -> Arc<Sent> {
+    open_loop_at(
+        rig.http.clone(),
+        rig.server.base.clone(),
+        token.to_owned(),
+        rate,
+        length,
+    )
+    .await
+}
+
+/// [`open_loop`] on owned handles, for running beside other work.
+async fn open_loop_at(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    rate: f64,
+    length: Duration,
+) -> Arc<Sent> {
     let sent = Arc::new(Sent::default());
     let room = Arc::new(tokio::sync::Semaphore::new(2000));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -131,12 +149,7 @@ async fn open_loop(rig: &Rig, token: &str, rate: f64, length: Duration) -> Arc<S
             sent.record(false, Duration::ZERO);
             continue;
         };
-        let (http, base, token, sent) = (
-            rig.http.clone(),
-            rig.server.base.clone(),
-            token.to_owned(),
-            sent.clone(),
-        );
+        let (http, base, token, sent) = (http.clone(), base.clone(), token.clone(), sent.clone());
         tasks.spawn(async move {
             let t0 = Instant::now();
             let ok = pay(&http, &base, &token).await;
@@ -226,14 +239,15 @@ struct GroupFigures {
     last_after_end: u64,
 }
 
-/// Reads commit and handling times of the events committed since `start` and turns them
-/// into each group's figures.
+/// Reads commit and handling times of the events committed from `start` to `end` and turns
+/// them into each group's figures.
 async fn figures(
     store: &Store,
     start: OffsetDateTime,
     end: OffsetDateTime,
 ) -> anyhow::Result<Vec<GroupFigures>> {
     let since = at(store, start);
+    let until = at(store, end);
     let micros = |column: &str| match store {
         Store::Postgres(_) => {
             format!("CAST(CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT) AS TEXT)")
@@ -243,7 +257,8 @@ async fn figures(
     let rows = store
         .rows(&format!(
             "SELECT CAST(o.id AS TEXT), o.event_type, {}, i.consumer_group, {} \
-             FROM outbox o LEFT JOIN inbox i ON i.event_id = o.id WHERE o.occurred_at >= {since}",
+             FROM outbox o LEFT JOIN inbox i ON i.event_id = o.id \
+             WHERE o.occurred_at >= {since} AND o.occurred_at < {until}",
             micros("o.occurred_at"),
             micros("i.processed_at"),
         ))
@@ -306,6 +321,11 @@ async fn figures(
 /// Starts the rig of `args` (`… ENGINE [BUS] [split]`): SQLite always with its in-process bus;
 /// PostgreSQL with the in-process bus unless `amqp` or `redis` is named.
 async fn rig(args: &[String]) -> anyhow::Result<Rig> {
+    start(args, &[("RUST_LOG", "warn".to_owned())]).await
+}
+
+/// [`rig`] with `settings` for the server.
+async fn start(args: &[String], settings: &[(&str, String)]) -> anyhow::Result<Rig> {
     let engine = args.get(1).map(String::as_str).unwrap_or("postgres");
     let split = args.iter().any(|a| a == "split");
     let bus = match (engine, args.get(2).map(String::as_str)) {
@@ -317,7 +337,7 @@ async fn rig(args: &[String]) -> anyhow::Result<Rig> {
         (_, Some("redis")) => Some(env("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")),
         _ => Some("inprocess".to_owned()),
     };
-    Rig::start_in(engine, bus, &[("RUST_LOG", "warn".to_owned())], split).await
+    Rig::start_in(engine, bus, settings, split).await
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T> {
@@ -440,5 +460,153 @@ async fn four_bursts(rig: &Rig, clients: usize, seconds: u64) -> anyhow::Result<
             catch_up.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// The retention windows of the soak: short, so that the transport tables reach the size they
+/// keep for good within minutes instead of a day.
+const SOAK_SETTINGS: [(&str, &str); 6] = [
+    ("OUTBOX_RETENTION", "2m"),
+    ("INBOX_RETENTION", "5m"),
+    ("PROVIDER_EVENT_RETENTION", "5m"),
+    ("EVENT_HISTORY_RETENTION", "10m"),
+    ("IDEMPOTENCY_TTL", "5m"),
+    ("RETENTION_INTERVAL", "30s"),
+];
+
+/// The soak run (`soak ENGINE [BUS] [split]`): SOAK_RATE payments/s (300) for SOAK_MINUTES
+/// (30), open loop, with the retention windows of [`SOAK_SETTINGS`]. For each minute: the
+/// API's p50/p99, the end-to-end latency of the events committed in it (read 20 s after it
+/// ended, while the load goes on; the worst group), and the rows each table holds then; after
+/// the first, the middle and the last minute, a burst of MAX_SECONDS at CONNECTIONS clients
+/// and the time to catch up after it (the fixed-rate load resumes afterwards).
+pub async fn soak(args: &[String]) -> anyhow::Result<()> {
+    let rate: f64 = number("SOAK_RATE", "300")?;
+    let minutes: u64 = number("SOAK_MINUTES", "30")?;
+    let clients: usize = number("CONNECTIONS", "16")?;
+    let burst: u64 = number("MAX_SECONDS", "10")?;
+    let settings: Vec<(&str, String)> = SOAK_SETTINGS
+        .iter()
+        .map(|(k, v)| (*k, env(k, v)))
+        .chain([("RUST_LOG", "warn".to_owned())])
+        .collect();
+    let rig = start(args, &settings).await?;
+    let result = soak_on(&rig, rate, minutes, clients, burst).await;
+    rig.remove(result.is_err()).await?;
+    result
+}
+
+async fn soak_on(
+    rig: &Rig,
+    rate: f64,
+    minutes: u64,
+    clients: usize,
+    burst: u64,
+) -> anyhow::Result<()> {
+    let token = rig.sign_in().await?;
+    let settings = SOAK_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("{k}={}", env(k, v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!(
+        "## {}: soak at {rate:.0} payments/s for {minutes} min ({settings})",
+        rig.label
+    );
+    println!();
+    println!(
+        "| minute | answered 2xx/s | API p50 / p99 ms | failed | e2e p50 / p99 / max ms (worst group) | unhandled | outbox rows | inbox rows | history rows | idempotency keys | outbox + inbox on disk | catch-up after a {burst} s burst at {clients} clients |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let minute = Duration::from_secs(60);
+    let checkpoints = [0, minutes / 2, minutes.saturating_sub(1)];
+    let before = rig
+        .store
+        .count("SELECT CAST(count(*) AS TEXT) FROM payments")
+        .await?;
+    // Minute m's figures are read 20 s into minute m + 1, while the load goes on.
+    let mut previous: Option<(OffsetDateTime, OffsetDateTime, Arc<Sent>, String)> = None;
+    for m in 0..=minutes {
+        let start = OffsetDateTime::now_utc();
+        let load = (m < minutes).then(|| {
+            tokio::spawn(open_loop_at(
+                rig.http.clone(),
+                rig.server.base.clone(),
+                token.clone(),
+                rate,
+                minute,
+            ))
+        });
+        if let Some((from, to, sent, catch_up)) = previous.take() {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            soak_row(rig, m, from, to, &sent, &catch_up).await?;
+        }
+        let Some(load) = load else { break };
+        let sent = load.await?;
+        let end = OffsetDateTime::now_utc();
+        let catch_up = if checkpoints.contains(&m) {
+            let start = OffsetDateTime::now_utc();
+            closed_loop(rig, &token, clients, Duration::from_secs(burst)).await;
+            format!("{:.1} s", drained(&rig.store, start).await?.as_secs_f64())
+        } else {
+            String::new()
+        };
+        previous = Some((start, end, sent, catch_up));
+    }
+    let payments = rig
+        .store
+        .count("SELECT CAST(count(*) AS TEXT) FROM payments")
+        .await?
+        - before;
+    println!();
+    println!(
+        "{payments} payments during the soak, two events each: {} events",
+        payments * 2
+    );
+    Ok(())
+}
+
+/// One minute of the soak: what its clients saw, what the store says about its events, and
+/// the size of each table now.
+async fn soak_row(
+    rig: &Rig,
+    minute: u64,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    sent: &Sent,
+    catch_up: &str,
+) -> anyhow::Result<()> {
+    let (answered, p50, p99, failed) = sent.summary((end - start).as_seconds_f64());
+    let figures = figures(&rig.store, start, end).await?;
+    let worst = figures
+        .iter()
+        .max_by_key(|g| quantile(&g.latencies, 0.99))
+        .context("no consumer groups")?;
+    let ms = |q: f64| quantile(&worst.latencies, q) as f64 / 1000.0;
+    let unhandled: usize = figures.iter().map(|g| g.unhandled).sum();
+    let mut rows = Vec::new();
+    for table in ["outbox", "inbox", "event_history", "idempotency_keys"] {
+        let sql = format!("SELECT CAST(count(*) AS TEXT) FROM {table}");
+        rows.push(rig.store.count(&sql).await?);
+    }
+    let disk = match &rig.store {
+        Store::Postgres(_) => {
+            let sql = "SELECT CAST(pg_total_relation_size('outbox') \
+                       + pg_total_relation_size('inbox') AS TEXT)";
+            format!("{:.0} MB", rig.store.count(sql).await? as f64 / 1e6)
+        }
+        Store::Sqlite(_) => "–".to_owned(),
+    };
+    println!(
+        "| {minute} | {answered:.0} | {p50:.1} / {p99:.1} | {failed} | {:.0} / {:.0} / {:.0} ({}) | {unhandled} | {} | {} | {} | {} | {disk} | {catch_up} |",
+        ms(0.5),
+        ms(0.99),
+        ms(1.0),
+        worst.group,
+        rows[0],
+        rows[1],
+        rows[2],
+        rows[3],
+    );
     Ok(())
 }

@@ -59,6 +59,20 @@ pub trait EventSource: Send + Sync {
         delivery: &Delivery,
         error: &str,
     ) -> Result<(), BusError>;
+    /// What waits in the broker for a group, for `/metrics`; `None` where the bus reports it
+    /// itself (the in-process bus sets the gauges when a group comes for more).
+    async fn backlog(&self, _group: &str) -> Result<Option<Backlog>, BusError> {
+        Ok(None)
+    }
+}
+
+/// Events waiting for a consumer group in a broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events not yet acknowledged by the group (as far as the broker counts them).
+    pub waiting: u64,
+    /// When the oldest of them was published, where the broker can tell.
+    pub oldest: Option<OffsetDateTime>,
 }
 
 /// A dead-lettered event.

@@ -17,7 +17,9 @@ pub mod trace_context;
 pub mod worker;
 
 pub use audit::AuditLog;
-pub use bus::{BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource, StreamSink};
+pub use bus::{
+    Backlog, BusError, DeadLetter, DeadLetters, Delivery, EventBus, EventSource, StreamSink,
+};
 pub use dead_letters::DeadLetterStore;
 pub use envelope::{CATALOG, Envelope};
 pub use history::EventHistory;

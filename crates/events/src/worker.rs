@@ -89,6 +89,9 @@ pub trait EventHandler: Send + Sync {
 /// and the pause is added to the time to recover after an outage.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
+/// How often the backlog gauges are read from a broker.
+pub const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Tunables of the worker.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSettings {
@@ -159,12 +162,56 @@ impl Worker {
             return;
         }
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn({
+            let (me, stop) = (self.clone(), stop.clone());
+            async move { me.report_backlog(stop).await }
+        }));
         for h in self.handlers.clone() {
             let (me, stop) = (self.clone(), stop.clone());
             tasks.push(tokio::spawn(async move { me.consume(h, stop).await }));
         }
         for t in tasks {
             let _ = t.await;
+        }
+    }
+
+    /// Sets `portside_consumer_backlog{group}` and `portside_consumer_oldest_age_seconds{group}`
+    /// from the broker every [`BACKLOG_INTERVAL`] (the in-process bus sets them itself). Where
+    /// the broker cannot tell the oldest event's age, the age is the time since the group was
+    /// last seen with nothing waiting: everything waiting came after that, so it is an upper
+    /// bound that keeps growing while a group is stuck.
+    async fn report_backlog(&self, stop: CancellationToken) {
+        let mut empty_at = std::collections::HashMap::new();
+        loop {
+            for h in &self.handlers {
+                let group = h.group();
+                let backlog = match self.source.backlog(group).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::debug!(group, error = %e, "cannot read the backlog");
+                        continue;
+                    }
+                };
+                let now = self.clock.now();
+                let since = *empty_at.entry(group).or_insert(now);
+                let oldest = match backlog.oldest {
+                    Some(t) => t,
+                    None if backlog.waiting > 0 => since,
+                    None => {
+                        empty_at.insert(group, now);
+                        now
+                    }
+                };
+                metrics::gauge!("portside_consumer_backlog", "group" => group)
+                    .set(backlog.waiting as f64);
+                metrics::gauge!("portside_consumer_oldest_age_seconds", "group" => group)
+                    .set((now - oldest).as_seconds_f64().max(0.0));
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(BACKLOG_INTERVAL) => {}
+            }
         }
     }
 
@@ -181,9 +228,7 @@ impl Worker {
                 Ok(deliveries) => {
                     pause = self.settings.backoff;
                     let rest = self.process_batch(handler.as_ref(), deliveries).await;
-                    for d in rest {
-                        self.process(handler.as_ref(), &d).await;
-                    }
+                    self.process_in_rounds(handler.as_ref(), rest).await;
                 }
                 Err(e) => {
                     tracing::warn!(group, error = %e, "receive failed; retrying");
@@ -200,24 +245,26 @@ impl Worker {
 
     /// Handles the first deliveries of a batch together: one inbox query, one
     /// [`EventHandler::handle_batch`], one inbox write, then the acks. Returns what is left
-    /// for one-at-a-time handling: everything, when the batch failed or the inbox could not
-    /// be read; redeliveries, which may be the poison that needs retries and dead-lettering.
+    /// for one-at-a-time handling, each with the attempt it is at: everything, when the
+    /// inbox could not be read; the batch's failures (their first attempt spent); redeliveries,
+    /// which may be the poison that needs retries and dead-lettering.
     async fn process_batch(
         &self,
         handler: &dyn EventHandler,
         deliveries: Vec<Delivery>,
-    ) -> Vec<Delivery> {
+    ) -> Vec<(Delivery, u32)> {
         let group = handler.group();
         let (fresh, rest): (Vec<Delivery>, Vec<Delivery>) =
             deliveries.into_iter().partition(|d| d.attempts <= 1);
+        let at_first = |ds: Vec<Delivery>| ds.into_iter().map(|d| (d, 1)).collect::<Vec<_>>();
         if fresh.len() < 2 {
-            return fresh.into_iter().chain(rest).collect();
+            return at_first(fresh.into_iter().chain(rest).collect());
         }
         let ids: Vec<_> = fresh.iter().map(|d| d.envelope.id).collect();
         let started = std::time::Instant::now();
         let done = match self.inbox.processed_among(group, &ids).await {
             Ok(done) => done,
-            Err(_) => return fresh.into_iter().chain(rest).collect(),
+            Err(_) => return at_first(fresh.into_iter().chain(rest).collect()),
         };
         let now = self.clock.now();
         let mut todo = Vec::new();
@@ -275,16 +322,14 @@ impl Worker {
             self.ack(group, d).await;
         }
         stage(group, "ack", marked);
-        let mut again = again.into_iter();
-        if let Some(failed) = again.next() {
-            // Its first attempt was the batch's; the retries continue from the second.
-            use tracing::Instrument;
-            let span = consume_span(group, &failed.envelope);
-            self.process_in_span(handler, &failed, 2)
-                .instrument(span)
-                .await;
-        }
-        again.chain(rest).collect()
+        // The first failed event's first attempt was the batch's: its retries go on from the
+        // second; the events after it were not tried (or not alone) and start afresh.
+        again
+            .into_iter()
+            .enumerate()
+            .map(|(n, d)| (d, if n == 0 { 2 } else { 1 }))
+            .chain(rest.into_iter().map(|d| (d, 1)))
+            .collect()
     }
 
     /// Handles a batch; returns how many of its events, from the first, were handled (all or
@@ -319,25 +364,104 @@ impl Worker {
 
     /// Handles one delivery to the end: processed and acknowledged, or dead-lettered.
     pub async fn process(&self, handler: &dyn EventHandler, d: &Delivery) {
-        use tracing::Instrument;
-        let span = consume_span(handler.group(), &d.envelope);
-        self.process_in_span(handler, d, 1).instrument(span).await;
+        self.process_in_rounds(handler, vec![(d.clone(), 1)]).await;
     }
 
-    async fn process_in_span(&self, handler: &dyn EventHandler, d: &Delivery, first: u32) {
+    /// Handles deliveries one at a time, in order, each to the end (processed and
+    /// acknowledged, or dead-lettered), starting each at the attempt it comes with. A failed
+    /// event is retried after its own pause (the backoff, doubling with each attempt, at most
+    /// 5 s), while the others go on: so a handler that fails every event costs a batch the
+    /// sum of the pauses once, not once per event, and a broken group neither stalls itself
+    /// for hours nor, on the in-process bus, the relay and every other group. An event holds
+    /// back the later events of its aggregate until it is handled or dead-lettered: each
+    /// aggregate's order is kept.
+    async fn process_in_rounds(
+        &self,
+        handler: &dyn EventHandler,
+        deliveries: Vec<(Delivery, u32)>,
+    ) {
+        let group = handler.group();
+        let pause = |attempt: u32| {
+            self.settings
+                .backoff
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+                .min(MAX_PAUSE)
+        };
+        let start = tokio::time::Instant::now();
+        let mut pending = Vec::new();
+        for (d, attempt) in deliveries {
+            if self.still_to_handle(handler, &d).await {
+                // A delivery at its second attempt or later just failed its previous one.
+                let due = if attempt > 1 {
+                    start + pause(attempt - 1)
+                } else {
+                    start
+                };
+                pending.push((d, attempt, due));
+            }
+        }
+        let aggregate = |d: &Delivery| {
+            (
+                d.envelope.aggregate_type.clone(),
+                d.envelope.aggregate_id.clone(),
+            )
+        };
+        // The next due among the first pending event of each aggregate (the others wait).
+        let next_due = |pending: &[(Delivery, u32, tokio::time::Instant)]| {
+            let mut firsts = Vec::new();
+            let mut due = None;
+            for (d, _, at) in pending {
+                let key = aggregate(d);
+                if !firsts.contains(&key) {
+                    firsts.push(key);
+                    due = Some(due.map_or(*at, |t: tokio::time::Instant| t.min(*at)));
+                }
+            }
+            due
+        };
+        while let Some(due) = next_due(&pending) {
+            tokio::time::sleep_until(due).await;
+            let now = tokio::time::Instant::now();
+            let mut held: Vec<(String, String)> = Vec::new();
+            let mut next = Vec::new();
+            for (d, attempt, due) in pending {
+                let key = aggregate(&d);
+                if held.contains(&key) || due > now {
+                    held.push(key);
+                    next.push((d, attempt, due));
+                    continue;
+                }
+                use tracing::Instrument;
+                let span = consume_span(group, &d.envelope);
+                if let Err(e) = self.attempt(handler, &d, attempt).instrument(span).await {
+                    metrics::counter!("portside_consumer_retried_total", "group" => group)
+                        .increment(1);
+                    tracing::warn!(group, event = %d.envelope.id, event_type = %d.envelope.event_type, attempt, error = %e, "handler failed; retrying");
+                    held.push(key);
+                    let due = tokio::time::Instant::now() + pause(attempt);
+                    next.push((d, attempt + 1, due));
+                }
+            }
+            pending = next;
+        }
+    }
+
+    /// False (and the delivery acknowledged or dead-lettered) when there is nothing to do: an
+    /// event the group does not want, one its inbox already holds, or one the broker delivered
+    /// more often than the attempts allow.
+    async fn still_to_handle(&self, handler: &dyn EventHandler, d: &Delivery) -> bool {
         let group = handler.group();
         let event = &d.envelope;
-        let wanted = wants(handler, event);
-        if !wanted {
+        if !wants(handler, event) {
             self.ack(group, d).await;
-            return;
+            return false;
         }
         match self.inbox.processed(group, event.id).await {
             Ok(true) => {
                 metrics::counter!("portside_consumer_duplicates_total", "group" => group)
                     .increment(1);
                 self.ack(group, d).await;
-                return;
+                return false;
             }
             Ok(false) => {}
             Err(e) => {
@@ -351,50 +475,50 @@ impl Worker {
                 &format!("delivered {} times without success", d.attempts),
             )
             .await;
-            return;
+            return false;
         }
-        if first > self.settings.max_attempts {
+        true
+    }
+
+    /// One attempt at a delivery: processed, recorded and acknowledged; dead-lettered when it
+    /// was the last attempt; or the error, to be retried.
+    async fn attempt(
+        &self,
+        handler: &dyn EventHandler,
+        d: &Delivery,
+        attempt: u32,
+    ) -> Result<(), HandlerError> {
+        let group = handler.group();
+        let event = &d.envelope;
+        if attempt > self.settings.max_attempts {
             self.dead_letter(
                 group,
                 d,
                 "the handler failed on the delivery's only attempt",
             )
             .await;
-            return;
+            return Ok(());
         }
-        let mut pause = self.settings.backoff;
-        for _ in 1..first {
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
-        for attempt in first..=self.settings.max_attempts {
-            let mark = InboxMark {
-                group: group.to_owned(),
-                event_id: event.id,
-                at: self.clock.now(),
-            };
-            match handler.handle(event, &mark).await {
-                Ok(()) => {
-                    if let Err(e) = self.inbox.mark_processed(&mark).await {
-                        tracing::warn!(group, error = %e, "could not record the event in the inbox");
-                    }
-                    metrics::counter!("portside_consumer_processed_total", "group" => group)
-                        .increment(1);
-                    end_to_end(group, event, mark.at);
-                    self.ack(group, d).await;
-                    return;
+        let mark = InboxMark {
+            group: group.to_owned(),
+            event_id: event.id,
+            at: self.clock.now(),
+        };
+        match handler.handle(event, &mark).await {
+            Ok(()) => {
+                if let Err(e) = self.inbox.mark_processed(&mark).await {
+                    tracing::warn!(group, error = %e, "could not record the event in the inbox");
                 }
-                Err(e) if attempt < self.settings.max_attempts => {
-                    metrics::counter!("portside_consumer_retried_total", "group" => group)
-                        .increment(1);
-                    tracing::warn!(group, event = %event.id, event_type = %event.event_type, attempt, error = %e, "handler failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-                Err(e) => {
-                    self.dead_letter(group, d, &e.0).await;
-                    return;
-                }
+                metrics::counter!("portside_consumer_processed_total", "group" => group)
+                    .increment(1);
+                end_to_end(group, event, mark.at);
+                self.ack(group, d).await;
+                Ok(())
+            }
+            Err(e) if attempt < self.settings.max_attempts => Err(e),
+            Err(e) => {
+                self.dead_letter(group, d, &e.0).await;
+                Ok(())
             }
         }
     }

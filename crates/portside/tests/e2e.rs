@@ -1924,6 +1924,15 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
         consumed.contains("portside_consumer_processed_total"),
         "one of the two workers handled the events: {consumed}"
     );
+    for gauge in [
+        r#"portside_consumer_backlog{group="audit"}"#,
+        r#"portside_consumer_oldest_age_seconds{group="orders"}"#,
+    ] {
+        assert!(
+            consumed.contains(gauge),
+            "the workers read the backlog from RabbitMQ: {gauge} in {consumed}"
+        );
+    }
 
     for child in parts.iter().chain([&api1.child, &api2.child]) {
         signal(child, "TERM");

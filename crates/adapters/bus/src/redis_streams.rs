@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use portside_events::{
-    BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
+    Backlog, BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
-    StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply,
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingReply, StreamRangeReply,
+    StreamReadOptions, StreamReadReply,
 };
 use redis::{AsyncCommands, RedisError, Value};
 use time::OffsetDateTime;
@@ -307,6 +308,68 @@ impl EventSource for RedisStreamsBus {
             .map_err(unavailable)?;
         self.ack(group, delivery).await
     }
+
+    /// Entries not yet delivered to the group (`lag` of `XINFO GROUPS`) and delivered but not
+    /// acknowledged (`pending`); the oldest is the first pending entry, or else the first after
+    /// the last delivered, and its time the event's commit time.
+    async fn backlog(&self, group: &str) -> Result<Option<Backlog>, BusError> {
+        let mut conn = self.writer.clone();
+        let groups: StreamInfoGroupsReply =
+            conn.xinfo_groups(&self.stream).await.map_err(unavailable)?;
+        let Some(g) = groups.groups.into_iter().find(|g| g.name == group) else {
+            return Ok(Some(Backlog {
+                waiting: 0,
+                oldest: None,
+            }));
+        };
+        let after = format!("({}", g.last_delivered_id);
+        let undelivered = match g.lag {
+            Some(lag) => lag,
+            // Unknown after trimming: counted, up to 10 000.
+            None => {
+                let r: StreamRangeReply = conn
+                    .xrange_count(&self.stream, &after, "+", 10_000)
+                    .await
+                    .map_err(unavailable)?;
+                r.ids.len()
+            }
+        };
+        let from = if g.pending > 0 {
+            match conn
+                .xpending(&self.stream, group)
+                .await
+                .map_err(unavailable)?
+            {
+                StreamPendingReply::Data(d) => Some(d.start_id),
+                _ => None,
+            }
+        } else if undelivered > 0 {
+            Some(after)
+        } else {
+            None
+        };
+        let mut oldest = None;
+        if let Some(from) = from {
+            let r: StreamRangeReply = conn
+                .xrange_count(&self.stream, &from, "+", 1)
+                .await
+                .map_err(unavailable)?;
+            oldest = r.ids.first().map(|e| match Self::envelope_of(e) {
+                Ok(envelope) => envelope.occurred_at,
+                Err(_) => published_at(&e.id).unwrap_or_else(OffsetDateTime::now_utc),
+            });
+        }
+        Ok(Some(Backlog {
+            waiting: (g.pending + undelivered) as u64,
+            oldest,
+        }))
+    }
+}
+
+/// When an entry was added, from its id (`<milliseconds>-<sequence>`).
+fn published_at(id: &str) -> Option<OffsetDateTime> {
+    let ms: i128 = id.split('-').next()?.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok()
 }
 
 fn text(entry: &StreamId, field: &str) -> String {

@@ -52,7 +52,10 @@ pub(crate) const RELOCK_KEY: &str = "UPDATE idempotency_keys SET locked_until = 
 pub(crate) const RELEASE_KEY: &str = "UPDATE idempotency_keys SET locked_until = NULL \
     WHERE scope = $1 AND key = $2 AND outcome IS NULL";
 
-pub(crate) const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1";
+/// Expired idempotency keys, a batch at a time (a statement never holds many rows' locks).
+pub(crate) const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE (scope, key) IN \
+    (SELECT scope, key FROM idempotency_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)";
+const PURGE_KEYS_BATCH: i64 = 1000;
 
 /// Implements the payments context's store ports for the engine's `SqlStore`.
 macro_rules! payments {
@@ -445,12 +448,19 @@ macro_rules! payments {
                 }
 
                 async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-                    let done = sqlx::query(PURGE_KEYS)
-                        .bind(DbTime(now))
-                        .execute(&self.write)
-                        .await
-                        .map_err(store_error)?;
-                    Ok(done.rows_affected())
+                    let mut total = 0;
+                    loop {
+                        let done = sqlx::query(PURGE_KEYS)
+                            .bind(DbTime(now))
+                            .bind(PURGE_KEYS_BATCH)
+                            .execute(&self.write)
+                            .await
+                            .map_err(store_error)?;
+                        total += done.rows_affected();
+                        if done.rows_affected() < PURGE_KEYS_BATCH as u64 {
+                            return Ok(total);
+                        }
+                    }
                 }
             }
         };

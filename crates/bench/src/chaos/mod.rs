@@ -1,8 +1,10 @@
 //! Chaos scenarios against a real Portside process under load (see docs/RELIABILITY.md):
 //!
-//! - `crash postgres|sqlite [KILLS]`: SIGKILL at random moments, KILLS times, each followed by a
-//!   restart. `postgres` uses RabbitMQ (`BENCH_AMQP_URL`, which may also name Redis Streams:
-//!   `redis://…`); `sqlite` is the embedded mode.
+//! - `crash postgres|sqlite [KILLS] [split]`: SIGKILL at random moments, KILLS times, each
+//!   followed by a restart. `postgres` uses RabbitMQ (`BENCH_AMQP_URL`, which may also name
+//!   Redis Streams: `redis://…`); `sqlite` is the embedded mode. `split` runs the API, relay,
+//!   worker and search as processes of their own and kills the relay, the worker, both, or
+//!   the API in turn.
 //! - `outage rabbitmq|redis|postgres [SECONDS]`: the dependency is stopped for SECONDS (30)
 //!   after 10 s of load, then started again; the load goes on 10 s more. Readiness is sampled
 //!   every second of the outage and every request's answer is logged. `redis` runs with Redis
@@ -20,7 +22,7 @@ mod verify;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use rand::Rng;
 
 use load::{Attempt, Done, Load};
@@ -52,23 +54,45 @@ fn finals(attempts: &[Attempt]) -> usize {
     attempts.iter().filter(|a| a.is_final()).count()
 }
 
-/// The crash test.
+/// The crash test. With `split`, the API, the relay and the worker run as processes of their
+/// own (on the broker of `BENCH_AMQP_URL`) and the kills take turns: the relay, the worker,
+/// both at once, the API.
 pub async fn crash(args: &[String]) -> anyhow::Result<()> {
     let engine = args.get(1).map(String::as_str).unwrap_or("postgres");
     let kills: u32 = args.get(2).map(|k| k.parse()).transpose()?.unwrap_or(20);
-    let mut rig = Rig::start(engine, None, &[]).await?;
+    let split = match args.get(3).map(String::as_str) {
+        None => false,
+        Some("split") => true,
+        Some(other) => bail!("unknown mode {other:?}: leave it out or say split"),
+    };
+    let mut rig = Rig::start_in(engine, None, &[], split).await?;
     let token = rig.sign_in().await?;
     rig.shelve().await?;
     let load = Load::start(&rig.http, &rig.server.base, &token, Duration::ZERO);
     let mut recoveries = Vec::new();
+    let mut killed = BTreeMap::<&str, u32>::new();
     for i in 0..kills {
         let pause = rand::rng().random_range(300..1500);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        rig.server.kill9().await;
-        rig.server.spawn()?;
-        let took = rig.server.ready(&rig.http).await?;
-        recoveries.push(took);
-        eprintln!("kill {}/{kills}: back in {} ms", i + 1, took.as_millis());
+        let targets: &[&str] = if split {
+            [&["relay"][..], &["worker"], &["relay", "worker"], &["api"]][i as usize % 4]
+        } else {
+            &["api"]
+        };
+        for &t in targets {
+            *killed.entry(t).or_default() += 1;
+            if t == "api" {
+                rig.server.kill9().await;
+                rig.server.spawn()?;
+                let took = rig.server.ready(&rig.http).await?;
+                recoveries.push(took);
+            } else {
+                let part = rig.part(t).context("no such process")?;
+                part.kill9().await;
+                part.spawn()?;
+            }
+        }
+        eprintln!("kill {}/{kills}: {}", i + 1, targets.join(" + "));
     }
     let done = load.stop().await?;
     let drain = rig.drain().await?;
@@ -76,12 +100,17 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
     let report = verify::verify(&rig.store, &done.ledger).await?;
     let max_recovery = recoveries.iter().max().copied().unwrap_or_default();
     let mean_recovery = recoveries.iter().sum::<Duration>() / recoveries.len().max(1) as u32;
+    let kills_of = killed
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
-        "| store | kills | requests sent | acknowledged | payments stored | events | lost | duplicated | half-written | events lost | effects twice | restart to ready (mean / max) | load | drain |"
+        "| store | kills | requests sent | acknowledged | payments stored | events | lost | duplicated | half-written | events lost | effects twice | API restart to ready (mean / max) | load | drain |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {kills} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} ms | {:.0} s | {:.1} s |",
+        "| {} | {kills_of} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} ms | {:.0} s | {:.1} s |",
         rig.label,
         done.attempts.len(),
         finals(&done.attempts),

@@ -336,6 +336,13 @@ impl Rig {
         })
     }
 
+    /// The split-mode process started as `portside <name>` (`relay`, `worker`, `search`).
+    pub fn part(&mut self, name: &str) -> Option<&mut Server> {
+        self.parts
+            .iter_mut()
+            .find(|p| p.args.first().is_some_and(|a| a == name))
+    }
+
     /// Lines of the server log that hold a secret: the token secret, the customer's password,
     /// an access or refresh token (`eyJ…`), a card token (`tok_…`).
     pub fn leaks(&self) -> anyhow::Result<usize> {

@@ -170,3 +170,59 @@ where
         bus.ack(narrow, &d).await.unwrap();
     }
 }
+
+/// What a broker reports waiting for a group: what was published and not acknowledged, and
+/// the commit time of the oldest where the broker can tell (`dated`); nothing once all is
+/// acknowledged. `group` must be a fresh name.
+pub async fn backlog<B>(bus: Arc<B>, group: &'static str, dated: bool)
+where
+    B: EventBus + EventSource + 'static,
+{
+    bus.subscribe(group, &["#"]).await.unwrap();
+    let events: Vec<Envelope> = (1..=3).map(|n| event("payment.created", "b", n)).collect();
+    bus.publish(&events).await.unwrap();
+    let waiting = until(&*bus, group, |b| b.waiting == 3).await;
+    assert_eq!(waiting.waiting, 3, "published and not yet received");
+    if dated {
+        assert_eq!(
+            waiting.oldest,
+            Some(events[0].occurred_at),
+            "the oldest waiting event's commit time"
+        );
+    }
+    let got = take(&*bus, group, 3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3);
+    let held = until(&*bus, group, |b| b.waiting == 3).await;
+    assert_eq!(held.waiting, 3, "received but not acknowledged still waits");
+    assert_eq!(
+        held.oldest,
+        Some(events[0].occurred_at),
+        "the oldest of what is held"
+    );
+    for d in &got {
+        bus.ack(group, d).await.unwrap();
+    }
+    let done = until(&*bus, group, |b| b.waiting == 0).await;
+    assert_eq!(done.waiting, 0, "acknowledged: nothing waits");
+    assert_eq!(done.oldest, None);
+}
+
+/// The group's backlog once `ready` says so, or after 5 s (the broker counts asynchronously).
+async fn until<B: EventSource>(
+    bus: &B,
+    group: &str,
+    ready: impl Fn(&crate::Backlog) -> bool,
+) -> crate::Backlog {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let b = bus
+            .backlog(group)
+            .await
+            .unwrap()
+            .expect("a broker reports its backlog");
+        if ready(&b) || tokio::time::Instant::now() >= deadline {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

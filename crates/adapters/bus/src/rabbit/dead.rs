@@ -11,13 +11,7 @@ impl RabbitBus {
         group: &str,
         limit: usize,
     ) -> Result<(Channel, Vec<(u64, DeadLetter)>), BusError> {
-        let mut live = self.live.lock().await;
-        self.ensure(&mut live).await?;
-        let ch = connected(&live)?
-            .conn
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
+        let ch = self.throwaway_channel().await?;
         let mut found = Vec::new();
         while found.len() < limit {
             let Some(msg) = ch

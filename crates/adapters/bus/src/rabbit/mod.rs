@@ -24,7 +24,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use portside_events::{
-    BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
+    Backlog, BusError, DeadLetter, DeadLetters, Delivery, Envelope, EventBus, EventSource,
 };
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -54,6 +54,17 @@ struct GroupChannel {
     serial: u64,
     channel: Channel,
     deliveries: Mutex<Consumer>,
+    /// Deliveries handed out and not yet acknowledged (by delivery tag), with their events'
+    /// commit times: part of the group's backlog, and the only ages AMQP lets us know.
+    held: std::sync::Mutex<HashMap<u64, OffsetDateTime>>,
+}
+
+impl GroupChannel {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OffsetDateTime>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The RabbitMQ bus; names are prefixed with a namespace so deployments (and tests) can share
@@ -120,6 +131,7 @@ impl RabbitBus {
             serial: self.serials.fetch_add(1, Ordering::Relaxed),
             channel,
             deliveries: Mutex::new(consumer),
+            held: std::sync::Mutex::new(HashMap::new()),
         });
         self.groups().insert(group.to_owned(), opened.clone());
         Ok(opened)
@@ -132,6 +144,18 @@ impl RabbitBus {
         if groups.get(group).is_some_and(|g| g.serial == serial) {
             groups.remove(group);
         }
+    }
+
+    /// A channel of its own on the connection, for a call that may close it (a passive declare
+    /// of a missing queue) or must not disturb the others (peeking at dead letters).
+    async fn throwaway_channel(&self) -> Result<Channel, BusError> {
+        let mut live = self.live.lock().await;
+        self.ensure(&mut live).await?;
+        connected(&live)?
+            .conn
+            .create_channel()
+            .await
+            .map_err(unavailable)
     }
 
     fn exchange(&self) -> String {
@@ -398,11 +422,14 @@ impl EventSource for RabbitBus {
             };
             patience = Duration::from_millis(5);
             match Envelope::from_bytes(&next.data) {
-                Ok(envelope) => out.push(Delivery {
-                    envelope,
-                    attempts: if next.redelivered { 2 } else { 1 },
-                    tag: format!("{}:{}", g.serial, next.delivery_tag),
-                }),
+                Ok(envelope) => {
+                    g.held().insert(next.delivery_tag, envelope.occurred_at);
+                    out.push(Delivery {
+                        envelope,
+                        attempts: if next.redelivered { 2 } else { 1 },
+                        tag: format!("{}:{}", g.serial, next.delivery_tag),
+                    });
+                }
                 Err(e) => {
                     // Not an envelope: nobody can handle it. Keep it with the error, drop it here.
                     tracing::error!(group, error = %e, "undecodable message dead-lettered");
@@ -433,23 +460,26 @@ impl EventSource for RabbitBus {
             .split_once(':')
             .and_then(|(s, t)| Some((s.parse::<u64>().ok()?, t.parse::<u64>().ok()?)))
             .ok_or_else(|| BusError::Other("bad delivery tag".into()))?;
-        let ch = self
+        let held = self
             .groups()
             .get(group)
             .filter(|g| g.serial == serial)
-            .map(|g| g.channel.clone())
-            .ok_or_else(|| {
-                unavailable(
-                    "the channel that delivered it is gone; the message will be redelivered",
-                )
-            })?;
+            .cloned();
+        let ch = held.as_ref().map(|g| g.channel.clone()).ok_or_else(|| {
+            unavailable("the channel that delivered it is gone; the message will be redelivered")
+        })?;
         let acked = tokio::time::timeout(
             Duration::from_secs(5),
             ch.basic_ack(tag, BasicAckOptions::default()),
         )
         .await;
         match acked {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                if let Some(g) = held {
+                    g.held().remove(&tag);
+                }
+                Ok(())
+            }
             failed => {
                 self.forget(group, serial);
                 tokio::spawn(async move {
@@ -482,6 +512,36 @@ impl EventSource for RabbitBus {
         )
         .await?;
         self.ack(group, delivery).await
+    }
+
+    /// The messages ready in the group's queue plus those this process holds unacknowledged
+    /// (what the broker already pushed to its consumer but the worker has not asked for yet
+    /// is not counted: at most `WORKER_BATCH`). AMQP does not tell a message's age, so the
+    /// oldest is that of what this process holds (commit time), if anything. A channel of
+    /// its own, since a passive declare of a missing queue closes its channel.
+    async fn backlog(&self, group: &str) -> Result<Option<Backlog>, BusError> {
+        let ch = self.throwaway_channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = ch
+            .queue_declare(self.queue(group).into(), passive, FieldTable::default())
+            .await
+            .map_err(unavailable);
+        let _ = ch.close(200, "done".into()).await;
+        let ready = u64::from(queue?.message_count());
+        let (held, oldest) = match self.groups().get(group) {
+            Some(g) => {
+                let held = g.held();
+                (held.len() as u64, held.values().min().copied())
+            }
+            None => (0, None),
+        };
+        Ok(Some(Backlog {
+            waiting: ready + held,
+            oldest,
+        }))
     }
 }
 
