@@ -503,7 +503,6 @@ async fn soak_on(
     clients: usize,
     burst: u64,
 ) -> anyhow::Result<()> {
-    let token = rig.sign_in().await?;
     let settings = SOAK_SETTINGS
         .iter()
         .map(|(k, v)| format!("{k}={}", env(k, v)))
@@ -527,6 +526,8 @@ async fn soak_on(
     // Minute m's figures are read 20 s into minute m + 1, while the load goes on.
     let mut previous: Option<(OffsetDateTime, OffsetDateTime, Arc<Sent>, String)> = None;
     for m in 0..=minutes {
+        // Signed in again each minute, as a client does before its token expires.
+        let token = rig.sign_in().await?;
         let start = OffsetDateTime::now_utc();
         let load = (m < minutes).then(|| {
             tokio::spawn(open_loop_at(

@@ -139,6 +139,12 @@ pub async fn store(settings: &Settings) -> anyhow::Result<AnyStore> {
         .migrate()
         .await
         .context("DATABASE_URL: migrating the store failed")?;
+    if store.autovacuum_is_off().await {
+        tracing::warn!(
+            "PostgreSQL runs with autovacuum off: the outbox, the inbox and the other tables \
+             retention cleans will keep growing on disk; turn it on (PostgreSQL's default)"
+        );
+    }
     Ok(store)
 }
 

@@ -100,6 +100,22 @@ impl AnyStore {
         }
     }
 
+    /// True when the PostgreSQL server runs without autovacuum: the tables retention deletes
+    /// from (outbox, inbox, idempotency keys, …) then never reuse the space of their deleted
+    /// rows and grow on disk without bound, and their statistics go stale. False on SQLite,
+    /// whose deleted pages are reused as they are freed.
+    pub async fn autovacuum_is_off(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(_) => false,
+            AnyStore::Postgres(s) => {
+                sqlx::query_scalar::<_, String>("SELECT current_setting('autovacuum')")
+                    .fetch_one(&s.write)
+                    .await
+                    .is_ok_and(|on| on == "off")
+            }
+        }
+    }
+
     /// Reverts migrations down to `target` (0 reverts them all); `None` reverts the latest one.
     /// Returns the version the schema is at afterwards.
     pub async fn migrate_down(&self, target: Option<i64>) -> Result<i64, OpenError> {

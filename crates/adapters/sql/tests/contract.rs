@@ -85,6 +85,15 @@ async fn postgres_keeps_the_store_contract() {
     };
     let (any, store) = pg_store(&schema).await;
     any.migrate().await.unwrap();
+    let setting: String = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        any.autovacuum_is_off().await,
+        setting == "off",
+        "the startup warning follows the server's setting ({setting})"
+    );
     let store = Arc::new(store);
     payments::payment_store(store.clone()).await;
     users::user_store(store.clone()).await;
