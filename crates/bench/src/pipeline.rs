@@ -485,29 +485,29 @@ pub async fn soak(args: &[String]) -> anyhow::Result<()> {
     let minutes: u64 = number("SOAK_MINUTES", "30")?;
     let clients: usize = number("CONNECTIONS", "16")?;
     let burst: u64 = number("MAX_SECONDS", "10")?;
-    let settings: Vec<(&str, String)> = SOAK_SETTINGS
+    let retention: Vec<(&str, String)> =
+        SOAK_SETTINGS.iter().map(|(k, v)| (*k, env(k, v))).collect();
+    let described = retention
         .iter()
-        .map(|(k, v)| (*k, env(k, v)))
-        .chain([("RUST_LOG", "warn".to_owned())])
-        .collect();
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut settings = retention;
+    settings.push(("RUST_LOG", "warn".to_owned()));
     let rig = start(args, &settings).await?;
-    let result = soak_on(&rig, rate, minutes, clients, burst).await;
+    let result = soak_on(&rig, &described, rate, minutes, clients, burst).await;
     rig.remove(result.is_err()).await?;
     result
 }
 
 async fn soak_on(
     rig: &Rig,
+    settings: &str,
     rate: f64,
     minutes: u64,
     clients: usize,
     burst: u64,
 ) -> anyhow::Result<()> {
-    let settings = SOAK_SETTINGS
-        .iter()
-        .map(|(k, v)| format!("{k}={}", env(k, v)))
-        .collect::<Vec<_>>()
-        .join(" ");
     println!(
         "## {}: soak at {rate:.0} payments/s for {minutes} min ({settings})",
         rig.label

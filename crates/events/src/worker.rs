@@ -228,7 +228,7 @@ impl Worker {
                 Ok(deliveries) => {
                     pause = self.settings.backoff;
                     let rest = self.process_batch(handler.as_ref(), deliveries).await;
-                    self.process_in_rounds(handler.as_ref(), rest).await;
+                    self.process_each(handler.as_ref(), rest).await;
                 }
                 Err(e) => {
                     tracing::warn!(group, error = %e, "receive failed; retrying");
@@ -364,7 +364,7 @@ impl Worker {
 
     /// Handles one delivery to the end: processed and acknowledged, or dead-lettered.
     pub async fn process(&self, handler: &dyn EventHandler, d: &Delivery) {
-        self.process_in_rounds(handler, vec![(d.clone(), 1)]).await;
+        self.process_each(handler, vec![(d.clone(), 1)]).await;
     }
 
     /// Handles deliveries one at a time, in order, each to the end (processed and
@@ -375,11 +375,7 @@ impl Worker {
     /// for hours nor, on the in-process bus, the relay and every other group. An event holds
     /// back the later events of its aggregate until it is handled or dead-lettered: each
     /// aggregate's order is kept.
-    async fn process_in_rounds(
-        &self,
-        handler: &dyn EventHandler,
-        deliveries: Vec<(Delivery, u32)>,
-    ) {
+    async fn process_each(&self, handler: &dyn EventHandler, deliveries: Vec<(Delivery, u32)>) {
         let group = handler.group();
         let pause = |attempt: u32| {
             self.settings
@@ -406,41 +402,37 @@ impl Worker {
                 d.envelope.aggregate_id.clone(),
             )
         };
-        // The next due among the first pending event of each aggregate (the others wait).
-        let next_due = |pending: &[(Delivery, u32, tokio::time::Instant)]| {
-            let mut firsts = Vec::new();
-            let mut due = None;
-            for (d, _, at) in pending {
-                let key = aggregate(d);
-                if !firsts.contains(&key) {
-                    firsts.push(key);
-                    due = Some(due.map_or(*at, |t: tokio::time::Instant| t.min(*at)));
-                }
-            }
-            due
-        };
-        while let Some(due) = next_due(&pending) {
-            tokio::time::sleep_until(due).await;
+        // Each pass tries what is due and wakes at the earliest due of the events that lead
+        // their aggregate (the others wait behind them).
+        let mut wake = Some(start);
+        while let Some(at) = wake {
+            tokio::time::sleep_until(at).await;
             let now = tokio::time::Instant::now();
+            wake = None;
             let mut held: Vec<(String, String)> = Vec::new();
             let mut next = Vec::new();
             for (d, attempt, due) in pending {
                 let key = aggregate(&d);
-                if held.contains(&key) || due > now {
-                    held.push(key);
+                if held.contains(&key) {
                     next.push((d, attempt, due));
                     continue;
                 }
-                use tracing::Instrument;
-                let span = consume_span(group, &d.envelope);
-                if let Err(e) = self.attempt(handler, &d, attempt).instrument(span).await {
+                let (attempt, due) = if due > now {
+                    (attempt, due)
+                } else {
+                    use tracing::Instrument;
+                    let span = consume_span(group, &d.envelope);
+                    let Err(e) = self.attempt(handler, &d, attempt).instrument(span).await else {
+                        continue;
+                    };
                     metrics::counter!("portside_consumer_retried_total", "group" => group)
                         .increment(1);
                     tracing::warn!(group, event = %d.envelope.id, event_type = %d.envelope.event_type, attempt, error = %e, "handler failed; retrying");
-                    held.push(key);
-                    let due = tokio::time::Instant::now() + pause(attempt);
-                    next.push((d, attempt + 1, due));
-                }
+                    (attempt + 1, tokio::time::Instant::now() + pause(attempt))
+                };
+                held.push(key);
+                wake = Some(wake.map_or(due, |w: tokio::time::Instant| w.min(due)));
+                next.push((d, attempt, due));
             }
             pending = next;
         }

@@ -460,14 +460,19 @@ impl EventSource for RabbitBus {
             .split_once(':')
             .and_then(|(s, t)| Some((s.parse::<u64>().ok()?, t.parse::<u64>().ok()?)))
             .ok_or_else(|| BusError::Other("bad delivery tag".into()))?;
-        let held = self
+        let delivered_on = self
             .groups()
             .get(group)
             .filter(|g| g.serial == serial)
             .cloned();
-        let ch = held.as_ref().map(|g| g.channel.clone()).ok_or_else(|| {
-            unavailable("the channel that delivered it is gone; the message will be redelivered")
-        })?;
+        let ch = delivered_on
+            .as_ref()
+            .map(|g| g.channel.clone())
+            .ok_or_else(|| {
+                unavailable(
+                    "the channel that delivered it is gone; the message will be redelivered",
+                )
+            })?;
         let acked = tokio::time::timeout(
             Duration::from_secs(5),
             ch.basic_ack(tag, BasicAckOptions::default()),
@@ -475,7 +480,7 @@ impl EventSource for RabbitBus {
         .await;
         match acked {
             Ok(Ok(())) => {
-                if let Some(g) = held {
+                if let Some(g) = delivered_on {
                     g.held().remove(&tag);
                 }
                 Ok(())
