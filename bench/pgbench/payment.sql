@@ -1,7 +1,9 @@
 -- The statements and transactions POST /api/v1/payments performs on PostgreSQL for one keyed
 -- payment with the mock provider: phase 1 (claim the key, insert the payment, its pending
 -- charge and payment.created) and phase 3 (version-checked update, settle the charge, store the
--- outcome on the key, payment.succeeded), each one transaction. Ids are derived from a random
+-- outcome on the key, payment.succeeded), each one transaction; in each, the charge's posting in
+-- the ledger (its transaction, two entries, the two balance rows upserted in one statement;
+-- the account names are spelt with replace() because pgbench reads ':name' as a variable). Ids are derived from a random
 -- number on the server (no extra round trip); the JSON has the size of Portside's.
 \set r random(1, 9223372036854775806)
 BEGIN;
@@ -15,12 +17,28 @@ INSERT INTO payment_transactions (id, payment_id, kind, amount_minor, currency, 
   VALUES (md5('t' || :r::bigint)::uuid, md5('p' || :r::bigint)::uuid, 'charge', 1999, 'USD', 'pending', 'portside-charge-' || :r::bigint, NULL, NULL, NULL, NULL, NULL, '{}', now(), NULL);
 INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, event_type, event_version, data, occurred_at, traceparent)
   VALUES (md5('e1' || :r::bigint)::uuid, 'payment', md5('p' || :r::bigint)::text, 1, 'payment.created', 1, '{"payment": {"id": "01a20000-0000-7000-8000-000000000001","customer_id": "01a20000-0000-7000-8000-000000000001","amount": "19.99","currency": "USD","payment_method": "credit_card","provider": "mock","status": "processing","refunded_amount": "0.00","refundable_amount": "0.00","description": null,"metadata": {},"version": 1,"created_at": "2026-11-23T000000.000000Z","updated_at": "2026-11-23T000000.000000Z"}}', now(), NULL);
+INSERT INTO ledger_transactions (id, phase, refers_to, cause, created_at)
+  VALUES (md5('t' || :r::bigint)::uuid, 'pending', NULL, 'charge:' || md5('t' || :r::bigint)::uuid || ':' || 'pending', now());
+INSERT INTO ledger_entries (transaction_id, line, account, currency, side, amount_minor, created_at)
+  VALUES (md5('t' || :r::bigint)::uuid, 0, replace('provider/mock/clearing', '/', ':'), 'USD', 'debit', 1999, now()), (md5('t' || :r::bigint)::uuid, 1, replace('platform/revenue', '/', ':'), 'USD', 'credit', 1999, now());
+INSERT INTO ledger_balances (account, currency, slot, debits_posted, credits_posted, debits_pending, credits_pending)
+  VALUES (replace('platform/revenue', '/', ':'), 'USD', (:r::bigint % 16)::int, 0, 0, 0, 1999), (replace('provider/mock/clearing', '/', ':'), 'USD', (:r::bigint % 16)::int, 0, 0, 1999, 0)
+  ON CONFLICT (account, currency, slot) DO UPDATE SET debits_posted = ledger_balances.debits_posted + excluded.debits_posted, credits_posted = ledger_balances.credits_posted + excluded.credits_posted, debits_pending = ledger_balances.debits_pending + excluded.debits_pending, credits_pending = ledger_balances.credits_pending + excluded.credits_pending
+  RETURNING account, currency, debits_posted, credits_posted, debits_pending, credits_pending;
 COMMIT;
 BEGIN;
 UPDATE payments SET status = 'succeeded', refunded_minor = 0, refund_pending_minor = 0, provider_reference = 'ch_mock_0123456789abcdef', failure_code = NULL, failure_decline_code = NULL, failure_message = NULL, version = 2, event_sequence = 2, updated_at = now()
   WHERE id = md5('p' || :r::bigint)::uuid AND version = 1;
 UPDATE payment_transactions SET status = 'succeeded', provider_reference = 'ch_mock_0123456789abcdef', failure_code = NULL, failure_decline_code = NULL, failure_message = NULL, settled_at = now()
   WHERE id = md5('t' || :r::bigint)::uuid AND status = 'pending';
+INSERT INTO ledger_transactions (id, phase, refers_to, cause, created_at)
+  VALUES (md5('s' || :r::bigint)::uuid, 'post', md5('t' || :r::bigint)::uuid, 'charge:' || md5('t' || :r::bigint)::uuid || ':' || 'post', now());
+INSERT INTO ledger_entries (transaction_id, line, account, currency, side, amount_minor, created_at)
+  VALUES (md5('s' || :r::bigint)::uuid, 0, replace('provider/mock/clearing', '/', ':'), 'USD', 'debit', 1999, now()), (md5('s' || :r::bigint)::uuid, 1, replace('platform/revenue', '/', ':'), 'USD', 'credit', 1999, now());
+INSERT INTO ledger_balances (account, currency, slot, debits_posted, credits_posted, debits_pending, credits_pending)
+  VALUES (replace('platform/revenue', '/', ':'), 'USD', ((:r::bigint + 1) % 16)::int, 0, 1999, 0, -1999), (replace('provider/mock/clearing', '/', ':'), 'USD', ((:r::bigint + 1) % 16)::int, 1999, 0, -1999, 0)
+  ON CONFLICT (account, currency, slot) DO UPDATE SET debits_posted = ledger_balances.debits_posted + excluded.debits_posted, credits_posted = ledger_balances.credits_posted + excluded.credits_posted, debits_pending = ledger_balances.debits_pending + excluded.debits_pending, credits_pending = ledger_balances.credits_pending + excluded.credits_pending
+  RETURNING account, currency, debits_posted, credits_posted, debits_pending, credits_pending;
 UPDATE idempotency_keys SET outcome = '{"payment": {"id": "01a20000-0000-7000-8000-000000000001","status": "succeeded","amount": "19.99","currency": "USD","refunded_amount": "0.00","refundable_amount": "19.99","version": 2},"transaction": {"id": "01a20000-0000-7000-8000-000000000002","status": "succeeded","provider_reference": "ch_mock_0123456789abcdef"}}', locked_until = NULL
   WHERE transaction_id = md5('t' || :r::bigint)::uuid;
 INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, event_type, event_version, data, occurred_at, traceparent)

@@ -13,6 +13,7 @@ use portside_kernel::{Cache, Clock, IdGenerator};
 use crate::catalog::{Catalog, CatalogRepository};
 use crate::dead_letters::DeadLetterDesk;
 use crate::history::EventLog;
+use crate::ledger::{Ledger, LedgerStore};
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
 use crate::orders::{
@@ -49,6 +50,7 @@ pub struct StorePorts {
     pub orders: Arc<dyn OrderRepository>,
     pub catalog: Arc<dyn CatalogRepository>,
     pub history: Arc<dyn EventHistory>,
+    pub ledger: Arc<dyn LedgerStore>,
 }
 
 impl StorePorts {
@@ -64,6 +66,7 @@ impl StorePorts {
             + OrderRepository
             + CatalogRepository
             + EventHistory
+            + LedgerStore
             + 'static,
     {
         StorePorts {
@@ -75,7 +78,8 @@ impl StorePorts {
             messages: store.clone(),
             orders: store.clone(),
             catalog: store.clone(),
-            history: store,
+            history: store.clone(),
+            ledger: store,
         }
     }
 }
@@ -124,6 +128,8 @@ pub struct Application {
     pub dead_letters: Arc<DeadLetterDesk>,
     /// Payments' and orders' events.
     pub history: Arc<EventLog>,
+    /// The books.
+    pub ledger: Arc<Ledger>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -191,6 +197,7 @@ impl Application {
                 payments.clone(),
                 orders.clone(),
             )),
+            ledger: Arc::new(Ledger::new(store.ledger)),
             messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
                 payments.clone(),

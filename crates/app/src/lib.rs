@@ -1,5 +1,5 @@
 //! Portside's application layer: one module per bounded context (payments, users, messages,
-//! memberships, catalog, orders, search, history), each holding its use cases, the ports they drive and the
+//! memberships, catalog, orders, search, history, ledger), each holding its use cases, the ports they drive and the
 //! consumers of events it owns. It knows the domain and nothing of HTTP, SQL or brokers;
 //! adapters implement the ports. The event backbone is `portside-events`; what all layers
 //! share (store errors, clock, probes, resilience) is `portside-kernel`.
@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod dead_letters;
 pub mod error;
 pub mod history;
+pub mod ledger;
 pub mod memberships;
 pub mod messages;
 pub mod orders;

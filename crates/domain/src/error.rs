@@ -142,6 +142,14 @@ pub enum DomainError {
     /// A stock quantity, threshold or reason breaks the stock rules.
     #[error("{0}")]
     InvalidStock(String),
+    /// A ledger account name that names no account of the chart.
+    #[error(
+        "{0:?} is not a ledger account (platform:revenue, provider:{{name}}:clearing, customer:{{id}}:wallet)"
+    )]
+    InvalidAccount(String),
+    /// A ledger transaction whose entries do not balance (or are not positive).
+    #[error("{0}")]
+    UnbalancedPosting(String),
 }
 
 impl DomainError {
@@ -181,6 +189,8 @@ impl DomainError {
             DomainError::InsufficientStock { .. } => "insufficient_stock",
             DomainError::StockBelowReserved { .. } => "stock_below_reserved",
             DomainError::InvalidStock(_) => "stock_invalid",
+            DomainError::InvalidAccount(_) => "account_invalid",
+            DomainError::UnbalancedPosting(_) => "posting_unbalanced",
         }
     }
 

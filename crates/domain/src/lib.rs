@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod ledger;
 pub mod message;
 pub mod money;
 pub mod order;
@@ -23,6 +24,7 @@ pub use catalog::{
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentEventData, PaymentSnapshot, RecordedEvent};
 pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
+pub use ledger::{AccountName, Balance, Entry, LedgerTransactionId, Phase, Posting, Side};
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{

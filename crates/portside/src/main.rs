@@ -8,7 +8,9 @@ mod wiring;
 
 use std::process::ExitCode;
 
-use config::{Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
+use config::{
+    Command, Direction, DlqAction, EventsAction, LedgerAction, SearchAction, UsersAction,
+};
 use portside_domain::{Email, UserName};
 use portside_sql::{AnyStore, PoolSettings};
 
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             Command::Relay => serve::run_part(&cli.settings, serve::Part::Relay).await,
             Command::Worker => serve::run_part(&cli.settings, serve::Part::Worker).await,
             Command::Events { action } => events(&cli.settings, action).await,
+            Command::Ledger { action } => ledger(&cli.settings, action).await,
             Command::Search {
                 action: Some(SearchAction::Reindex),
             } => reindex(&cli.settings).await,
@@ -98,11 +101,14 @@ async fn migrate(
     let store = open_store(settings).await?;
     match direction.unwrap_or(Direction::Up) {
         Direction::Up => {
-            store.migrate().await?;
+            let posted = store.migrate().await?;
             println!(
                 "migrated {} to the latest version",
                 redact(&settings.database_url())
             );
+            if posted > 0 {
+                println!("posted {posted} earlier charges and refunds in the ledger");
+            }
         }
         Direction::Down { to } => {
             let at = store.migrate_down(to).await?;
@@ -246,6 +252,40 @@ async fn events(settings: &config::Settings, action: EventsAction) -> anyhow::Re
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn ledger(settings: &config::Settings, action: LedgerAction) -> anyhow::Result<ExitCode> {
+    let store = wiring::store(settings).await?;
+    let LedgerAction::Check = action;
+    let report = wiring::ledger(&store)
+        .reconcile()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.close().await;
+    for (currency, b) in &report.trial_balance {
+        let amount =
+            |minor| portside_domain::Money::from_minor(minor, *currency).to_decimal_string();
+        println!(
+            "trial balance {currency}: posted debits {} credits {}, pending debits {} credits {}",
+            amount(b.debits_posted),
+            amount(b.credits_posted),
+            amount(b.debits_pending),
+            amount(b.credits_pending)
+        );
+    }
+    for d in &report.differences {
+        println!("{}\t{}\t{}", d.code, d.subject, d.detail);
+    }
+    if report.is_clean() {
+        println!("ledger clean");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "portside: the ledger has {} differences",
+            report.differences.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 #[cfg(test)]

@@ -284,6 +284,11 @@ pub async fn search(settings: &Settings, store: &AnyStore) -> anyhow::Result<Arc
     )))
 }
 
+/// The books of `store`, for `portside ledger`.
+pub fn ledger(store: &AnyStore) -> portside_app::ledger::Ledger {
+    portside_app::ledger::Ledger::new(store_ports(store).ledger)
+}
+
 /// The store ports of every context, whichever engine `store` runs on.
 fn store_ports(store: &AnyStore) -> StorePorts {
     match store {

@@ -660,6 +660,54 @@ fn migrate_up_and_down() {
     clean_up(&dir);
 }
 
+/// `portside ledger check` with a run's environment: its exit code, output and errors.
+fn ledger_check(data_dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("DATA_DIR", data_dir)
+        .envs(env.iter().copied())
+        .args(["ledger", "check"])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `portside ledger check` exits 0 on sound books and 1 naming each difference.
+#[tokio::test]
+async fn the_ledger_check_names_each_difference() {
+    let dir = temp_dir("ledger-check");
+    let (code, out, err) = ledger_check(&dir, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "ledger clean");
+    let url = format!("sqlite://{}/portside.db", dir.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for sql in [
+        "INSERT INTO ledger_transactions (id, phase, refers_to, cause, created_at) \
+         VALUES ('0193e2a0-0000-7000-8000-000000000001', 'posted', NULL, 'by-hand', 0)",
+        "INSERT INTO ledger_entries (transaction_id, line, account, currency, side, amount_minor, created_at) \
+         VALUES ('0193e2a0-0000-7000-8000-000000000001', 0, 'platform:revenue', 'USD', 'credit', 5, 0)",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    db.close().await.unwrap();
+    let (code, out, err) = ledger_check(&dir, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(err.contains("the ledger has 2 differences"), "{err}");
+    assert!(
+        out.contains("transaction_unbalanced\t0193e2a0-0000-7000-8000-000000000001\t1 entries in USD: debits minus credits is -5"),
+        "{out}"
+    );
+    assert!(
+        out.contains("balance_differs\tplatform:revenue USD\t"),
+        "{out}"
+    );
+    clean_up(&dir);
+}
+
 #[derive(Debug, Clone)]
 enum Answer {
     /// 2xx, with the payment id.
@@ -854,6 +902,9 @@ async fn crash_burst(dir: &Path, env: &[(&str, &str)], total: usize, kill_after:
     );
     signal(&restarted.child, "TERM");
     assert!(restarted.child.wait().unwrap().success());
+    let (code, out, err) = ledger_check(dir, env);
+    assert_eq!(code, Some(0), "the books after kill -9: {out}{err}");
+    assert!(out.contains("ledger clean"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

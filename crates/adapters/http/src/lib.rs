@@ -1,5 +1,5 @@
 //! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
-//! sessions, messages, memberships, the catalog, orders), bearer-token authentication, problem+json errors,
+//! sessions, messages, memberships, the catalog, orders, the ledger), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
@@ -11,6 +11,7 @@ mod history;
 mod idempotency;
 mod if_match;
 mod json;
+mod ledger;
 mod limits;
 mod memberships;
 mod messages;
@@ -35,6 +36,7 @@ use portside_app::application::Application;
 use portside_app::catalog::Catalog;
 use portside_app::dead_letters::DeadLetterDesk;
 use portside_app::history::EventLog;
+use portside_app::ledger::Ledger;
 use portside_app::memberships::Memberships;
 use portside_app::messages::Messages;
 use portside_app::orders::Orders;
@@ -97,7 +99,8 @@ from_state!(
     search: Search,
     notices: Notices,
     dead_letters: DeadLetterDesk,
-    history: EventLog
+    history: EventLog,
+    ledger: Ledger
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -131,6 +134,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(search::router())
         .merge(dead_letters::router())
         .merge(history::router())
+        .merge(ledger::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

@@ -58,7 +58,8 @@ pub fn request<K>(
     })
 }
 
-fn invalid() -> Problem {
+/// The problem of a cursor this API did not make.
+pub fn invalid_cursor() -> Problem {
     Problem::bad_parameter(
         "cursor",
         "invalid_parameter",
@@ -77,7 +78,7 @@ pub fn decode_id(text: &str) -> Result<Uuid, Problem> {
         .decode(text)
         .ok()
         .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(invalid)
+        .ok_or_else(invalid_cursor)
 }
 
 /// A cursor after (time, id) in one sort direction (`tag`), so it cannot be reused with another.
@@ -88,11 +89,11 @@ pub fn encode_position(tag: char, at: OffsetDateTime, id: Uuid) -> String {
 
 /// The position of a cursor made by [`encode_position`] with the same `tag`.
 pub fn decode_position(tag: char, text: &str) -> Result<(OffsetDateTime, Uuid), Problem> {
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid_cursor())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
     let mut parts = text.splitn(3, ':');
     let (Some(t), Some(micros), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid());
+        return Err(invalid_cursor());
     };
     if t.len() != 1 || !t.starts_with(tag) {
         return Err(Problem::bad_parameter(
@@ -105,9 +106,9 @@ pub fn decode_position(tag: char, text: &str) -> Result<(OffsetDateTime, Uuid), 
         .parse::<i128>()
         .ok()
         .and_then(|m| m.checked_mul(1000))
-        .ok_or_else(invalid)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid())?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
+        .ok_or_else(invalid_cursor)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| invalid_cursor())?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| invalid_cursor())?))
 }
 
 /// A cursor after a text key (a SKU) or a number, in the list `tag` names.
@@ -117,11 +118,11 @@ pub fn encode_key(tag: char, key: &str) -> String {
 
 /// The key of a cursor made by [`encode_key`] with the same `tag`.
 pub fn decode_key(tag: char, text: &str) -> Result<String, Problem> {
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid_cursor())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
     match text.split_once(':') {
         Some((t, key)) if t.len() == 1 && t.starts_with(tag) => Ok(key.to_owned()),
-        _ => Err(invalid()),
+        _ => Err(invalid_cursor()),
     }
 }
 

@@ -109,6 +109,7 @@ where
         + Outbox
         + Inbox
         + EventHistory
+        + portside_app::ledger::LedgerStore
         + Probe
         + Clone
         + 'static,
@@ -3155,6 +3156,106 @@ async fn dead_letters_api(anon: &Api) {
     );
 }
 
+/// The books behind the payments: administrators read accounts, entries, one ledger
+/// transaction, the trial balance and the reconciliation; a customer reads their own wallet's
+/// entries and nothing else.
+async fn ledger_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let admin = anon.admin().await;
+    let paid = post(
+        &me,
+        "/api/v1/payments",
+        payment(json!("12.34"), "USD", "tok_visa"),
+        None,
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    let id = paid.body["id"].as_str().unwrap();
+    let provider = paid.body["provider"].as_str().unwrap();
+    let txns = get(&me, &format!("/api/v1/payments/{id}/transactions")).await;
+    let charge = txns.body["data"][0]["id"].as_str().unwrap();
+
+    for uri in [
+        "/api/v1/ledger/accounts",
+        "/api/v1/ledger/trial-balance",
+        "/api/v1/ledger/check",
+    ] {
+        assert_eq!(
+            status_code(&get(&me, uri).await),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{uri}"
+        );
+    }
+    let accounts = get(&admin, "/api/v1/ledger/accounts?prefix=platform:").await;
+    assert_eq!(accounts.status, StatusCode::OK, "{}", accounts.body);
+    let revenue = &accounts.body["data"][0];
+    assert_eq!(revenue["name"], "platform:revenue");
+    assert_eq!(revenue["normal_side"], "credit");
+    assert_eq!(revenue["guarded"], false);
+    assert_eq!(
+        status_code(&get(&admin, "/api/v1/ledger/accounts?currency=XYZ1").await),
+        (StatusCode::BAD_REQUEST, "currency_unknown")
+    );
+
+    let pending = get(&admin, &format!("/api/v1/ledger/transactions/{charge}")).await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
+    assert_eq!(pending.body["phase"], "pending");
+    let clearing = format!("provider:{provider}:clearing");
+    assert_eq!(
+        pending.body["entries"],
+        json!([
+            {"account": clearing, "currency": "USD", "side": "debit", "amount": "12.34"},
+            {"account": "platform:revenue", "currency": "USD", "side": "credit", "amount": "12.34"}
+        ])
+    );
+    assert_eq!(
+        status_code(&get(&admin, "/api/v1/ledger/transactions/nope").await),
+        (StatusCode::NOT_FOUND, "ledger_transaction_not_found")
+    );
+
+    let statement = format!("/api/v1/ledger/accounts/{clearing}/entries?limit=1");
+    let first = get(&admin, &statement).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["has_more"], true);
+    assert_eq!(first.body["data"][0]["phase"], "post", "newest first");
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = get(&admin, &format!("{statement}&cursor={cursor}")).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_ne!(second.body["data"][0], first.body["data"][0]);
+    assert_eq!(
+        status_code(&get(&admin, &format!("{statement}&cursor=garbage")).await),
+        (StatusCode::BAD_REQUEST, "invalid_parameter")
+    );
+
+    let wallet = format!(
+        "/api/v1/ledger/accounts/customer:{}:wallet/entries",
+        me.user_id
+    );
+    let mine = get(&me, &wallet).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(mine.body["data"], json!([]));
+    for uri in [
+        "/api/v1/ledger/accounts/platform:revenue/entries".to_owned(),
+        "/api/v1/ledger/accounts/customer:someone_else:wallet/entries".to_owned(),
+        "/api/v1/ledger/accounts/nothing/entries".to_owned(),
+    ] {
+        assert_eq!(
+            status_code(&get(&me, &uri).await),
+            (StatusCode::NOT_FOUND, "account_not_found"),
+            "{uri}"
+        );
+    }
+
+    let trial = get(&admin, "/api/v1/ledger/trial-balance").await;
+    assert_eq!(trial.status, StatusCode::OK, "{}", trial.body);
+    for line in trial.body["data"].as_array().unwrap() {
+        assert_eq!(line["balanced"], true, "{line}");
+    }
+    let check = get(&admin, "/api/v1/ledger/check").await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.body);
+    assert_eq!(check.body["clean"], true, "{}", check.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_on_sqlite() {
     let app = Api::anonymous(sqlite_app().await);
@@ -3178,6 +3279,7 @@ async fn the_api_on_sqlite() {
     stripe_webhooks(&app).await;
     dead_letters_api(&app).await;
     event_history_api(&app).await;
+    ledger_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3204,6 +3306,7 @@ async fn the_api_on_postgres() {
     stripe_webhooks(&app).await;
     dead_letters_api(&app).await;
     event_history_api(&app).await;
+    ledger_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

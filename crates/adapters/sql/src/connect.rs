@@ -37,6 +37,9 @@ pub enum OpenError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The ledger's backfill of earlier movements failed.
+    #[error("posting earlier payments in the ledger failed: {0}")]
+    Backfill(#[from] portside_kernel::StoreError),
 }
 
 /// Pool sizing and timeouts.
@@ -92,11 +95,20 @@ impl AnyStore {
         }
     }
 
-    /// Applies every pending migration.
-    pub async fn migrate(&self) -> Result<(), OpenError> {
+    /// Applies every pending migration, then gives the charges and refunds stored before the
+    /// ledger existed their postings (a data migration no SQL file can write: the postings are
+    /// the domain's). Returns how many movements were posted (0 once every one has its posting).
+    pub async fn migrate(&self) -> Result<u64, OpenError> {
+        let now = time::OffsetDateTime::now_utc();
         match self {
-            AnyStore::Sqlite(s) => Ok(SQLITE_MIGRATIONS.run(&s.write).await?),
-            AnyStore::Postgres(s) => Ok(POSTGRES_MIGRATIONS.run(&s.write).await?),
+            AnyStore::Sqlite(s) => {
+                SQLITE_MIGRATIONS.run(&s.write).await?;
+                Ok(s.backfill_ledger(now).await?)
+            }
+            AnyStore::Postgres(s) => {
+                POSTGRES_MIGRATIONS.run(&s.write).await?;
+                Ok(s.backfill_ledger(now).await?)
+            }
         }
     }
 

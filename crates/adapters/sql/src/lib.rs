@@ -6,6 +6,7 @@ mod catalog;
 mod connect;
 mod error;
 mod events;
+mod ledger;
 mod messages;
 mod orders;
 mod payments;

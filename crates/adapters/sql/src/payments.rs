@@ -67,12 +67,13 @@ macro_rules! payments {
                 Begin, IdempotencyStore, Outcome, PaymentFilter, PaymentRepository,
                 ProviderEventRecord, ProviderEvents,
             };
-            use portside_domain::{Aggregate, Payment, PaymentId, Transaction, TransactionId};
+            use portside_domain::{Aggregate, Payment, PaymentId, Posting, Transaction, TransactionId};
             use portside_kernel::{PageRequest, StoreError};
             use sqlx::types::Json;
             use time::OffsetDateTime;
 
             use crate::error::store_error;
+            use crate::ledger::$engine::post;
             use crate::payments::*;
             use crate::rows::{KeyRow, PaymentRow, TransactionRow};
             use crate::store::$engine::{Db, Tx, begin, finish};
@@ -181,6 +182,12 @@ macro_rules! payments {
                 Ok(())
             }
 
+            /// The posting of a charge or refund at its current status.
+            fn movement(payment: &Payment, txn: &Transaction, at: OffsetDateTime) -> Result<Posting, StoreError> {
+                Posting::of_movement(payment.state(), txn, at)
+                    .map_err(|e| StoreError::Other(format!("no posting for {}: {e}", txn.id)))
+            }
+
             enum Write {
                 Insert,
                 Update,
@@ -205,6 +212,7 @@ macro_rules! payments {
                     Write::Update => update_payment(&mut tx, payment).await?,
                 }
                 insert_transaction(&mut tx, txn).await?;
+                post(&mut tx, &movement(payment, txn, txn.created_at)?).await?;
                 finish(tx, payment).await?;
                 Ok(Begin::Started)
             }
@@ -252,6 +260,8 @@ macro_rules! payments {
                         .await
                         .map_err(store_error)?;
                     version_checked(settled.rows_affected())?;
+                    let at = transaction.settled_at.unwrap_or(payment.state().updated_at);
+                    post(&mut tx, &movement(payment, transaction, at)?).await?;
                     sqlx::query(COMPLETE_KEY)
                         .bind(DbId(transaction.id.0))
                         .bind(Json(&outcome))

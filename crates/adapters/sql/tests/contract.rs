@@ -9,7 +9,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::{catalog, messages, orders, payments, users};
+use portside_app::testing::{catalog, ledger, messages, orders, payments, users};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -74,6 +74,7 @@ async fn sqlite_keeps_the_store_contract() {
     users::user_store(store.clone()).await;
     messages::message_store(store.clone()).await;
     orders::order_store(store.clone()).await;
+    ledger::ledger_store(store.clone()).await;
     catalog::catalog_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
@@ -99,6 +100,7 @@ async fn postgres_keeps_the_store_contract() {
     users::user_store(store.clone()).await;
     messages::message_store(store.clone()).await;
     orders::order_store(store.clone()).await;
+    ledger::ledger_store(store.clone()).await;
     catalog::catalog_store(store).await;
     any.close().await;
     admin
@@ -115,17 +117,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 13, "up creates them again");
+    assert_eq!(tables, 16, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -135,18 +137,23 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
-    assert_eq!(count(&mut admin, &schema).await, 13);
+    assert_eq!(count(&mut admin, &schema).await, 16);
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
+        20261201000011,
+        "down reverts the latest (the ledger)"
+    );
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
         20261201000010,
-        "down reverts the latest (the inbox's key led by the event)"
+        "then the inbox's key led by the event"
     );
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
@@ -196,7 +203,7 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 13);
+    assert_eq!(count(&mut admin, &schema).await, 16);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -508,6 +515,105 @@ async fn stored_dead_letters_outlive_a_restart_and_replay_to_their_group_only() 
     let (any, pg) = pg_store(&schema).await;
     any.migrate().await.unwrap();
     check(Arc::new(pg)).await;
+    any.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+}
+
+/// A connection of the test's own to the store's database, to change rows behind its back.
+enum Raw {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Raw {
+    async fn run(&mut self, sql: &str) {
+        match self {
+            Raw::Sqlite(c) => c.execute(sql).await.map(|_| ()),
+            Raw::Postgres(c) => c.execute(sql).await.map(|_| ()),
+        }
+        .unwrap();
+    }
+}
+
+/// The reconciliation names what differs, and migrating posts the movements stored before the
+/// ledger existed (and nothing else, and nothing twice).
+async fn reconciles_and_backfills<S>(any: &AnyStore, store: &S, raw: &mut Raw)
+where
+    S: portside_app::payments::PaymentRepository + portside_app::ledger::LedgerStore,
+{
+    use portside_app::payments::Outcome;
+    use portside_domain::{Currency, Money};
+    let usd = |minor| Money::from_minor(minor, Currency::from_code("USD").unwrap());
+    let at = payments::t0();
+    let (mut p, mut charge) = payments::processing_payment("c_backfill", usd(1250), at);
+    store.begin_charge(None, &mut p, &charge).await.unwrap();
+    p.succeed("ch_backfill".into(), at).unwrap();
+    charge.succeed("ch_backfill".into(), at).unwrap();
+    let outcome = Outcome {
+        payment: p.state().clone(),
+        transaction: charge.clone(),
+    };
+    store.settle(&mut p, &charge, &outcome).await.unwrap();
+    let (mut q, pending) = payments::processing_payment("c_backfill", usd(300), at);
+    store.begin_charge(None, &mut q, &pending).await.unwrap();
+    assert_eq!(store.differences(100).await.unwrap(), vec![]);
+
+    raw.run("UPDATE ledger_balances SET debits_posted = debits_posted + 1 WHERE account = 'platform:revenue'")
+        .await;
+    let found = store.differences(100).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].code, found[0].subject.as_str()),
+        ("balance_differs", "platform:revenue USD")
+    );
+    raw.run("UPDATE ledger_balances SET debits_posted = debits_posted - 1 WHERE account = 'platform:revenue'")
+        .await;
+
+    // The books as they were before the ledger existed.
+    raw.run("DELETE FROM ledger_entries").await;
+    raw.run("DELETE FROM ledger_transactions").await;
+    raw.run("DELETE FROM ledger_balances").await;
+    let mut missing: Vec<_> = store
+        .differences(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.code, d.subject))
+        .collect();
+    missing.sort();
+    let mut expected = vec![
+        ("posting_missing", charge.id.to_string()),
+        ("posting_missing", pending.id.to_string()),
+    ];
+    expected.sort();
+    assert_eq!(missing, expected);
+    assert_eq!(any.migrate().await.unwrap(), 2, "each movement posted once");
+    assert_eq!(store.differences(100).await.unwrap(), vec![]);
+    assert_eq!(any.migrate().await.unwrap(), 0, "nothing left to post");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciliation_names_differences_and_migrating_backfills_on_both_engines() {
+    let (store, path) = sqlite_store().await;
+    let url = format!("sqlite://{}", path.display());
+    let mut raw = Raw::Sqlite(sqlx::SqliteConnection::connect(&url).await.unwrap());
+    reconciles_and_backfills(&AnyStore::Sqlite(store.clone()), &store, &mut raw).await;
+    let _ = std::fs::remove_file(&path);
+
+    let Some((schema, mut admin)) = pg_schema().await else {
+        return;
+    };
+    let (any, store) = pg_store(&schema).await;
+    any.migrate().await.unwrap();
+    let mut conn = PgConnection::connect(&database_url()).await.unwrap();
+    conn.execute(format!("SET search_path TO {schema}").as_str())
+        .await
+        .unwrap();
+    let mut raw = Raw::Postgres(conn);
+    reconciles_and_backfills(&any, &store, &mut raw).await;
     any.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

@@ -7,14 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use portside_domain::{
-    Actor, Aggregate, Email, Message, MessageId, Order, OrderId, OrderState, Payment, PaymentId,
-    PaymentState, Product, ProductState, Sku, Stock, StockAdjustment, StockMovement, StockState,
-    Transaction, TransactionId, TransactionStatus, User, UserId, UserState, stock,
+    AccountName, Actor, Aggregate, Balance, Currency, Email, LedgerTransactionId, Message,
+    MessageId, Order, OrderId, OrderState, Payment, PaymentId, PaymentState, Posting, Product,
+    ProductState, Sku, Stock, StockAdjustment, StockMovement, StockState, Transaction,
+    TransactionId, TransactionStatus, User, UserId, UserState, stock,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::catalog::{CatalogRepository, ProductFilter, stock_refused};
+use crate::ledger::{
+    AccountBalance, AccountCursor, AccountFilter, Difference, EntryCursor, EntryLine, LedgerStore,
+};
 use crate::messages::{MessageFilter, MessageOrder, MessageRepository};
 use crate::orders::{OrderFilter, OrderRepository};
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
@@ -54,6 +58,8 @@ struct Tables {
     movements: Vec<StockMovement>,
     /// What each order holds, by SKU.
     reservations: HashMap<OrderId, BTreeMap<Sku, i64>>,
+    /// The ledger's transactions in the order they were written.
+    postings: Vec<Posting>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -95,7 +101,52 @@ impl InMemoryStore {
     }
 }
 
+/// The posting of a charge or refund at its status, as the SQL store writes it.
+fn movement(payment: &Payment, txn: &Transaction) -> Result<Posting, StoreError> {
+    let at = txn.settled_at.unwrap_or(txn.created_at);
+    Posting::of_movement(payment.state(), txn, at).map_err(|e| StoreError::Other(e.to_string()))
+}
+
 impl Tables {
+    /// Every account's balance from the postings.
+    fn balances(&self) -> BTreeMap<(AccountName, Currency), Balance> {
+        let mut balances: BTreeMap<(AccountName, Currency), Balance> = BTreeMap::new();
+        for p in &self.postings {
+            for e in &p.entries {
+                let b = balances.entry((e.account.clone(), e.currency)).or_default();
+                *b = b.plus(Balance::delta(e.side, e.amount_minor, p.phase));
+            }
+        }
+        balances
+    }
+
+    /// Appends a posting unless it would settle a pending one twice, repeat a cause or take a
+    /// guarded account below zero, as the SQL store's keys and guard refuse it.
+    fn post(&mut self, p: Posting) -> Result<(), StoreError> {
+        let taken = self.postings.iter().any(|q| {
+            q.id == p.id
+                || q.cause == p.cause
+                || (p.phase.refers_to().is_some() && q.phase.refers_to() == p.phase.refers_to())
+        });
+        if taken {
+            return Err(StoreError::Duplicate);
+        }
+        self.postings.push(p);
+        let broken = self
+            .balances()
+            .into_iter()
+            .find(|((account, _), b)| b.breaks_guard(account));
+        if let Some(((account, currency), _)) = broken {
+            self.postings.pop();
+            return Err(StoreError::Refused {
+                code: "insufficient_funds".into(),
+                subject: account.to_string(),
+                detail: format!("the available balance of {account} in {currency} is too low"),
+            });
+        }
+        Ok(())
+    }
+
     /// Claims a key unless a live one exists; expired keys are replaced.
     fn claim(&mut self, claim: &IdempotencyClaim) -> Option<IdempotencyRecord> {
         let id = (claim.scope.clone(), claim.key.clone());
@@ -156,6 +207,7 @@ impl PaymentRepository for InMemoryStore {
         if let Some(existing) = claim.and_then(|c| t.claim(c)) {
             return Ok(Begin::Existing(Box::new(existing)));
         }
+        t.post(movement(payment, charge)?)?;
         t.transactions.insert(charge.id, charge.clone());
         t.save(payment)?;
         Ok(Begin::Started)
@@ -178,6 +230,7 @@ impl PaymentRepository for InMemoryStore {
             }
             return Err(e);
         }
+        t.post(movement(payment, refund)?)?;
         t.transactions.insert(refund.id, refund.clone());
         t.save(payment)?;
         Ok(Begin::Started)
@@ -195,6 +248,7 @@ impl PaymentRepository for InMemoryStore {
             Some(stored) if stored.status == TransactionStatus::Pending => {}
             _ => return Err(StoreError::Conflict),
         }
+        t.post(movement(payment, transaction)?)?;
         t.transactions.insert(transaction.id, transaction.clone());
         for record in t.keys.values_mut() {
             if record.transaction_id == transaction.id {
@@ -1259,5 +1313,125 @@ impl portside_events::DeadLetters for NoDeadLetters {
     }
     async fn purge(&self, _: &str) -> Result<u64, portside_events::BusError> {
         Ok(0)
+    }
+}
+
+#[async_trait]
+impl LedgerStore for InMemoryStore {
+    async fn accounts(
+        &self,
+        filter: &AccountFilter,
+        page: PageRequest<AccountCursor>,
+    ) -> Result<Vec<AccountBalance>, StoreError> {
+        let t = self.lock()?;
+        let mut found: Vec<AccountBalance> = t
+            .balances()
+            .into_iter()
+            .map(|((account, currency), balance)| AccountBalance {
+                account,
+                currency,
+                balance,
+            })
+            .filter(|a| {
+                filter
+                    .prefix
+                    .as_ref()
+                    .is_none_or(|p| a.account.to_string().starts_with(p.as_str()))
+            })
+            .filter(|a| filter.currency.is_none_or(|c| a.currency == c))
+            .collect();
+        found.sort_by_key(|a| (a.account.to_string(), a.currency.code()));
+        Ok(found
+            .into_iter()
+            .filter(|a| {
+                page.after.as_ref().is_none_or(|(account, currency)| {
+                    (a.account.to_string().as_str(), a.currency.code())
+                        > (account.as_str(), currency.as_str())
+                })
+            })
+            .take(page.limit as usize)
+            .collect())
+    }
+
+    async fn entries(
+        &self,
+        account: &AccountName,
+        currency: Option<Currency>,
+        page: PageRequest<EntryCursor>,
+    ) -> Result<Vec<EntryLine>, StoreError> {
+        let t = self.lock()?;
+        let mut lines: Vec<EntryLine> = t
+            .postings
+            .iter()
+            .flat_map(|p| {
+                p.entries.iter().zip(0..).map(|(e, line)| EntryLine {
+                    transaction_id: p.id,
+                    line,
+                    phase: p.phase,
+                    cause: p.cause.clone(),
+                    entry: e.clone(),
+                    created_at: p.created_at,
+                })
+            })
+            .filter(|l| &l.entry.account == account)
+            .filter(|l| currency.is_none_or(|c| l.entry.currency == c))
+            .collect();
+        lines.sort_by_key(|l| std::cmp::Reverse((l.created_at, l.transaction_id, l.line)));
+        Ok(lines
+            .into_iter()
+            .filter(|l| {
+                page.after
+                    .is_none_or(|after| (l.created_at, l.transaction_id, l.line) < after)
+            })
+            .take(page.limit as usize)
+            .collect())
+    }
+
+    async fn posting(&self, id: LedgerTransactionId) -> Result<Option<Posting>, StoreError> {
+        Ok(self.lock()?.postings.iter().find(|p| p.id == id).cloned())
+    }
+
+    async fn trial_balance(&self) -> Result<Vec<(Currency, Balance)>, StoreError> {
+        let mut sums: BTreeMap<&'static str, (Currency, Balance)> = BTreeMap::new();
+        for ((_, currency), b) in self.lock()?.balances() {
+            let sum = sums
+                .entry(currency.code())
+                .or_insert((currency, Balance::default()));
+            sum.1 = sum.1.plus(b);
+        }
+        Ok(sums.into_values().collect())
+    }
+
+    async fn differences(&self, limit: u32) -> Result<Vec<Difference>, StoreError> {
+        let t = self.lock()?;
+        let mut found = Vec::new();
+        for txn in t.transactions.values() {
+            let pending = LedgerTransactionId(txn.id.0);
+            let settled = t
+                .postings
+                .iter()
+                .find(|p| p.phase.refers_to() == Some(pending))
+                .map(|p| p.phase.as_str());
+            let want = match txn.status {
+                TransactionStatus::Pending => None,
+                TransactionStatus::Succeeded => Some("post"),
+                TransactionStatus::Failed => Some("void"),
+            };
+            if !t.postings.iter().any(|p| p.id == pending) {
+                found.push(Difference {
+                    code: "posting_missing",
+                    subject: txn.id.to_string(),
+                    detail: "no posting".into(),
+                });
+            } else if settled != want {
+                found.push(Difference {
+                    code: "settlement_differs",
+                    subject: txn.id.to_string(),
+                    detail: format!("settled by {settled:?}, expected {want:?}"),
+                });
+            }
+        }
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod fakes;
+pub mod ledger;
 pub mod messages;
 pub mod orders;
 pub mod payments;

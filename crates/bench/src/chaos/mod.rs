@@ -39,9 +39,16 @@ async fn conclude(rig: Rig, done: &Done, report: &Report) -> anyhow::Result<()> 
     }
     let leaks = rig.leaks()?;
     println!("- server log lines holding a secret or a token: {leaks}");
+    let (books_hold, books) = rig.server.ledger_check().await?;
+    for line in books.lines() {
+        println!("- ledger check: {line}");
+    }
     let defects = report.lost + report.duplicated + report.effects_twice + report.half_written;
-    let failed =
-        defects > 0 || report.events_lost > 0 || !done.ledger.unexpected.is_empty() || leaks > 0;
+    let failed = defects > 0
+        || report.events_lost > 0
+        || !done.ledger.unexpected.is_empty()
+        || leaks > 0
+        || !books_hold;
     let log = rig.server.log.clone();
     rig.remove(failed).await?;
     if failed {

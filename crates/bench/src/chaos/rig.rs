@@ -49,6 +49,23 @@ impl Server {
         Ok(())
     }
 
+    /// `portside ledger check` with this server's settings (run once it stopped): whether the
+    /// books hold, and what the command printed.
+    pub async fn ledger_check(&self) -> anyhow::Result<(bool, String)> {
+        let out = Command::new(&self.bin)
+            .args(["ledger", "check"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await
+            .with_context(|| format!("cannot run {} ledger check", self.bin.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+
     /// Time until `/health/ready` answers 200 (ready or degraded).
     pub async fn ready(&self, http: &reqwest::Client) -> anyhow::Result<Duration> {
         self.until(http, |code, _| code == 200).await

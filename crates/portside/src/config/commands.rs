@@ -46,7 +46,14 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
-    /// Migrate the configured store.
+    /// Read and check the books.
+    Ledger {
+        /// What to do.
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+    /// Migrate the configured store (and give payments stored before the ledger their
+    /// postings).
     Migrate {
         /// `up` (default) applies every pending migration; `down` reverts.
         #[command(subcommand)]
@@ -115,6 +122,15 @@ pub enum DlqAction {
         #[arg(long)]
         group: Option<String>,
     },
+}
+
+/// Ledger operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum LedgerAction {
+    /// Reconcile: every charge and refund has exactly its postings, every ledger transaction
+    /// balances, every stored balance equals its entries, the trial balance is zero. Prints
+    /// each difference and exits with 1 when there is one.
+    Check,
 }
 
 /// Migration direction.

@@ -13,7 +13,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
 mod commands;
 
-pub use commands::{Cli, Command, Direction, DlqAction, EventsAction, SearchAction, UsersAction};
+pub use commands::{
+    Cli, Command, Direction, DlqAction, EventsAction, LedgerAction, SearchAction, UsersAction,
+};
 
 /// Every setting, each with its environment variable.
 #[derive(Debug, Clone, Args)]

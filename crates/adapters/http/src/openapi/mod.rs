@@ -15,6 +15,10 @@ use crate::catalog::{
 use crate::dead_letters::{self, DeadEventView, DeadLetterList, DeadLetterView, Replayed};
 use crate::health::{self, Health};
 use crate::history::{self, EventList, EventView};
+use crate::ledger::{
+    self, AccountView, DifferenceView, EntryView, LedgerEntryLine, LedgerTransactionView,
+    ReconciliationView, TrialBalance, TrialBalanceLine,
+};
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageView};
 use crate::orders::{
@@ -96,6 +100,11 @@ pub fn unapplied_rules() -> Vec<String> {
         dead_letters::replay_dead_letter,
         history::payment_events,
         history::order_events,
+        ledger::list_accounts,
+        ledger::list_entries,
+        ledger::get_transaction,
+        ledger::trial_balance,
+        ledger::check,
         notices::receive,
         health::live,
         health::ready,
@@ -107,7 +116,9 @@ pub fn unapplied_rules() -> Vec<String> {
         CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
         PayOrderRequest, SearchResponse, Hit, Reindexed, Received, CreateProduct, UpdateProduct,
         StockInput, AdjustStock, ProductView, StockView, MovementView, DeadEventView,
-        DeadLetterView, DeadLetterList, Replayed, EventView, EventList
+        DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,
+        LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
+        ReconciliationView
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -120,6 +131,7 @@ pub fn unapplied_rules() -> Vec<String> {
         (name = "orders", description = "Orders: lines, status machine, optimistic concurrency (ETag / If-Match), payment"),
         (name = "webhooks", description = "Signed notices from payment providers"),
         (name = "events", description = "Dead letters of the consumer groups (administrators)"),
+        (name = "ledger", description = "The double-entry books under every money movement: accounts, entries, trial balance, reconciliation"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -207,6 +207,10 @@ fn rules() -> Vec<(Target, Rule)> {
             Merge(json!({ "enum": PaymentStatus::ALL.map(|s| s.as_str()) })),
         ),
         (
+            Parameter(Some("list_accounts"), "prefix"),
+            Merge(json!({ "type": "string", "maxLength": 200, "pattern": NO_NUL })),
+        ),
+        (
             Parameter(None, "If-Match"),
             Merge(json!({ "type": "string", "pattern": IF_MATCH })),
         ),
