@@ -364,6 +364,7 @@ pub async fn list_entries(
     params(("id" = Uuid, Path, description = "Ledger transaction id (a charge's or refund's pending posting has the payment transaction's id)")),
     responses(
         (status = 200, body = LedgerTransactionView),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such ledger transaction", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get_transaction(
