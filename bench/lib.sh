@@ -49,6 +49,19 @@ sign_in() {
   export TOKEN
 }
 
+# Tops the signed-in user's wallet up with 999 999.99 (the largest payment) for pay_wallet.lua
+# and registers the user transfer.lua sends to (RECIPIENT).
+fund_wallet() {
+  local b=http://127.0.0.1:$PORT/api/v1 j='Content-Type: application/json'
+  curl -s -X POST $b/wallets/me/top-ups -H "$j" -H "Authorization: Bearer $TOKEN" \
+    -H "Idempotency-Key: bench-fund-$$-$SECONDS" \
+    -d '{"amount":"999999.99","currency":"USD","payment_method_token":"tok_visa"}' >/dev/null
+  RECIPIENT=$(curl -s -X POST $b/users -H "$j" \
+    -d '{"email":"bench-recipient@example.com","password":"correct horse battery","name":"Recipient"}' \
+    | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  export RECIPIENT
+}
+
 # Puts the products order.lua orders in the catalog (once per database), as an administrator
 # made with `portside users create-admin`: sku-1 untracked, sku-2 with stock reserved by every
 # order (10^9 units, so the run never runs out), and the 100 products order_spread.lua orders.

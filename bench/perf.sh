@@ -65,6 +65,17 @@ for c in $CONNECTIONS; do
   limit=$(pgb order_spread.sql "$c")
   add "| (c2) POST /orders, one of 100 products | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
+fund_wallet
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive pay_wallet.lua "$c" "$DURATION" /api/v1/payments)
+  limit=$(pgb wallet_payment.sql "$c")
+  add "| (f) POST /payments from one wallet | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
+done
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(drive transfer.lua "$c" "$DURATION" /api/v1/transfers)
+  limit=$(pgb transfer.sql "$c")
+  add "| (g) POST /transfers, one wallet to another | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
+done
 drain_pg >/dev/null
 peak=$(rss_mb VmHWM)
 stop

@@ -27,6 +27,7 @@ use crate::payments::{
 use crate::search::{Search, SearchIndex, SearchProjection};
 use crate::users::cache::UserCache;
 use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, Users};
+use crate::wallets::{TransferStore, Wallets};
 
 /// The consumer groups of this version and what each wants: what a relay declares before it
 /// publishes, and what the dead-letter commands know, without building the consumers.
@@ -51,6 +52,7 @@ pub struct StorePorts {
     pub catalog: Arc<dyn CatalogRepository>,
     pub history: Arc<dyn EventHistory>,
     pub ledger: Arc<dyn LedgerStore>,
+    pub transfers: Arc<dyn TransferStore>,
 }
 
 impl StorePorts {
@@ -67,6 +69,7 @@ impl StorePorts {
             + CatalogRepository
             + EventHistory
             + LedgerStore
+            + TransferStore
             + 'static,
     {
         StorePorts {
@@ -79,7 +82,8 @@ impl StorePorts {
             orders: store.clone(),
             catalog: store.clone(),
             history: store.clone(),
-            ledger: store,
+            ledger: store.clone(),
+            transfers: store,
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct Application {
     pub history: Arc<EventLog>,
     /// The books.
     pub ledger: Arc<Ledger>,
+    /// Customers' wallets: balances, top-ups, transfers.
+    pub wallets: Arc<Wallets>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -158,7 +164,7 @@ impl Application {
             settings.payments,
         ));
         let users = Arc::new(Users::new(
-            store.users,
+            store.users.clone(),
             store.refresh_tokens,
             hasher,
             tokens,
@@ -197,7 +203,16 @@ impl Application {
                 payments.clone(),
                 orders.clone(),
             )),
-            ledger: Arc::new(Ledger::new(store.ledger)),
+            ledger: Arc::new(Ledger::new(store.ledger.clone())),
+            wallets: Arc::new(Wallets::new(
+                store.transfers,
+                store.ledger,
+                store.users.clone(),
+                payments.clone(),
+                clock.clone(),
+                ids.clone(),
+                settings.payments.amount_limit,
+            )),
             messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
                 payments.clone(),

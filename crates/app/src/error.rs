@@ -56,6 +56,9 @@ pub enum AppError {
     /// Concurrent changes kept winning; the client may retry.
     #[error("the resource was changed concurrently; retry")]
     Conflict,
+    /// The payer's wallet does not hold enough to pay; nothing was written.
+    #[error("insufficient funds: {0}")]
+    InsufficientFunds(String),
     /// A dependency (store, provider) is unreachable; the client may retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -150,6 +150,22 @@ pub enum DomainError {
     /// A ledger transaction whose entries do not balance (or are not positive).
     #[error("{0}")]
     UnbalancedPosting(String),
+    /// A payment method and provider that do not go together: the balance of a wallet is paid
+    /// with only by the `wallet` method and provider, and a wallet is not topped up from itself.
+    #[error("{0}")]
+    WalletMethod(&'static str),
+    /// A payment method other than the wallet without its provider's token.
+    #[error("payment_method_token is required for this payment method")]
+    MethodTokenRequired,
+    /// A transfer whose sender and recipient are the same wallet.
+    #[error("a transfer needs a recipient other than the sender")]
+    TransferToSelf,
+    /// A transfer to a user who does not exist.
+    #[error("no user has this id")]
+    UnknownRecipient,
+    /// A refund of a top-up whose money the wallet no longer holds.
+    #[error("the wallet no longer holds the amount of this top-up: it was spent or transferred")]
+    TopUpSpent,
 }
 
 impl DomainError {
@@ -191,6 +207,11 @@ impl DomainError {
             DomainError::InvalidStock(_) => "stock_invalid",
             DomainError::InvalidAccount(_) => "account_invalid",
             DomainError::UnbalancedPosting(_) => "posting_unbalanced",
+            DomainError::WalletMethod(_) => "payment_method_invalid",
+            DomainError::MethodTokenRequired => "payment_method_token_required",
+            DomainError::TransferToSelf => "transfer_to_self",
+            DomainError::UnknownRecipient => "recipient_unknown",
+            DomainError::TopUpSpent => "top_up_spent",
         }
     }
 
@@ -206,6 +227,7 @@ impl DomainError {
                 | DomainError::OrderLocked(_)
                 | DomainError::InsufficientStock { .. }
                 | DomainError::StockBelowReserved { .. }
+                | DomainError::TopUpSpent
         )
     }
 }

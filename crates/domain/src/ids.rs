@@ -49,6 +49,10 @@ uuid_id!(
     /// Identity of an order.
     OrderId
 );
+uuid_id!(
+    /// Identity of a transfer between wallets.
+    TransferId
+);
 
 /// The customer a payment belongs to: 1 to 64 visible ASCII characters, no spaces
 /// (`cust_001`, a user's UUID, ...).

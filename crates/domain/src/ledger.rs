@@ -17,6 +17,7 @@ use crate::error::DomainError;
 use crate::ids::{CustomerId, TransactionId};
 use crate::money::Currency;
 use crate::payment::PaymentState;
+use crate::purpose::Purpose;
 use crate::transaction::{Transaction, TransactionKind, TransactionStatus};
 
 /// The side of an entry, and the side on which an account's balance normally grows.
@@ -286,7 +287,7 @@ impl Posting {
             TransactionStatus::Succeeded => (Phase::Post(pending), settled_id(txn.id)),
             TransactionStatus::Failed => (Phase::Void(pending), settled_id(txn.id)),
         };
-        let (from, to) = movement_accounts(payment);
+        let (from, to) = movement_accounts(payment)?;
         let (debit, credit) = match txn.kind {
             TransactionKind::Charge => (from, to),
             TransactionKind::Refund => (to, from),
@@ -343,13 +344,25 @@ fn settled_id(txn: TransactionId) -> LedgerTransactionId {
     LedgerTransactionId(Uuid::new_v5(&txn.0, b"settlement"))
 }
 
+/// The provider of payments made with the balance of the payer's wallet: nothing outside
+/// Portside is called, the books move the money.
+pub const WALLET_PROVIDER: &str = "wallet";
+
 /// Which account gives and which receives when the payment's charge moves money: the
-/// provider's clearing account (it owes us what it captured) to revenue.
-fn movement_accounts(payment: &PaymentState) -> (AccountName, AccountName) {
-    (
-        AccountName::clearing(&payment.provider),
-        AccountName::Revenue,
-    )
+/// provider's clearing account (it owes us what it captured), or the payer's wallet when the
+/// balance pays; to revenue, or to the payer's wallet when the payment is a top-up.
+fn movement_accounts(payment: &PaymentState) -> Result<(AccountName, AccountName), DomainError> {
+    let payer = AccountName::wallet(&payment.customer_id);
+    let from = if payment.provider == WALLET_PROVIDER {
+        payer.clone()
+    } else {
+        AccountName::clearing(&payment.provider)
+    };
+    let to = match Purpose::of(&payment.metadata)? {
+        Some(Purpose::TopUp(_)) => payer,
+        _ => AccountName::Revenue,
+    };
+    Ok((from, to))
 }
 
 /// An account's balance in one currency: posted and pending sums on each side, as TigerBeetle
@@ -538,6 +551,40 @@ mod tests {
             .unwrap();
         assert_eq!(reversal.entries[0].side, Side::Credit);
         assert!(pending.reversal(reversal.id, now()).is_err());
+    }
+
+    #[test]
+    fn the_balance_pays_from_the_wallet_and_a_top_up_fills_it() {
+        let (mut payment, txn) = charged(WALLET_PROVIDER);
+        let wallet = AccountName::wallet(&payment.customer_id);
+        let paid = Posting::of_movement(&payment, &txn, now()).unwrap();
+        assert_eq!(paid.entries[0].account, wallet);
+        assert_eq!(paid.entries[0].side, Side::Debit);
+        assert_eq!(paid.entries[1].account, AccountName::Revenue);
+        let held = Balance::delta(Side::Debit, 1250, Phase::Pending);
+        assert_eq!(
+            held.held(Side::Credit),
+            1250,
+            "a pending wallet payment holds its amount"
+        );
+        assert!(held.breaks_guard(&wallet), "an empty wallet cannot pay");
+
+        payment.provider = "stripe".into();
+        payment.metadata = Purpose::TopUp(crate::ids::UserId(Uuid::now_v7()))
+            .metadata()
+            .unwrap();
+        let topped = Posting::of_movement(&payment, &txn, now()).unwrap();
+        assert_eq!(topped.entries[0].account, AccountName::clearing("stripe"));
+        assert_eq!(topped.entries[1].account, wallet);
+        assert_eq!(topped.entries[1].side, Side::Credit);
+        let mut refund = txn.clone();
+        refund.kind = TransactionKind::Refund;
+        let back = Posting::of_movement(&payment, &refund, now()).unwrap();
+        assert_eq!(
+            (back.entries[0].account.clone(), back.entries[0].side),
+            (wallet, Side::Debit),
+            "refunding a top-up takes the money out of the wallet again"
+        );
     }
 
     /// Applies postings to balances the way the store does.

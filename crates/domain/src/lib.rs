@@ -14,6 +14,7 @@ pub mod payment;
 pub mod purpose;
 pub mod stock;
 pub mod transaction;
+pub mod transfer;
 pub mod user;
 
 pub use aggregate::Aggregate;
@@ -23,8 +24,10 @@ pub use catalog::{
 };
 pub use error::DomainError;
 pub use events::{DomainEvent, PaymentEvent, PaymentEventData, PaymentSnapshot, RecordedEvent};
-pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, UserId};
-pub use ledger::{AccountName, Balance, Entry, LedgerTransactionId, Phase, Posting, Side};
+pub use ids::{CustomerId, MessageId, OrderId, PaymentId, TransactionId, TransferId, UserId};
+pub use ledger::{
+    AccountName, Balance, Entry, LedgerTransactionId, Phase, Posting, Side, WALLET_PROVIDER,
+};
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
@@ -40,6 +43,7 @@ pub use stock::{
     StockState,
 };
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
+pub use transfer::{Transfer, TransferEvent, TransferSnapshot, TransferState};
 pub use user::{
     Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
     check_password,

@@ -1,4 +1,5 @@
-//! What a payment pays for when Portside itself starts it: an order, or a membership. It is a
+//! What a payment pays for when Portside itself starts it: an order, a membership, or money put
+//! into the payer's wallet. It is a
 //! type in the code; in the payment's metadata (stored, and published in every payment event)
 //! it travels under reserved keys that clients cannot set, so payments already stored and
 //! events already published read the same.
@@ -23,6 +24,8 @@ pub enum Purpose {
     Order(OrderId),
     /// The premium membership of this user.
     Membership(UserId),
+    /// Money put into this user's wallet (a top-up): the books credit the wallet, not revenue.
+    TopUp(UserId),
 }
 
 impl Purpose {
@@ -32,6 +35,8 @@ impl Purpose {
             Purpose::Order(order) => [(PURPOSE, "order"), (ORDER, &order.to_string())]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
             Purpose::Membership(user) => [(PURPOSE, "membership"), (USER, &user.to_string())]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            Purpose::TopUp(user) => [(PURPOSE, "top_up"), (USER, &user.to_string())]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
         };
         Metadata::new(BTreeMap::from(entries))
@@ -50,6 +55,7 @@ impl Purpose {
             None => Ok(None),
             Some("order") => Ok(Some(Purpose::Order(OrderId(id(ORDER)?)))),
             Some("membership") => Ok(Some(Purpose::Membership(UserId(id(USER)?)))),
+            Some("top_up") => Ok(Some(Purpose::TopUp(UserId(id(USER)?)))),
             Some(other) => Err(DomainError::InvalidMetadata(format!(
                 "unknown {PURPOSE} {other:?}"
             ))),
@@ -68,6 +74,7 @@ mod tests {
         for purpose in [
             Purpose::Order(OrderId(Uuid::now_v7())),
             Purpose::Membership(UserId(Uuid::now_v7())),
+            Purpose::TopUp(UserId(Uuid::now_v7())),
         ] {
             let metadata = purpose.metadata().unwrap();
             assert_eq!(Purpose::of(&metadata), Ok(Some(purpose)));

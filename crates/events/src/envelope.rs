@@ -2,7 +2,8 @@
 //! consumers receive. `data` is the domain event's own JSON; the envelope says what it is.
 
 use portside_domain::{
-    DomainEvent, OrderEvent, PaymentEvent, ProductEvent, RecordedEvent, StockEvent, UserEvent,
+    DomainEvent, OrderEvent, PaymentEvent, ProductEvent, RecordedEvent, StockEvent, TransferEvent,
+    UserEvent,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,7 @@ pub const CATALOG: &[(&str, i32)] = &[
     (StockEvent::SHIPPED, 1),
     (StockEvent::ADJUSTED, 1),
     (StockEvent::LOW, 1),
+    (TransferEvent::COMPLETED, 1),
 ];
 
 #[cfg(test)]
@@ -133,6 +135,7 @@ mod tests {
             .chain(OrderEvent::TYPES)
             .chain(ProductEvent::TYPES)
             .chain(StockEvent::TYPES)
+            .chain(TransferEvent::TYPES)
             .copied()
             .collect();
         let mut cataloged: Vec<&str> = CATALOG.iter().map(|(t, _)| *t).collect();

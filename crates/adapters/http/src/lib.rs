@@ -1,5 +1,5 @@
 //! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
-//! sessions, messages, memberships, the catalog, orders, the ledger), bearer-token authentication, problem+json errors,
+//! sessions, messages, memberships, the catalog, orders, the ledger, wallets), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
@@ -24,6 +24,7 @@ mod problem;
 mod search;
 mod timestamp;
 mod users;
+mod wallets;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ use portside_app::payments::Payments;
 use portside_app::payments::notices::Notices;
 use portside_app::search::Search;
 use portside_app::users::Users;
+use portside_app::wallets::Wallets;
 use portside_kernel::Probe;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -100,7 +102,8 @@ from_state!(
     notices: Notices,
     dead_letters: DeadLetterDesk,
     history: EventLog,
-    ledger: Ledger
+    ledger: Ledger,
+    wallets: Wallets
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -135,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(dead_letters::router())
         .merge(history::router())
         .merge(ledger::router())
+        .merge(wallets::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

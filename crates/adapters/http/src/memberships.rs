@@ -25,9 +25,11 @@ pub(crate) fn router() -> Router<ApiState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
-    /// Provider token of the payment method, e.g. `tok_visa`.
+    /// Provider token of the payment method, e.g. `tok_visa`; required
+    /// unless `payment_method` is `wallet` (the balance of your wallet pays).
     #[schema(example = "tok_visa")]
-    pub payment_method_token: String,
+    #[serde(default)]
+    pub payment_method_token: Option<String>,
     /// Payment method kind (default `card`).
     pub payment_method: Option<String>,
     /// Provider (default: the configured default).
@@ -68,7 +70,7 @@ impl CheckoutRequest {
     pub fn into_command(self, idempotency: IdempotentRequest) -> Result<Checkout, Problem> {
         Ok(Checkout {
             method: method_or_card(self.payment_method.as_deref())?,
-            method_token: self.payment_method_token,
+            method_token: self.payment_method_token.unwrap_or_default(),
             provider: self.provider,
             idempotency,
         })

@@ -225,6 +225,11 @@ impl From<AppError> for Problem {
                 "concurrent_modification",
                 e.to_string(),
             ),
+            AppError::InsufficientFunds(detail) => Problem::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_funds",
+                format!("{detail}; top the wallet up or pay with another method"),
+            ),
             AppError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
                 Problem::new(

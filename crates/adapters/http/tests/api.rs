@@ -110,6 +110,7 @@ where
         + Inbox
         + EventHistory
         + portside_app::ledger::LedgerStore
+        + portside_app::wallets::TransferStore
         + Probe
         + Clone
         + 'static,
@@ -698,8 +699,8 @@ async fn bad_inputs(app: &Api) {
             "missing token",
             json!({"amount": "1", "currency": "USD"}),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            "body",
+            "payment_method_token_required",
+            "payment_method_token",
         ),
         (
             "unknown method",
@@ -3280,6 +3281,7 @@ async fn the_api_on_sqlite() {
     dead_letters_api(&app).await;
     event_history_api(&app).await;
     ledger_api(&app).await;
+    wallets_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3307,11 +3309,224 @@ async fn the_api_on_postgres() {
     dead_letters_api(&app).await;
     event_history_api(&app).await;
     ledger_api(&app).await;
+    wallets_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await
         .unwrap();
+}
+
+/// Wallets end to end: a top-up fills the wallet, the balance pays (payments and the
+/// membership) and is refused when short (402), refunds put money back or are refused when a
+/// top-up was spent (409), transfers move money once per key, bad inputs name their field, and
+/// the books stay clean.
+async fn wallets_api(anon: &Api) {
+    let me = anon.signed_up().await;
+    let friend = anon.signed_up().await;
+    let stranger = anon.signed_up().await;
+    let wallet = get(&me, "/api/v1/wallets/me").await;
+    assert_eq!(wallet.status, StatusCode::OK, "{}", wallet.body);
+    assert_eq!(wallet.body["balances"], json!([]));
+    assert_eq!(
+        wallet.body["account"],
+        format!("customer:{}:wallet", me.user_id)
+    );
+    let balance = |r: &Reply| {
+        let b = &r.body["balances"][0];
+        (
+            b["balance"].as_str().unwrap_or("").to_owned(),
+            b["held"].as_str().unwrap_or("").to_owned(),
+            b["available"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let strings = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+
+    let top_up = json!({"amount": "50.00", "currency": "USD", "payment_method_token": "tok_visa"});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/wallets/me/top-ups", top_up.clone(), None).await),
+        (StatusCode::BAD_REQUEST, "idempotency_key_required")
+    );
+    let topped = post(
+        &me,
+        "/api/v1/wallets/me/top-ups",
+        top_up.clone(),
+        Some("top-1"),
+    )
+    .await;
+    assert_eq!(topped.status, StatusCode::CREATED, "{}", topped.body);
+    assert_eq!(topped.body["metadata"]["portside_purpose"], "top_up");
+    let again = post(&me, "/api/v1/wallets/me/top-ups", top_up, Some("top-1")).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["id"], topped.body["id"]);
+    assert_eq!(
+        balance(&get(&me, "/api/v1/wallets/me").await),
+        strings("50.00", "0.00", "50.00"),
+        "credited once"
+    );
+    let from_itself = json!({"amount": "5", "currency": "USD", "payment_method": "wallet", "payment_method_token": "tok_visa"});
+    assert_eq!(
+        status_code(
+            &post(
+                &me,
+                "/api/v1/wallets/me/top-ups",
+                from_itself,
+                Some("top-2")
+            )
+            .await
+        ),
+        (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_invalid")
+    );
+
+    let by_wallet =
+        |amount: &str| json!({"amount": amount, "currency": "USD", "payment_method": "wallet"});
+    let paid = post(&me, "/api/v1/payments", by_wallet("30.00"), None).await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(paid.body["provider"], "wallet");
+    assert_eq!(paid.body["status"], "succeeded");
+    let short = post(&me, "/api/v1/payments", by_wallet("20.01"), None).await;
+    assert_eq!(
+        status_code(&short),
+        (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+        "{}",
+        short.body
+    );
+    let mut elsewhere = by_wallet("1.00");
+    elsewhere["provider"] = json!("mock");
+    let refused = post(&me, "/api/v1/payments", elsewhere, None).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["errors"][0]["field"], "provider");
+    assert_eq!(refused.body["errors"][0]["code"], "payment_method_invalid");
+    let tokenless = post(
+        &me,
+        "/api/v1/payments",
+        json!({"amount": "1.00", "currency": "USD"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        tokenless.body["errors"][0]["code"], "payment_method_token_required",
+        "{}",
+        tokenless.body
+    );
+
+    let checkout = post(
+        &me,
+        "/api/v1/memberships/checkout",
+        json!({"payment_method": "wallet"}),
+        Some(&unique("checkout")),
+    )
+    .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
+    assert_eq!(checkout.body["provider"], "wallet");
+    assert_eq!(
+        balance(&get(&me, "/api/v1/wallets/me").await),
+        strings("10.01", "0.00", "10.01"),
+        "50.00 less 30.00 and the membership's 9.99"
+    );
+
+    let refund_uri = |r: &Reply| {
+        format!(
+            "/api/v1/payments/{}/refunds",
+            r.body["id"].as_str().unwrap()
+        )
+    };
+    let back = post(&me, &refund_uri(&paid), json!({"amount": "10.00"}), None).await;
+    assert_eq!(back.status, StatusCode::CREATED, "{}", back.body);
+    assert_eq!(
+        balance(&get(&me, "/api/v1/wallets/me").await),
+        strings("20.01", "0.00", "20.01"),
+        "a wallet payment refunds to the wallet"
+    );
+    assert_eq!(
+        status_code(&post(&me, &refund_uri(&topped), json!({}), None).await),
+        (StatusCode::CONFLICT, "top_up_spent"),
+        "the top-up's 50.00 is no longer in the wallet"
+    );
+
+    let send = |amount: &str| json!({"recipient_id": friend.user_id, "amount": amount, "currency": "USD", "description": "lunch"});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/transfers", send("5.00"), None).await),
+        (StatusCode::BAD_REQUEST, "idempotency_key_required")
+    );
+    let sent = post(&me, "/api/v1/transfers", send("5.00"), Some("send-1")).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    assert_eq!(sent.body["object"], "transfer");
+    assert_eq!(sent.body["status"], "succeeded");
+    assert_eq!(sent.body["recipient_id"], friend.user_id.as_str());
+    let id = sent.body["id"].as_str().unwrap();
+    assert_eq!(sent.headers["location"], format!("/api/v1/transfers/{id}"));
+    let replay = post(&me, "/api/v1/transfers", send("5.00"), Some("send-1")).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["id"], sent.body["id"]);
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/transfers", send("6.00"), Some("send-1")).await),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/transfers", send("15.02"), Some("send-2")).await),
+        (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+    );
+    assert_eq!(
+        balance(&get(&friend, "/api/v1/wallets/me").await),
+        strings("5.00", "0.00", "5.00")
+    );
+    assert_eq!(
+        balance(&get(&me, "/api/v1/wallets/me").await),
+        strings("15.01", "0.00", "15.01"),
+        "moved once"
+    );
+    for (body, field, code) in [
+        (
+            json!({"recipient_id": me.user_id, "amount": "1", "currency": "USD"}),
+            "recipient",
+            "transfer_to_self",
+        ),
+        (
+            json!({"recipient_id": uuid::Uuid::now_v7(), "amount": "1", "currency": "USD"}),
+            "recipient",
+            "recipient_unknown",
+        ),
+        (
+            json!({"recipient_id": "nobody", "amount": "1", "currency": "USD"}),
+            "recipient_id",
+            "recipient_unknown",
+        ),
+        (
+            json!({"recipient_id": friend.user_id, "amount": "0", "currency": "USD"}),
+            "amount",
+            "amount_too_small",
+        ),
+        (
+            json!({"recipient_id": friend.user_id, "amount": "1.001", "currency": "USD"}),
+            "amount",
+            "amount_too_precise",
+        ),
+        (
+            json!({"recipient_id": friend.user_id, "amount": "1", "currency": "XXX1"}),
+            "currency",
+            "currency_unknown",
+        ),
+    ] {
+        let r = post(&me, "/api/v1/transfers", body.clone(), Some(&unique("bad"))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["code"], code, "{body}: {}", r.body);
+    }
+    let uri = format!("/api/v1/transfers/{id}");
+    assert_eq!(get(&friend, &uri).await.status, StatusCode::OK);
+    assert_eq!(
+        status_code(&get(&stranger, &uri).await),
+        (StatusCode::NOT_FOUND, "transfer_not_found")
+    );
+    let admin = anon.admin().await;
+    let check = get(&admin, "/api/v1/ledger/check").await;
+    assert_eq!(check.body["clean"], true, "{}", check.body);
 }
 
 /// Signs a Stripe event as Stripe does, `seconds_ago` in the past.

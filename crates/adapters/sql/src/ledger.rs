@@ -61,6 +61,10 @@ const MISSING: &str = "SELECT t.id, t.kind, t.status FROM payment_transactions t
     WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions l WHERE l.id = t.id) \
     ORDER BY t.created_at LIMIT $1";
 
+/// Transfers without their posting.
+const TRANSFER_MISSING: &str = "SELECT t.id FROM transfers t \
+    WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions l WHERE l.id = t.id) LIMIT $1";
+
 /// Movements whose settlement in the books is not what their status says: a post for a
 /// succeeded one, a void for a failed one, nothing yet for a pending one.
 const SETTLEMENT_DIFFERS: &str = "SELECT t.id, t.status, s.phase FROM payment_transactions t \
@@ -373,6 +377,15 @@ macro_rules! ledger {
                             code: "posting_missing",
                             subject: id.0.to_string(),
                             detail: format!("the {status} {kind} has no posting in the ledger"),
+                        });
+                    }
+                    let rows = sqlx::query(TRANSFER_MISSING).bind(limit).fetch_all(&self.write).await;
+                    for row in rows.map_err(store_error)? {
+                        let id: DbId = row.try_get(0).map_err(store_error)?;
+                        found.push(Difference {
+                            code: "posting_missing",
+                            subject: id.0.to_string(),
+                            detail: "the transfer has no posting in the ledger".into(),
                         });
                     }
                     let rows = sqlx::query(SETTLEMENT_DIFFERS).bind(limit).fetch_all(&self.write).await;

@@ -15,6 +15,7 @@ mod rows;
 mod store;
 mod types;
 mod users;
+mod wallets;
 
 pub use connect::{AnyStore, OpenError, PoolSettings, PoolUse};
 pub use store::SqlStore;

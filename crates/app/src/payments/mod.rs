@@ -24,14 +24,15 @@ use std::sync::Arc;
 
 use portside_domain::{
     Actor, AmountLimit, Currency, CustomerId, DomainError, Failure, Metadata, Money, MoneyError,
-    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, PaymentStatus, Transaction,
-    TransactionId, TransactionStatus,
+    NewPayment, Payment, PaymentId, PaymentMethod, PaymentState, PaymentStatus, Purpose,
+    Transaction, TransactionId, TransactionStatus, WALLET_PROVIDER,
 };
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use crate::error::AppError;
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
+use crate::wallets::WalletProvider;
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 
 /// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
@@ -166,7 +167,8 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// Wires the use cases to their ports.
+    /// Wires the use cases to their ports; the `wallet` provider (the balance of the payer's
+    /// wallet) is always there beside the configured ones.
     pub fn new(
         repo: Arc<dyn PaymentRepository>,
         keys: Arc<dyn IdempotencyStore>,
@@ -178,7 +180,7 @@ impl Payments {
         Payments {
             repo,
             keys,
-            providers,
+            providers: providers.with(WALLET_PROVIDER, Arc::new(WalletProvider)),
             clock,
             ids,
             settings,
@@ -187,6 +189,7 @@ impl Payments {
 
     /// Charges a payment method for the actor (or, for an administrator, for any customer).
     pub async fn pay(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
+        let (provider, method_token) = self.route(&cmd)?;
         let own = customer_of(actor);
         let customer_id = match cmd.customer_id {
             Some(c) if c != own && !actor.is_admin() => {
@@ -195,9 +198,6 @@ impl Payments {
             Some(c) => c,
             None => own,
         };
-        let provider = cmd
-            .provider
-            .unwrap_or_else(|| self.providers.default_name().to_owned());
         match self.providers.get(&provider) {
             None => return Err(AppError::UnknownProvider(provider)),
             Some(p) => available(&provider, p.as_ref())?,
@@ -210,7 +210,7 @@ impl Payments {
             customer_id,
             amount: cmd.amount,
             method: cmd.method,
-            method_token: cmd.method_token,
+            method_token,
             provider,
             description: cmd.description,
             metadata: cmd.metadata,
@@ -230,7 +230,8 @@ impl Payments {
         match self
             .repo
             .begin_charge(claim.as_ref(), &mut payment, &charge)
-            .await?
+            .await
+            .map_err(short_of_funds)?
         {
             Begin::Started => {}
             Begin::Existing(record) => {
@@ -331,10 +332,63 @@ impl Payments {
                     return self.resume(*record, cmd.idempotency.as_ref()).await;
                 }
                 Err(StoreError::Conflict) => continue,
+                Err(StoreError::Refused { code, .. }) if code == INSUFFICIENT_FUNDS => {
+                    return Err(AppError::State(DomainError::TopUpSpent));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(AppError::Conflict)
+    }
+
+    /// The provider and method token a payment goes with: the balance of the payer's wallet
+    /// pays only through the `wallet` provider, which asks for no token; every other method
+    /// needs its provider's token.
+    fn route(&self, cmd: &PayCommand) -> Result<(String, String), AppError> {
+        let wrong = |field, why| {
+            Err(AppError::Invalid {
+                field,
+                error: DomainError::WalletMethod(why),
+            })
+        };
+        let named_wallet = cmd.provider.as_deref() == Some(WALLET_PROVIDER);
+        if cmd.method != PaymentMethod::Wallet {
+            if named_wallet {
+                return wrong(
+                    "payment_method",
+                    "the wallet provider takes payment_method wallet",
+                );
+            }
+            if cmd.method_token.is_empty() {
+                return Err(AppError::Invalid {
+                    field: "payment_method_token",
+                    error: DomainError::MethodTokenRequired,
+                });
+            }
+            let provider = cmd
+                .provider
+                .clone()
+                .unwrap_or_else(|| self.providers.default_name().to_owned());
+            return Ok((provider, cmd.method_token.clone()));
+        }
+        if cmd.provider.is_some() && !named_wallet {
+            return wrong(
+                "provider",
+                "payment_method wallet pays from the wallet balance: name no provider, or wallet",
+            );
+        }
+        if matches!(Purpose::of(&cmd.metadata), Ok(Some(Purpose::TopUp(_)))) {
+            return wrong(
+                "payment_method",
+                "a wallet is not topped up from its own balance",
+            );
+        }
+        let token = if cmd.method_token.is_empty() {
+            WALLET_PROVIDER.to_owned()
+        } else {
+            cmd.method_token.clone()
+        };
+        Ok((WALLET_PROVIDER.to_owned(), token))
     }
 
     /// One payment; another customer's payment does not exist for a customer.
@@ -379,6 +433,19 @@ impl Payments {
     ) -> Result<Vec<Transaction>, AppError> {
         self.visible(actor, id).await?;
         Ok(self.repo.transactions(id).await?)
+    }
+}
+
+/// The code with which the store refuses a posting that would take a wallet below zero.
+const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
+
+/// A charge or transfer the payer's wallet cannot cover is a 402, not a conflict.
+pub(crate) fn short_of_funds(e: StoreError) -> AppError {
+    match e {
+        StoreError::Refused { code, detail, .. } if code == INSUFFICIENT_FUNDS => {
+            AppError::InsufficientFunds(detail)
+        }
+        e => e.into(),
     }
 }
 

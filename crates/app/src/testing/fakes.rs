@@ -10,7 +10,8 @@ use portside_domain::{
     AccountName, Actor, Aggregate, Balance, Currency, Email, LedgerTransactionId, Message,
     MessageId, Order, OrderId, OrderState, Payment, PaymentId, PaymentState, Posting, Product,
     ProductState, Sku, Stock, StockAdjustment, StockMovement, StockState, Transaction,
-    TransactionId, TransactionStatus, User, UserId, UserState, stock,
+    TransactionId, TransactionStatus, Transfer, TransferId, TransferState, User, UserId, UserState,
+    stock,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -31,6 +32,7 @@ use crate::users::{
     AccessToken, HashError, PasswordHasher, Redeemed, RefreshToken, RefreshTokens, TokenError,
     TokenService, UserRepository,
 };
+use crate::wallets::{Recorded, TransferStore};
 use portside_events::retention::{Retained, Retention};
 use portside_events::{Envelope, EventHistory, Inbox, InboxMark, Outbox, OutboxLag};
 use portside_kernel::{Cache, CacheError, Clock, IdGenerator, PageRequest, StoreError};
@@ -60,6 +62,8 @@ struct Tables {
     reservations: HashMap<OrderId, BTreeMap<Sku, i64>>,
     /// The ledger's transactions in the order they were written.
     postings: Vec<Posting>,
+    /// Transfers with the key that made them.
+    transfers: BTreeMap<TransferId, (TransferState, Option<IdempotentRequest>)>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -1313,6 +1317,54 @@ impl portside_events::DeadLetters for NoDeadLetters {
     }
     async fn purge(&self, _: &str) -> Result<u64, portside_events::BusError> {
         Ok(0)
+    }
+}
+
+#[async_trait]
+impl TransferStore for InMemoryStore {
+    async fn record_transfer(
+        &self,
+        transfer: &mut Transfer,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Recorded, StoreError> {
+        let mut t = self.lock()?;
+        if let Some(k) = key {
+            let made = t
+                .transfers
+                .values()
+                .find_map(|(state, made_by)| match made_by {
+                    Some(m) if m.scope == k.scope && m.key == k.key => {
+                        Some((state.clone(), m.fingerprint.clone()))
+                    }
+                    _ => None,
+                });
+            if let Some((state, fingerprint)) = made {
+                return Ok(Recorded::Existing {
+                    transfer: Box::new(Transfer::restore(state)),
+                    fingerprint,
+                });
+            }
+        }
+        t.post(
+            transfer
+                .posting()
+                .map_err(|e| StoreError::Other(e.to_string()))?,
+        )?;
+        t.events(transfer)?;
+        t.transfers.insert(
+            transfer.state().id,
+            (transfer.state().clone(), key.cloned()),
+        );
+        transfer.mark_saved();
+        Ok(Recorded::New)
+    }
+
+    async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, StoreError> {
+        Ok(self
+            .lock()?
+            .transfers
+            .get(&id)
+            .map(|(state, _)| Transfer::restore(state.clone())))
     }
 }
 

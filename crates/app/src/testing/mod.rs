@@ -10,3 +10,4 @@ pub mod orders;
 pub mod payments;
 pub mod search;
 pub mod users;
+pub mod wallets;

@@ -33,6 +33,9 @@ use crate::search::{self, Hit, Reindexed, SearchResponse};
 use crate::users::{
     self, Login, Logout, Refresh, Register, TokenPair, UpdateUser, UserView, sessions,
 };
+use crate::wallets::{
+    self, CreateTransfer, TopUpRequest, TransferView, WalletBalanceView, WalletView,
+};
 
 /// The document `/openapi.json` serves.
 pub fn document() -> serde_json::Value {
@@ -105,6 +108,10 @@ pub fn unapplied_rules() -> Vec<String> {
         ledger::get_transaction,
         ledger::trial_balance,
         ledger::check,
+        wallets::my_wallet,
+        wallets::top_up,
+        wallets::create_transfer,
+        wallets::get_transfer,
         notices::receive,
         health::live,
         health::ready,
@@ -118,7 +125,8 @@ pub fn unapplied_rules() -> Vec<String> {
         StockInput, AdjustStock, ProductView, StockView, MovementView, DeadEventView,
         DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,
         LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
-        ReconciliationView
+        ReconciliationView, WalletView, WalletBalanceView, TopUpRequest, CreateTransfer,
+        TransferView
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -132,6 +140,7 @@ pub fn unapplied_rules() -> Vec<String> {
         (name = "webhooks", description = "Signed notices from payment providers"),
         (name = "events", description = "Dead letters of the consumer groups (administrators)"),
         (name = "ledger", description = "The double-entry books under every money movement: accounts, entries, trial balance, reconciliation"),
+        (name = "wallets", description = "Customers' wallets on the ledger: balances, top-ups, transfers; pay with `payment_method: \"wallet\"`"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

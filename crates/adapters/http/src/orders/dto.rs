@@ -77,9 +77,11 @@ pub struct ReplaceItems {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayOrderRequest {
-    /// Provider token of the payment method, e.g. `tok_visa`.
+    /// Provider token of the payment method, e.g. `tok_visa`; required unless
+    /// `payment_method` is `wallet` (the balance of your wallet pays).
     #[schema(example = "tok_visa")]
-    pub payment_method_token: String,
+    #[serde(default)]
+    pub payment_method_token: Option<String>,
     /// Payment method kind (default `card`).
     pub payment_method: Option<String>,
     /// Provider (default: the configured default).
@@ -249,7 +251,7 @@ impl PayOrderRequest {
     pub fn into_command(self, idempotency: IdempotentRequest) -> Result<PayOrder, Problem> {
         Ok(PayOrder {
             method: method_or_card(self.payment_method.as_deref())?,
-            method_token: self.payment_method_token,
+            method_token: self.payment_method_token.unwrap_or_default(),
             provider: self.provider,
             idempotency,
         })

@@ -106,9 +106,11 @@ pub struct CreatePayment {
     #[schema(example = "credit_card")]
     pub payment_method: Option<String>,
     /// The provider's token for the payment method. Mock tokens: `tok_visa` succeeds,
-    /// `tok_chargeDeclined` is declined, `tok_processing_error` fails, `tok_timeout` times out.
+    /// `tok_chargeDeclined` is declined, `tok_processing_error` fails, `tok_timeout` times out. Required unless `payment_method` is
+    /// `wallet` (the balance of your wallet pays, through the `wallet` provider).
     #[schema(example = "tok_visa")]
-    pub payment_method_token: String,
+    #[serde(default)]
+    pub payment_method_token: Option<String>,
     /// Provider name (default: the configured default, `mock`).
     pub provider: Option<String>,
     /// Free text, at most 1000 characters.
@@ -367,7 +369,7 @@ impl CreatePayment {
             customer_id,
             amount,
             method,
-            method_token: self.payment_method_token,
+            method_token: self.payment_method_token.unwrap_or_default(),
             provider: self.provider,
             description: self.description,
             metadata,
