@@ -3507,6 +3507,11 @@ async fn wallets_api(anon: &Api) {
             "currency",
             "currency_unknown",
         ),
+        (
+            json!({"recipient_id": friend.user_id, "amount": "-1", "currency": "USD"}),
+            "amount",
+            "amount_too_small",
+        ),
     ] {
         let r = post(&me, "/api/v1/transfers", body.clone(), Some(&unique("bad"))).await;
         assert_eq!(
@@ -3518,6 +3523,28 @@ async fn wallets_api(anon: &Api) {
         assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
         assert_eq!(r.body["errors"][0]["code"], code, "{body}: {}", r.body);
     }
+    // Money the wallet does not hold in that currency, a top-up above the payment maximum.
+    let euros = json!({"recipient_id": friend.user_id, "amount": "1.00", "currency": "EUR"});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/transfers", euros, Some("send-eur")).await),
+        (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+    );
+    let eur_payment = json!({"amount": "1.00", "currency": "EUR", "payment_method": "wallet"});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/payments", eur_payment, None).await),
+        (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+    );
+    let too_much =
+        json!({"amount": "1000000.00", "currency": "USD", "payment_method_token": "tok_visa"});
+    assert_eq!(
+        status_code(&post(&me, "/api/v1/wallets/me/top-ups", too_much, Some("top-max")).await),
+        (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large")
+    );
+    assert_eq!(
+        balance(&get(&me, "/api/v1/wallets/me").await),
+        strings("15.01", "0.00", "15.01"),
+        "nothing posted"
+    );
     let uri = format!("/api/v1/transfers/{id}");
     assert_eq!(get(&friend, &uri).await.status, StatusCode::OK);
     assert_eq!(

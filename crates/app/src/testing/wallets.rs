@@ -105,20 +105,20 @@ async fn wallet<S: LedgerStore>(store: &S, user: UserId) -> (i64, i64) {
         })
 }
 
-/// 50 payments of 1.00 from a wallet holding 10.00, all at once: exactly 10 are held, the rest
-/// refused, and settling the held ones spends the wallet to zero.
+/// 50 payments of 10.00 from a wallet holding 100.00, all at once: exactly 10 are held, the
+/// rest refused, and settling the held ones spends the wallet to zero, never below.
 async fn the_balance_pays_only_what_it_holds<S>(store: Arc<S>)
 where
     S: PaymentRepository + LedgerStore + 'static,
 {
     let user = someone();
-    top_up(&*store, user, 1000).await;
-    assert_eq!(wallet(&*store, user).await, (1000, 0));
+    top_up(&*store, user, 10_000).await;
+    assert_eq!(wallet(&*store, user).await, (10_000, 0));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                let (mut p, charge) = payment(user, 100, WALLET_PROVIDER, Metadata::default());
+                let (mut p, charge) = payment(user, 1000, WALLET_PROVIDER, Metadata::default());
                 store
                     .begin_charge(None, &mut p, &charge)
                     .await
@@ -139,7 +139,7 @@ where
         (10, 40),
         "never overspent, never refused wrongly"
     );
-    assert_eq!(wallet(&*store, user).await, (0, 1000), "all of it held");
+    assert_eq!(wallet(&*store, user).await, (0, 10_000), "all of it held");
     for (mut p, mut charge) in held {
         succeed(&*store, &mut p, &mut charge).await;
         assert_eq!(charge.status, TransactionStatus::Succeeded);

@@ -12,7 +12,10 @@ use time::{Duration, OffsetDateTime};
 use crate::AppError;
 use crate::ledger::Ledger;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
-use crate::payments::{PayCommand, PaymentSettings, Payments, Providers, RefundCommand};
+use crate::payments::{
+    PayCommand, PaymentSettings, Payments, ProviderChange, ProviderError, ProviderOutcome,
+    Providers, RefundCommand,
+};
 use crate::testing::fakes::{InMemoryStore, ManualClock, ScriptedProvider, SequentialIds};
 use crate::testing::users::new_user;
 use crate::users::UserRepository;
@@ -39,6 +42,13 @@ struct World {
 }
 
 async fn world() -> World {
+    world_answering([]).await.0
+}
+
+/// A world whose card provider answers `script` first, with its clock.
+async fn world_answering(
+    script: impl IntoIterator<Item = crate::testing::fakes::Scripted>,
+) -> (World, Arc<ManualClock>) {
     let store = Arc::new(InMemoryStore::new());
     let clock = Arc::new(ManualClock::at(
         OffsetDateTime::UNIX_EPOCH + Duration::days(20_000),
@@ -47,7 +57,7 @@ async fn world() -> World {
     let payments = Arc::new(Payments::new(
         store.clone(),
         store.clone(),
-        Providers::new("mock", Arc::new(ScriptedProvider::answering([]))),
+        Providers::new("mock", Arc::new(ScriptedProvider::answering(script))),
         clock.clone(),
         ids.clone(),
         PaymentSettings::default(),
@@ -61,13 +71,13 @@ async fn world() -> World {
             role: Role::Customer,
         });
     }
-    World {
+    let world = World {
         wallets: Wallets::new(
             store.clone(),
             store.clone(),
             store.clone(),
             payments.clone(),
-            clock,
+            clock.clone(),
             ids,
             PaymentSettings::default().amount_limit,
         ),
@@ -75,7 +85,8 @@ async fn world() -> World {
         ledger: Ledger::new(store),
         bob: actors.pop().unwrap(),
         alice: actors.pop().unwrap(),
-    }
+    };
+    (world, clock)
 }
 
 fn by_wallet(amount: &str, provider: Option<&str>) -> PayCommand {
@@ -288,4 +299,165 @@ async fn a_transfer_moves_money_once_per_key_and_never_more_than_the_wallet_hold
     ));
     let books = w.ledger.reconcile().await.unwrap();
     assert!(books.is_clean(), "{:?}", books.differences);
+}
+
+#[tokio::test]
+async fn a_top_up_settled_later_credits_the_wallet_then() {
+    let unknown = || Err(ProviderError::Unavailable("503".into()));
+    let (w, clock) = world_answering([unknown(), unknown()]).await;
+    let by_recovery = w
+        .wallets
+        .top_up(&w.alice, top_up(&w, "8.00", "t1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_recovery.outcome.payment.status,
+        PaymentStatus::Processing
+    );
+    assert_eq!(
+        available(&w, &w.alice).await,
+        "0.00",
+        "nothing to spend while processing"
+    );
+    let by_notice = w
+        .wallets
+        .top_up(&w.alice, top_up(&w, "2.00", "t2"))
+        .await
+        .unwrap();
+    assert_eq!(by_notice.outcome.payment.status, PaymentStatus::Processing);
+
+    clock.advance(Duration::seconds(61));
+    let settled = w.payments.recover_stale().await.unwrap();
+    assert_eq!(settled, 2, "the recovery task asks again");
+    assert_eq!(available(&w, &w.alice).await, "10.00");
+
+    // A provider's notice about an already settled charge changes nothing in the books.
+    let charge = w
+        .payments
+        .transactions(&w.alice, by_notice.outcome.payment.id)
+        .await
+        .unwrap()
+        .remove(0);
+    let change = ProviderChange::ChargeSucceeded {
+        transaction_id: Some(charge.id),
+        reference: charge.provider_reference.clone().unwrap_or_default(),
+    };
+    w.payments
+        .apply_provider_change("mock", &change)
+        .await
+        .unwrap();
+    assert_eq!(available(&w, &w.alice).await, "10.00", "credited once");
+}
+
+#[tokio::test]
+async fn a_top_up_confirmed_by_a_notice_credits_the_wallet() {
+    let (w, _) = world_answering([Ok(ProviderOutcome::Pending)]).await;
+    let pending = w
+        .wallets
+        .top_up(&w.alice, top_up(&w, "6.00", "t1"))
+        .await
+        .unwrap();
+    assert_eq!(pending.outcome.payment.status, PaymentStatus::Processing);
+    let charge = w
+        .payments
+        .transactions(&w.alice, pending.outcome.payment.id)
+        .await
+        .unwrap()
+        .remove(0);
+    let change = ProviderChange::ChargeSucceeded {
+        transaction_id: Some(charge.id),
+        reference: "ch_later".into(),
+    };
+    w.payments
+        .apply_provider_change("mock", &change)
+        .await
+        .unwrap();
+    assert_eq!(available(&w, &w.alice).await, "6.00");
+    let books = w.ledger.reconcile().await.unwrap();
+    assert!(books.is_clean(), "{:?}", books.differences);
+}
+
+fn minor(m: i64) -> Money {
+    Money::from_minor(m, Currency::from_code("USD").unwrap())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any mix of card charges, top-ups, payments from the wallet, transfers and full refunds
+    /// of the payments: each wallet holds exactly what a running sum says (so never below
+    /// zero), a move the wallet cannot cover is refused (and only then), every ledger
+    /// transaction balances and the trial balance is zero (the reconciliation is clean).
+    #[test]
+    fn any_mix_of_wallet_moves_keeps_the_wallets_whole(
+        ops in proptest::collection::vec((0u8..5, 1i64..3000), 1..25)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let w = world().await;
+            let (mut alice, mut bob) = (0i64, 0i64);
+            let mut paid = Vec::new();
+            for (i, (op, m)) in ops.into_iter().enumerate() {
+                let covered = alice >= m;
+                match op {
+                    0 => {
+                        let mut t = top_up(&w, "1", &format!("t{i}"));
+                        t.amount = minor(m);
+                        w.wallets.top_up(&w.alice, t).await.unwrap();
+                        alice += m;
+                    }
+                    1 => {
+                        let mut cmd = by_wallet("1", None);
+                        cmd.amount = minor(m);
+                        match w.payments.pay(&w.alice, cmd).await {
+                            Ok(r) if covered => {
+                                alice -= m;
+                                paid.push(r);
+                            }
+                            Err(AppError::InsufficientFunds(_)) if !covered => {}
+                            other => panic!("covered {covered}: {other:?}"),
+                        }
+                    }
+                    2 => {
+                        let cmd = TransferCommand {
+                            recipient: w.bob.user_id,
+                            amount: minor(m),
+                            description: None,
+                            idempotency: key(&w.alice, &format!("x{i}"), "f"),
+                        };
+                        match w.wallets.transfer(&w.alice, cmd).await {
+                            Ok(_) if covered => {
+                                alice -= m;
+                                bob += m;
+                            }
+                            Err(AppError::InsufficientFunds(_)) if !covered => {}
+                            other => panic!("covered {covered}: {other:?}"),
+                        }
+                    }
+                    3 => {
+                        let mut card = by_wallet("1", None);
+                        card.amount = minor(m);
+                        card.method = PaymentMethod::Card;
+                        card.method_token = "tok_visa".into();
+                        paid.push(w.payments.pay(&w.alice, card).await.unwrap());
+                    }
+                    _ => {
+                        if let Some(p) = paid.pop() {
+                            let mut back = refund(&p, "0");
+                            back.amount = None;
+                            w.payments.refund(&w.alice, back).await.unwrap();
+                            if p.outcome.payment.provider == WALLET_PROVIDER {
+                                alice += p.outcome.payment.amount.minor();
+                            }
+                        }
+                    }
+                }
+                let cents = |m: i64| minor(m).to_decimal_string();
+                assert_eq!(available(&w, &w.alice).await, cents(alice));
+                assert_eq!(available(&w, &w.bob).await, cents(bob));
+            }
+            let books = w.ledger.reconcile().await.unwrap();
+            assert!(books.is_clean(), "{:?}", books.differences);
+        });
+    }
 }

@@ -1,5 +1,6 @@
-//! The clients: keyed payments (some declined), orders with their payment, and refunds, each
-//! sent again with the same idempotency key until a final answer, as a client that must not
+//! The clients: keyed payments (some declined), orders with their payment, refunds, and the
+//! wallet's money (top-ups, payments from the balance, transfers to another user), each sent
+//! again with the same idempotency key until a final answer, as a client that must not
 //! pay twice does. Every attempt is logged with its time, so that a scenario can tell what
 //! happened during an outage.
 
@@ -24,6 +25,14 @@ pub struct Ledger {
     pub refunds: HashMap<String, Vec<i64>>,
     /// Orders whose payment was acknowledged as succeeded.
     pub paid_orders: Vec<String>,
+    /// Payments from the wallet acknowledged as succeeded (also in `payments`).
+    pub wallet_payments: usize,
+    /// Payments acknowledged as top-ups of the wallet (their ids).
+    pub top_ups: Vec<String>,
+    /// Payment keys from the wallet refused for insufficient funds: nothing may be stored.
+    pub refused_payments: Vec<String>,
+    /// Transfer key → whether it was acknowledged (true) or refused for insufficient funds.
+    pub transfers: HashMap<String, bool>,
     /// Answers no correct server gives (an unexpected 4xx): printed, and they fail the run.
     pub unexpected: Vec<String>,
 }
@@ -63,7 +72,14 @@ pub struct Done {
 
 impl Load {
     /// Starts the clients; each rests `pace` between operations (zero: as fast as answered).
-    pub fn start(http: &reqwest::Client, base: &str, token: &str, pace: Duration) -> Load {
+    /// Transfers go to the user `recipient`.
+    pub fn start(
+        http: &reqwest::Client,
+        base: &str,
+        token: &str,
+        recipient: &str,
+        pace: Duration,
+    ) -> Load {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
         let attempts = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -73,6 +89,7 @@ impl Load {
                     http: http.clone(),
                     base: base.to_owned(),
                     token: token.to_owned(),
+                    recipient: recipient.to_owned(),
                     ledger: ledger.clone(),
                     attempts: attempts.clone(),
                 };
@@ -114,6 +131,7 @@ struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    recipient: String,
     ledger: Arc<Mutex<Ledger>>,
     attempts: Arc<Mutex<Vec<Attempt>>>,
 }
@@ -123,8 +141,10 @@ impl Client {
         let mut succeeded: Vec<(String, i64)> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             tokio::time::sleep(pace).await;
-            let pick = rand::rng().random_range(0..10);
+            let pick = rand::rng().random_range(0..12);
             match pick {
+                10 => self.wallet_payment().await?,
+                11 => self.transfer().await?,
                 0..=5 => {
                     if let Some(p) = self.payment("tok_visa").await? {
                         succeeded.push(p);
@@ -187,6 +207,74 @@ impl Client {
             let pause = rand::rng().random_range(50..300);
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+    }
+
+    /// Records something the clients were told.
+    fn note(&self, what: impl FnOnce(&mut Ledger)) {
+        if let Ok(mut l) = self.ledger.lock() {
+            what(&mut l);
+        }
+    }
+
+    /// 1.00 from the wallet; topped up with 20.00 when the balance is short.
+    async fn wallet_payment(&self) -> anyhow::Result<()> {
+        let key = uuid::Uuid::now_v7().to_string();
+        let body = json!({
+            "amount": "1.00",
+            "currency": "USD",
+            "payment_method": "wallet",
+            "metadata": {"chaos_key": key},
+        });
+        let (status, reply) = self.send("/api/v1/payments", &key, &body).await?;
+        match (status, reply["status"].as_str(), reply["code"].as_str()) {
+            (201, Some("succeeded"), _) => {
+                self.note(|l| {
+                    l.payments.insert(key, "succeeded".into());
+                    l.wallet_payments += 1;
+                });
+            }
+            (402, _, Some("insufficient_funds")) => {
+                self.note(|l| l.refused_payments.push(key));
+                self.top_up().await?;
+            }
+            _ => self.unexpected(format!("wallet payment {key}: {status} {reply}")),
+        }
+        Ok(())
+    }
+
+    async fn top_up(&self) -> anyhow::Result<()> {
+        let key = uuid::Uuid::now_v7().to_string();
+        let body =
+            json!({"amount": "20.00", "currency": "USD", "payment_method_token": "tok_visa"});
+        let (status, reply) = self.send("/api/v1/wallets/me/top-ups", &key, &body).await?;
+        match (status, reply["id"].as_str()) {
+            (201, Some(id)) => {
+                let id = id.to_owned();
+                self.note(|l| l.top_ups.push(id));
+            }
+            _ => self.unexpected(format!("top-up {key}: {status} {reply}")),
+        }
+        Ok(())
+    }
+
+    /// 0.50 to the other user; a top-up when the balance is short.
+    async fn transfer(&self) -> anyhow::Result<()> {
+        let key = uuid::Uuid::now_v7().to_string();
+        let body = json!({"recipient_id": self.recipient, "amount": "0.50", "currency": "USD"});
+        let (status, reply) = self.send("/api/v1/transfers", &key, &body).await?;
+        match (status, reply["code"].as_str()) {
+            (201, _) => self.note(|l| {
+                l.transfers.insert(key, true);
+            }),
+            (402, Some("insufficient_funds")) => {
+                self.note(|l| {
+                    l.transfers.insert(key, false);
+                });
+                self.top_up().await?;
+            }
+            _ => self.unexpected(format!("transfer {key}: {status} {reply}")),
+        }
+        Ok(())
     }
 
     fn unexpected(&self, what: String) {

@@ -37,6 +37,16 @@ async fn conclude(rig: Rig, done: &Done, report: &Report) -> anyhow::Result<()> 
     for line in &done.ledger.unexpected {
         println!("- unexpected answer: {line}");
     }
+    let l = &done.ledger;
+    let sent = l.transfers.values().filter(|done| **done).count();
+    println!(
+        "- wallets: {} top-ups, {} payments from the wallet ({} refused: short), {} transfers ({} refused: short), all checked",
+        l.top_ups.len(),
+        l.wallet_payments,
+        l.refused_payments.len(),
+        sent,
+        l.transfers.len() - sent
+    );
     let leaks = rig.leaks()?;
     println!("- server log lines holding a secret or a token: {leaks}");
     let (books_hold, books) = rig.server.ledger_check().await?;
@@ -75,7 +85,14 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
     let mut rig = Rig::start_in(engine, None, &[], split).await?;
     let token = rig.sign_in().await?;
     rig.shelve().await?;
-    let load = Load::start(&rig.http, &rig.server.base, &token, Duration::ZERO);
+    let recipient = rig.recipient().await?;
+    let load = Load::start(
+        &rig.http,
+        &rig.server.base,
+        &token,
+        &recipient,
+        Duration::ZERO,
+    );
     let mut recoveries = Vec::new();
     let mut killed = BTreeMap::<&str, u32>::new();
     for i in 0..kills {
@@ -239,7 +256,8 @@ pub async fn outage(args: &[String]) -> anyhow::Result<()> {
     rig.shelve().await?;
     // A steady load the consumers keep up with (about 100 operations a second), so that
     // what the outage leaves behind is measured, not a backlog of the load itself.
-    let load = Load::start(&rig.http, &rig.server.base, &token, PACE);
+    let recipient = rig.recipient().await?;
+    let load = Load::start(&rig.http, &rig.server.base, &token, &recipient, PACE);
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let down = Instant::now();

@@ -433,6 +433,23 @@ impl Rig {
             .context("login gave no access token")
     }
 
+    /// Signs up the customer the clients send transfers to; returns its user id.
+    pub async fn recipient(&self) -> anyhow::Result<String> {
+        let email = format!("chaos-recipient{}@example.com", std::process::id());
+        let r: Value = self
+            .http
+            .post(format!("{}/api/v1/users", self.server.base))
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Chaos Recipient"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        r["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("sign-up gave no user id")
+    }
+
     /// Waits (at most 300 s) until every committed event reached the `audit` consumer.
     pub async fn drain(&self) -> anyhow::Result<Duration> {
         let t0 = Instant::now();

@@ -7,7 +7,11 @@
 //!   charge, so every succeeded payment has exactly one);
 //! - events lost: committed outbox rows that never reached the consumers (the `audit` group
 //!   consumes every event and records it in the event history);
-//! - effects applied twice: an order confirmed more than once by the `orders` consumer.
+//! - effects applied twice: an order confirmed more than once by the `orders` consumer;
+//! - wallets: an acknowledged top-up not stored as succeeded, or a payment or transfer refused
+//!   for insufficient funds that was stored anyway (lost); an acknowledged transfer missing
+//!   (lost) or stored twice (duplicated); a wallet whose available balance is below zero
+//!   (money invented: counted as lost).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -123,6 +127,61 @@ pub async fn verify(store: &Store, ledger: &Ledger) -> anyhow::Result<Report> {
                 "duplicated: payment {payment} refunded {stored}, told {told}"
             ));
         }
+    }
+    for key in &ledger.refused_payments {
+        if by_key.contains_key(key) {
+            r.lost += 1;
+            r.details.push(format!(
+                "lost: payment {key} was refused for funds but is stored"
+            ));
+        }
+    }
+    let statuses: HashMap<String, String> = store
+        .rows("SELECT CAST(id AS TEXT), status FROM payments")
+        .await?
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone()))
+        .collect();
+    for id in &ledger.top_ups {
+        if statuses.get(id).map(String::as_str) != Some("succeeded") {
+            r.lost += 1;
+            r.details.push(format!(
+                "lost: top-up {id} was acknowledged, is {:?}",
+                statuses.get(id)
+            ));
+        }
+    }
+    let transfers: HashMap<String, usize> = store
+        .rows("SELECT idempotency_key, CAST(count(*) AS TEXT) FROM transfers GROUP BY idempotency_key")
+        .await?
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].parse().unwrap_or(0)))
+        .collect();
+    for (key, acknowledged) in &ledger.transfers {
+        match (acknowledged, transfers.get(key).copied().unwrap_or(0)) {
+            (true, 1) | (false, 0) => {}
+            (true, 0) | (false, _) => {
+                r.lost += 1;
+                r.details.push(format!(
+                    "lost: transfer {key} was told {}, stored {} times",
+                    if *acknowledged { "done" } else { "refused" },
+                    transfers.get(key).copied().unwrap_or(0)
+                ));
+            }
+            (true, n) => {
+                r.duplicated += 1;
+                r.details
+                    .push(format!("duplicated: transfer {key} stored {n} times"));
+            }
+        }
+    }
+    for row in store
+        .rows("SELECT account, currency FROM ledger_balances WHERE account LIKE 'customer:%' GROUP BY account, currency HAVING SUM(credits_posted) - SUM(debits_posted) - SUM(debits_pending) < 0")
+        .await?
+    {
+        r.lost += 1;
+        r.details
+            .push(format!("money invented: {} is overdrawn in {}", row[0], row[1]));
     }
     // Orders paid are confirmed once.
     let confirmations: HashMap<String, i64> = store
