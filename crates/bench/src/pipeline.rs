@@ -226,6 +226,26 @@ async fn drained(store: &Store, since: OffsetDateTime) -> anyhow::Result<Duratio
     }
 }
 
+/// With `BACKLOG_TRACE` set: each second of a load on standard error, its UTC time and every
+/// group's backlog, to lay beside the database's log (when a stall meets a checkpoint).
+fn trace_backlog(start: OffsetDateTime, groups: &[GroupFigures]) {
+    let seconds = groups.iter().map(|g| g.backlog.len()).max().unwrap_or(0);
+    for s in 0..seconds {
+        let at = start + time::Duration::seconds(s as i64);
+        let counts: Vec<String> = groups
+            .iter()
+            .map(|g| format!("{} {}", g.group, g.backlog.get(s).copied().unwrap_or(0)))
+            .collect();
+        eprintln!(
+            "backlog {:02}:{:02}:{:02} {}",
+            at.hour(),
+            at.minute(),
+            at.second(),
+            counts.join(", ")
+        );
+    }
+}
+
 /// What the store says about one group's handling of the events of a load.
 struct GroupFigures {
     group: &'static str,
@@ -395,7 +415,11 @@ async fn fixed_rates(
         let end = OffsetDateTime::now_utc();
         let (answered, p50, p99, failed) = sent.summary(seconds as f64);
         drained(&rig.store, start).await?;
-        for g in figures(&rig.store, start, end).await? {
+        let groups = figures(&rig.store, start, end).await?;
+        if std::env::var_os("BACKLOG_TRACE").is_some() {
+            trace_backlog(start, &groups);
+        }
+        for g in groups {
             let ms = |q: f64| quantile(&g.latencies, q) as f64 / 1000.0;
             let backlog_at = |percent: u64| {
                 let i = ((seconds * percent / 100) as usize).min(g.backlog.len() - 1);
