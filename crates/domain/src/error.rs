@@ -163,6 +163,9 @@ pub enum DomainError {
     /// A transfer to a user who does not exist.
     #[error("no user has this id")]
     UnknownRecipient,
+    /// Not a Standard Webhooks secret (`whsec_` and the base64 of 24 to 64 bytes).
+    #[error("a webhook secret is whsec_ and the base64 of 24 to 64 bytes")]
+    InvalidWebhookSecret,
     /// A refund of a top-up whose money the wallet no longer holds.
     #[error("the wallet no longer holds the amount of this top-up: it was spent or transferred")]
     TopUpSpent,
@@ -212,6 +215,7 @@ impl DomainError {
             DomainError::TransferToSelf => "transfer_to_self",
             DomainError::UnknownRecipient => "recipient_unknown",
             DomainError::TopUpSpent => "top_up_spent",
+            DomainError::InvalidWebhookSecret => "webhook_secret_invalid",
         }
     }
 

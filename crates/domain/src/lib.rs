@@ -1,4 +1,5 @@
-//! Portside's domain: the pure model of payments, users, messages, the catalog, stock and orders. No I/O, no framework: value objects,
+//! Portside's domain: the pure model of payments, users, messages, the catalog, stock, orders,
+//! the ledger, wallets and outgoing webhooks' signatures. No I/O, no framework: value objects,
 //! aggregates with their state machines, and the events they record.
 
 pub mod aggregate;
@@ -16,6 +17,7 @@ pub mod stock;
 pub mod transaction;
 pub mod transfer;
 pub mod user;
+pub mod webhook;
 
 pub use aggregate::Aggregate;
 pub use catalog::{
