@@ -28,6 +28,7 @@ use crate::search::{Search, SearchIndex, SearchProjection};
 use crate::users::cache::UserCache;
 use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, Users};
 use crate::wallets::{TransferStore, Wallets};
+use crate::webhooks::{WebhookEndpointStore, WebhookEndpoints, WebhookSettings};
 
 /// The consumer groups of this version and what each wants: what a relay declares before it
 /// publishes, and what the dead-letter commands know, without building the consumers.
@@ -53,6 +54,7 @@ pub struct StorePorts {
     pub history: Arc<dyn EventHistory>,
     pub ledger: Arc<dyn LedgerStore>,
     pub transfers: Arc<dyn TransferStore>,
+    pub webhook_endpoints: Arc<dyn WebhookEndpointStore>,
 }
 
 impl StorePorts {
@@ -70,6 +72,7 @@ impl StorePorts {
             + EventHistory
             + LedgerStore
             + TransferStore
+            + WebhookEndpointStore
             + 'static,
     {
         StorePorts {
@@ -83,7 +86,8 @@ impl StorePorts {
             catalog: store.clone(),
             history: store.clone(),
             ledger: store.clone(),
-            transfers: store,
+            transfers: store.clone(),
+            webhook_endpoints: store,
         }
     }
 }
@@ -116,6 +120,7 @@ pub struct Settings {
     /// How long a cached user profile may be served.
     pub user_cache_ttl: Duration,
     pub refresh_token_ttl: time::Duration,
+    pub webhooks: WebhookSettings,
 }
 
 /// The use cases of this version and its consumer groups.
@@ -136,6 +141,8 @@ pub struct Application {
     pub ledger: Arc<Ledger>,
     /// Customers' wallets: balances, top-ups, transfers.
     pub wallets: Arc<Wallets>,
+    /// The endpoints that want Portside's events.
+    pub webhook_endpoints: Arc<WebhookEndpoints>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -212,6 +219,12 @@ impl Application {
                 clock.clone(),
                 ids.clone(),
                 settings.payments.amount_limit,
+            )),
+            webhook_endpoints: Arc::new(WebhookEndpoints::new(
+                store.webhook_endpoints,
+                clock.clone(),
+                ids.clone(),
+                settings.webhooks,
             )),
             messages: Arc::new(Messages::new(store.messages, clock.clone(), ids)),
             memberships: Arc::new(Memberships::new(
@@ -291,6 +304,7 @@ mod tests {
             Settings {
                 payments: PaymentSettings::default(),
                 membership_price: Money::from_minor(999, Currency::from_code("USD").unwrap()),
+                webhooks: WebhookSettings::default(),
                 order_currency: Currency::from_code("USD").unwrap(),
                 user_cache_ttl: Duration::from_secs(60),
                 refresh_token_ttl: time::Duration::days(30),

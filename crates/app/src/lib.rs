@@ -1,5 +1,5 @@
 //! Portside's application layer: one module per bounded context (payments, users, messages,
-//! memberships, catalog, orders, search, history, ledger, wallets), each holding its use cases, the ports they drive and the
+//! memberships, catalog, orders, search, history, ledger, wallets, webhooks), each holding its use cases, the ports they drive and the
 //! consumers of events it owns. It knows the domain and nothing of HTTP, SQL or brokers;
 //! adapters implement the ports. The event backbone is `portside-events`; what all layers
 //! share (store errors, clock, probes, resilience) is `portside-kernel`.
@@ -23,6 +23,7 @@ pub mod search;
 pub mod testing;
 pub mod users;
 pub mod wallets;
+pub mod webhooks;
 
 pub use error::{AppError, Refusal};
 pub use precondition::IfMatch;

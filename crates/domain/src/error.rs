@@ -166,6 +166,13 @@ pub enum DomainError {
     /// Not a Standard Webhooks secret (`whsec_` and the base64 of 24 to 64 bytes).
     #[error("a webhook secret is whsec_ and the base64 of 24 to 64 bytes")]
     InvalidWebhookSecret,
+    /// A webhook endpoint's URL that is malformed, not https, or points where deliveries may
+    /// not go.
+    #[error("url {0}")]
+    InvalidWebhookUrl(String),
+    /// A list of event types that is empty, repeats one, or names one Portside does not send.
+    #[error("{0}")]
+    InvalidEventTypes(String),
     /// A refund of a top-up whose money the wallet no longer holds.
     #[error("the wallet no longer holds the amount of this top-up: it was spent or transferred")]
     TopUpSpent,
@@ -216,6 +223,8 @@ impl DomainError {
             DomainError::UnknownRecipient => "recipient_unknown",
             DomainError::TopUpSpent => "top_up_spent",
             DomainError::InvalidWebhookSecret => "webhook_secret_invalid",
+            DomainError::InvalidWebhookUrl(_) => "webhook_url_invalid",
+            DomainError::InvalidEventTypes(_) => "event_types_invalid",
         }
     }
 

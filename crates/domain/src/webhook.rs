@@ -5,11 +5,14 @@
 //! (`standardwebhooks` on PyPI and npm), so the format here is theirs to the byte.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::DomainError;
 
@@ -89,6 +92,170 @@ impl WebhookMessage<'_> {
     }
 }
 
+/// Longest URL an endpoint may have.
+const MAX_URL: usize = 2048;
+/// Longest description.
+const MAX_DESCRIPTION: usize = 500;
+
+/// Which URLs may be endpoints: `https` to public addresses by default; a setting allows
+/// `http`, another private, loopback and link-local addresses (tests, private deployments).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UrlPolicy {
+    pub allow_http: bool,
+    pub allow_private: bool,
+}
+
+impl UrlPolicy {
+    /// Checks a URL's form and, where its host is an IP address or `localhost`, where it points.
+    /// A name that resolves to a private address is caught when it is resolved, at delivery.
+    pub fn check(self, text: &str) -> Result<url::Url, DomainError> {
+        let bad = |why: &str| DomainError::InvalidWebhookUrl(why.to_owned());
+        if text.len() > MAX_URL {
+            return Err(bad("longer than 2048 characters"));
+        }
+        let url = url::Url::parse(text).map_err(|e| bad(&format!("not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => return Err(bad("must be https")),
+            _ => return Err(bad("must be https (or http where allowed)")),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials"));
+        }
+        if url.fragment().is_some() {
+            return Err(bad("must not have a fragment"));
+        }
+        let host = match url.host() {
+            None => return Err(bad("has no host")),
+            Some(url::Host::Domain(d)) => {
+                if !self.allow_private && (d == "localhost" || d.ends_with(".localhost")) {
+                    return Err(bad("points at this machine"));
+                }
+                None
+            }
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        };
+        if let Some(ip) = host
+            && !self.allow_private
+            && !is_public(ip)
+        {
+            return Err(bad("points at a private, loopback or link-local address"));
+        }
+        Ok(url)
+    }
+}
+
+/// Whether deliveries may go to this address when private ones are not allowed: not loopback,
+/// private (RFC 1918, unique-local), link-local (with the cloud metadata address), shared
+/// (100.64/10), unspecified, multicast or broadcast.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Identity of a webhook endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct EndpointId(pub Uuid);
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where an administrator wants Portside's events sent, and how they are signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: EndpointId,
+    pub url: String,
+    pub description: Option<String>,
+    /// The event types it wants; `None` for every type.
+    pub event_types: Option<Vec<String>>,
+    pub enabled: bool,
+    pub secret: WebhookSecret,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl WebhookEndpoint {
+    /// A new, enabled endpoint. `event_types` are checked by the caller against the catalog of
+    /// events (the domain does not know it); here only that a list names at least one, once.
+    pub fn create(
+        id: EndpointId,
+        url: &str,
+        description: Option<String>,
+        event_types: Option<Vec<String>>,
+        secret: WebhookSecret,
+        policy: UrlPolicy,
+        now: OffsetDateTime,
+    ) -> Result<Self, DomainError> {
+        let url = policy.check(url)?;
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            return Err(DomainError::TextTooLong {
+                field: "description",
+                max: MAX_DESCRIPTION,
+            });
+        }
+        if let Some(types) = &event_types {
+            let mut sorted = types.clone();
+            sorted.sort();
+            sorted.dedup();
+            if types.is_empty() || sorted.len() != types.len() {
+                return Err(DomainError::InvalidEventTypes(
+                    "name each event type once, at least one; leave the list out for all".into(),
+                ));
+            }
+        }
+        Ok(WebhookEndpoint {
+            id,
+            url: url.to_string(),
+            description,
+            event_types,
+            enabled: true,
+            secret,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Whether it wants events of this type.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled
+            && self
+                .event_types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| t == event_type))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +314,75 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn endpoint(url: &str, policy: UrlPolicy) -> Result<WebhookEndpoint, &'static str> {
+        WebhookEndpoint::create(
+            EndpointId(Uuid::nil()),
+            url,
+            None,
+            None,
+            WebhookSecret::from_key([1; SECRET_BYTES]),
+            policy,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .map_err(|e| e.code())
+    }
+
+    #[test]
+    fn endpoints_go_to_public_https_urls_unless_a_setting_allows_more() {
+        let strict = UrlPolicy::default();
+        assert!(endpoint("https://hooks.example.com/portside", strict).is_ok());
+        for bad in [
+            "not a url",
+            "ftp://example.com/x",
+            "http://hooks.example.com/x",
+            "https://user:pw@example.com/x",
+            "https://localhost/x",
+            "https://127.0.0.1/x",
+            "https://10.1.2.3/x",
+            "https://192.168.0.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://example.com/x#frag",
+        ] {
+            assert_eq!(
+                endpoint(bad, strict).unwrap_err(),
+                "webhook_url_invalid",
+                "{bad}"
+            );
+        }
+        let open = UrlPolicy {
+            allow_http: true,
+            allow_private: true,
+        };
+        assert!(endpoint("http://127.0.0.1:8999/hook", open).is_ok());
+        let long = format!("https://example.com/{}", "a".repeat(2048));
+        assert_eq!(endpoint(&long, open).unwrap_err(), "webhook_url_invalid");
+    }
+
+    #[test]
+    fn an_endpoint_wants_what_it_lists_or_everything() {
+        let mut e = endpoint("https://example.com/h", UrlPolicy::default()).unwrap();
+        assert!(e.wants("payment.succeeded"));
+        e.event_types = Some(vec!["order.cancelled".into()]);
+        assert!(!e.wants("payment.succeeded"));
+        assert!(e.wants("order.cancelled"));
+        e.enabled = false;
+        assert!(!e.wants("order.cancelled"));
+        let twice = WebhookEndpoint::create(
+            EndpointId(Uuid::nil()),
+            "https://example.com/h",
+            None,
+            Some(vec!["a.b".into(), "a.b".into()]),
+            WebhookSecret::from_key([1; SECRET_BYTES]),
+            UrlPolicy::default(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(twice.unwrap_err().code(), "event_types_invalid");
     }
 }

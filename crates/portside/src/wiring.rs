@@ -15,9 +15,11 @@ use portside_app::application::{
 use portside_app::orders::OrderStreamPorts;
 use portside_app::payments::{PaymentProvider, PaymentSettings, Providers, WebhookVerifier};
 use portside_app::search::{Search, SearchIndex};
+use portside_app::webhooks::WebhookSettings;
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamSink, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
+use portside_domain::webhook::UrlPolicy;
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_events::relay::{Relay, RelaySettings};
 use portside_events::retention::Retention;
@@ -267,6 +269,13 @@ pub async fn application(
                 .map_err(|e| anyhow::anyhow!("ORDER_CURRENCY: {e}"))?,
             user_cache_ttl: settings.user_cache_ttl,
             refresh_token_ttl: duration(settings.refresh_token_ttl)?,
+            webhooks: WebhookSettings {
+                urls: UrlPolicy {
+                    allow_http: settings.webhook_allow_http,
+                    allow_private: settings.webhook_allow_private,
+                },
+                ..WebhookSettings::default()
+            },
         },
     );
     Ok((app, cache_probe))

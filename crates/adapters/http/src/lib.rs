@@ -1,5 +1,5 @@
 //! The HTTP driving adapter: the axum router of Portside's REST API (payments, users and
-//! sessions, messages, memberships, the catalog, orders, the ledger, wallets), bearer-token authentication, problem+json errors,
+//! sessions, messages, memberships, the catalog, orders, the ledger, wallets, webhook endpoints), bearer-token authentication, problem+json errors,
 //! its middleware (request ids, tracing, CORS, body limit, panic recovery) and its OpenAPI
 //! document with a UI served from the binary.
 
@@ -25,6 +25,7 @@ mod search;
 mod timestamp;
 mod users;
 mod wallets;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ use portside_app::payments::notices::Notices;
 use portside_app::search::Search;
 use portside_app::users::Users;
 use portside_app::wallets::Wallets;
+use portside_app::webhooks::WebhookEndpoints;
 use portside_kernel::Probe;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -103,7 +105,8 @@ from_state!(
     dead_letters: DeadLetterDesk,
     history: EventLog,
     ledger: Ledger,
-    wallets: Wallets
+    wallets: Wallets,
+    webhook_endpoints: WebhookEndpoints
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -139,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(history::router())
         .merge(ledger::router())
         .merge(wallets::router())
+        .merge(webhooks::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

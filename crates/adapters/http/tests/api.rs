@@ -111,6 +111,7 @@ where
         + EventHistory
         + portside_app::ledger::LedgerStore
         + portside_app::wallets::TransferStore
+        + portside_app::webhooks::WebhookEndpointStore
         + Probe
         + Clone
         + 'static,
@@ -142,6 +143,10 @@ where
         Settings {
             payments: PaymentSettings::default(),
             membership_price: Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap(),
+            webhooks: portside_app::webhooks::WebhookSettings {
+                max_endpoints: 3,
+                ..Default::default()
+            },
             order_currency: Currency::from_code("USD").unwrap(),
             user_cache_ttl: std::time::Duration::from_secs(60),
             refresh_token_ttl: time::Duration::days(30),
@@ -3282,6 +3287,7 @@ async fn the_api_on_sqlite() {
     event_history_api(&app).await;
     ledger_api(&app).await;
     wallets_api(&app).await;
+    webhook_endpoints_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3310,6 +3316,7 @@ async fn the_api_on_postgres() {
     event_history_api(&app).await;
     ledger_api(&app).await;
     wallets_api(&app).await;
+    webhook_endpoints_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -3554,6 +3561,134 @@ async fn wallets_api(anon: &Api) {
     let admin = anon.admin().await;
     let check = get(&admin, "/api/v1/ledger/check").await;
     assert_eq!(check.body["clean"], true, "{}", check.body);
+}
+
+/// Webhook endpoints: administrators register them (each with its own `whsec_` secret, shown at
+/// creation and by the secret call, never in lists), read, list and delete them; bad URLs,
+/// event types and descriptions name their field; the configured limit (3 here) is a 409.
+async fn webhook_endpoints_api(anon: &Api) {
+    let admin = anon.admin().await;
+    let me = anon.signed_up().await;
+    let uri = "/api/v1/webhook-endpoints";
+    let body = json!({"url": "https://hooks.example.com/a", "description": "shop front", "event_types": ["payment.succeeded", "order.cancelled"]});
+    assert_eq!(
+        status_code(&post(&me, uri, body.clone(), None).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let created = post(&admin, uri, body, None).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(created.headers["location"], format!("{uri}/{id}"));
+    assert_eq!(created.body["object"], "webhook_endpoint");
+    assert_eq!(created.body["enabled"], true);
+    assert_eq!(
+        created.body["event_types"],
+        json!(["payment.succeeded", "order.cancelled"])
+    );
+
+    let one = get(&admin, &format!("{uri}/{id}")).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert!(
+        one.body.get("secret").is_none(),
+        "no secret outside its own call"
+    );
+    let revealed = get(&admin, &format!("{uri}/{id}/secret")).await;
+    assert_eq!(revealed.body["secret"], secret.as_str());
+    assert_eq!(
+        status_code(&get(&me, &format!("{uri}/{id}/secret")).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    let all = post(
+        &admin,
+        uri,
+        json!({"url": "https://hooks.example.com/all"}),
+        None,
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::CREATED, "{}", all.body);
+    assert_eq!(all.body["event_types"], Value::Null, "every type");
+    assert_ne!(all.body["secret"], secret.as_str(), "a secret of its own");
+    let list = get(&admin, &format!("{uri}?limit=1")).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(list.body["has_more"], true);
+    assert!(list.body["data"][0].get("secret").is_none());
+
+    for (body, field, code) in [
+        (json!({"url": "not a url"}), "url", "webhook_url_invalid"),
+        (
+            json!({"url": "http://hooks.example.com/x"}),
+            "url",
+            "webhook_url_invalid",
+        ),
+        (
+            json!({"url": "https://127.0.0.1/x"}),
+            "url",
+            "webhook_url_invalid",
+        ),
+        (
+            json!({"url": "https://169.254.169.254/latest"}),
+            "url",
+            "webhook_url_invalid",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "event_types": ["payment.exploded"]}),
+            "event_types",
+            "event_types_invalid",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "event_types": []}),
+            "event_types",
+            "event_types_invalid",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/x", "description": "d".repeat(501)}),
+            "description",
+            "text_too_long",
+        ),
+    ] {
+        let r = post(&admin, uri, body.clone(), None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
+        assert_eq!(r.body["errors"][0]["code"], code, "{body}: {}", r.body);
+    }
+    let third = post(
+        &admin,
+        uri,
+        json!({"url": "https://hooks.example.com/c"}),
+        None,
+    )
+    .await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.body);
+    assert_eq!(
+        status_code(
+            &post(
+                &admin,
+                uri,
+                json!({"url": "https://hooks.example.com/d"}),
+                None
+            )
+            .await
+        ),
+        (StatusCode::CONFLICT, "webhook_endpoints_limit")
+    );
+
+    let delete = call(&admin, "DELETE", &format!("{uri}/{id}"), &[], None).await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+    for path in [format!("{uri}/{id}"), format!("{uri}/nope")] {
+        assert_eq!(
+            status_code(&get(&admin, &path).await),
+            (StatusCode::NOT_FOUND, "webhook_endpoint_not_found"),
+            "{path}"
+        );
+    }
 }
 
 /// Signs a Stripe event as Stripe does, `seconds_ago` in the past.

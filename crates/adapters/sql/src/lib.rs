@@ -16,6 +16,7 @@ mod store;
 mod types;
 mod users;
 mod wallets;
+mod webhooks;
 
 pub use connect::{AnyStore, OpenError, PoolSettings, PoolUse};
 pub use store::SqlStore;

@@ -33,6 +33,8 @@ use crate::users::{
     TokenService, UserRepository,
 };
 use crate::wallets::{Recorded, TransferStore};
+use crate::webhooks::WebhookEndpointStore;
+use portside_domain::webhook::{EndpointId, WebhookEndpoint};
 use portside_events::retention::{Retained, Retention};
 use portside_events::{Envelope, EventHistory, Inbox, InboxMark, Outbox, OutboxLag};
 use portside_kernel::{Cache, CacheError, Clock, IdGenerator, PageRequest, StoreError};
@@ -64,6 +66,7 @@ struct Tables {
     postings: Vec<Posting>,
     /// Transfers with the key that made them.
     transfers: BTreeMap<TransferId, (TransferState, Option<IdempotentRequest>)>,
+    webhook_endpoints: BTreeMap<EndpointId, WebhookEndpoint>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -1317,6 +1320,44 @@ impl portside_events::DeadLetters for NoDeadLetters {
     }
     async fn purge(&self, _: &str) -> Result<u64, portside_events::BusError> {
         Ok(0)
+    }
+}
+
+#[async_trait]
+impl WebhookEndpointStore for InMemoryStore {
+    async fn insert_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        if t.webhook_endpoints.len() >= limit as usize {
+            return Err(crate::webhooks::limit_reached(limit));
+        }
+        t.webhook_endpoints.insert(endpoint.id, endpoint.clone());
+        Ok(())
+    }
+
+    async fn endpoint(&self, id: EndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        Ok(self.lock()?.webhook_endpoints.get(&id).cloned())
+    }
+
+    async fn endpoints(
+        &self,
+        page: PageRequest<EndpointId>,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        Ok(self
+            .lock()?
+            .webhook_endpoints
+            .values()
+            .filter(|e| page.after.is_none_or(|after| e.id > after))
+            .take(page.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
+        Ok(self.lock()?.webhook_endpoints.remove(&id).is_some())
     }
 }
 

@@ -322,6 +322,15 @@ pub struct Settings {
     )]
     pub rate_limit_credentials: u32,
 
+    /// Let webhook endpoints use `http` URLs (default: `https` only).
+    #[arg(long, env = "WEBHOOK_ALLOW_HTTP", value_name = "WEBHOOK_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_http: bool,
+
+    /// Let webhook endpoints point at private, loopback and link-local addresses (tests, a
+    /// private deployment; default: refused).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", value_name = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+
     /// Take the client IP from X-Forwarded-For (only behind a proxy that sets it, e.g. the nginx of deploy/).
     #[arg(long, env = "TRUST_FORWARDED_FOR", value_name = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub trust_forwarded_for: bool,

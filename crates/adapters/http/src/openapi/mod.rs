@@ -36,6 +36,7 @@ use crate::users::{
 use crate::wallets::{
     self, CreateTransfer, TopUpRequest, TransferView, WalletBalanceView, WalletView,
 };
+use crate::webhooks::{self, CreateEndpoint, CreatedEndpoint, EndpointSecret, EndpointView};
 
 /// The document `/openapi.json` serves.
 pub fn document() -> serde_json::Value {
@@ -112,6 +113,11 @@ pub fn unapplied_rules() -> Vec<String> {
         wallets::top_up,
         wallets::create_transfer,
         wallets::get_transfer,
+        webhooks::create_endpoint,
+        webhooks::list_endpoints,
+        webhooks::get_endpoint,
+        webhooks::reveal_secret,
+        webhooks::delete_endpoint,
         notices::receive,
         health::live,
         health::ready,
@@ -126,7 +132,7 @@ pub fn unapplied_rules() -> Vec<String> {
         DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,
         LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
         ReconciliationView, WalletView, WalletBalanceView, TopUpRequest, CreateTransfer,
-        TransferView
+        TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -141,6 +147,7 @@ pub fn unapplied_rules() -> Vec<String> {
         (name = "events", description = "Dead letters of the consumer groups (administrators)"),
         (name = "ledger", description = "The double-entry books under every money movement: accounts, entries, trial balance, reconciliation"),
         (name = "wallets", description = "Customers' wallets on the ledger: balances, top-ups, transfers; pay with `payment_method: \"wallet\"`"),
+        (name = "webhook-endpoints", description = "Outgoing webhooks: the endpoints that want Portside's events, signed to the Standard Webhooks spec (administrators)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -179,6 +179,19 @@ fn rules() -> Vec<(Target, Rule)> {
         (Property("CreateTransfer", "currency"), currency()),
         (Property("CreateTransfer", "description"), text(500)),
         (Property("CreateTransfer", "idempotency_key"), key()),
+        (
+            Property("CreateEndpoint", "url"),
+            Merge(json!({ "minLength": 1, "maxLength": 2048, "pattern": NO_NUL })),
+        ),
+        (Property("CreateEndpoint", "description"), text(500)),
+        (
+            Property("CreateEndpoint", "event_types"),
+            Merge(json!({
+                "minItems": 1,
+                "uniqueItems": true,
+                "items": { "type": "string", "enum": portside_events::CATALOG.iter().map(|(t, _)| *t).collect::<Vec<_>>() },
+            })),
+        ),
         (Property("CreateProduct", "sku"), sku()),
         (Property("CreateProduct", "name"), not_blank(200)),
         (Property("CreateProduct", "description"), text(2000)),

@@ -1,0 +1,14 @@
+-- The endpoints that want Portside's events (outgoing webhooks). event_types is a JSON array
+-- of event types, or NULL for every type. The signing secret is the `whsec_…` text: shown
+-- to administrators who ask for it, never logged.
+
+CREATE TABLE webhook_endpoints (
+    id           uuid PRIMARY KEY,
+    url          text NOT NULL,
+    description  text,
+    event_types  text,
+    enabled      boolean NOT NULL,
+    secret       text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL
+);
