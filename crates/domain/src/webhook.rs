@@ -198,8 +198,20 @@ pub struct WebhookEndpoint {
     pub event_types: Option<Vec<String>>,
     pub enabled: bool,
     pub secret: WebhookSecret,
+    /// The secret a rotation replaced, and until when it still signs beside the new one.
+    pub previous_secret: Option<(WebhookSecret, OffsetDateTime)>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// What an administrator changes on an endpoint; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    /// `Some(None)`: every event type again.
+    pub event_types: Option<Option<Vec<String>>>,
+    pub enabled: Option<bool>,
 }
 
 impl WebhookEndpoint {
@@ -214,17 +226,47 @@ impl WebhookEndpoint {
         policy: UrlPolicy,
         now: OffsetDateTime,
     ) -> Result<Self, DomainError> {
-        let url = policy.check(url)?;
-        if description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        let mut endpoint = WebhookEndpoint {
+            id,
+            url: String::new(),
+            description: None,
+            event_types: None,
+            enabled: true,
+            secret,
+            previous_secret: None,
+            created_at: now,
+            updated_at: now,
+        };
+        endpoint.change(
+            EndpointChanges {
+                url: Some(url.to_owned()),
+                description: Some(description),
+                event_types: Some(event_types),
+                enabled: None,
+            },
+            policy,
+            now,
+        )?;
+        Ok(endpoint)
+    }
+
+    /// Applies an administrator's changes, all or none.
+    pub fn change(
+        &mut self,
+        changes: EndpointChanges,
+        policy: UrlPolicy,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let url = changes.url.map(|u| policy.check(&u)).transpose()?;
+        if let Some(Some(d)) = &changes.description
+            && d.chars().count() > MAX_DESCRIPTION
         {
             return Err(DomainError::TextTooLong {
                 field: "description",
                 max: MAX_DESCRIPTION,
             });
         }
-        if let Some(types) = &event_types {
+        if let Some(Some(types)) = &changes.event_types {
             let mut sorted = types.clone();
             sorted.sort();
             sorted.dedup();
@@ -234,16 +276,40 @@ impl WebhookEndpoint {
                 ));
             }
         }
-        Ok(WebhookEndpoint {
-            id,
-            url: url.to_string(),
-            description,
-            event_types,
-            enabled: true,
-            secret,
-            created_at: now,
-            updated_at: now,
-        })
+        if let Some(url) = url {
+            self.url = url.to_string();
+        }
+        if let Some(d) = changes.description {
+            self.description = d;
+        }
+        if let Some(t) = changes.event_types {
+            self.event_types = t;
+        }
+        if let Some(e) = changes.enabled {
+            self.enabled = e;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Replaces the secret; the old one keeps signing beside it until `now + overlap`, so
+    /// receivers can switch without losing a delivery.
+    pub fn rotate(&mut self, next: WebhookSecret, overlap: time::Duration, now: OffsetDateTime) {
+        let old = std::mem::replace(&mut self.secret, next);
+        self.previous_secret = Some((old, now + overlap));
+        self.updated_at = now;
+    }
+
+    /// The secrets that sign a message sent at `now`: the current one, and the previous one
+    /// while its overlap lasts.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<WebhookSecret> {
+        let mut secrets = vec![self.secret.clone()];
+        if let Some((previous, until)) = &self.previous_secret
+            && now < *until
+        {
+            secrets.push(previous.clone());
+        }
+        secrets
     }
 
     /// Whether it wants events of this type.
@@ -384,5 +450,44 @@ mod tests {
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(twice.unwrap_err().code(), "event_types_invalid");
+    }
+
+    #[test]
+    fn changes_apply_all_or_none_and_a_rotation_overlaps() {
+        let mut e = endpoint("https://example.com/h", UrlPolicy::default()).unwrap();
+        let refused = e.change(
+            EndpointChanges {
+                url: Some("https://example.com/new".into()),
+                description: Some(Some("d".repeat(501))),
+                ..EndpointChanges::default()
+            },
+            UrlPolicy::default(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(refused.unwrap_err().code(), "text_too_long");
+        assert_eq!(e.url, "https://example.com/h", "nothing changed");
+        e.change(
+            EndpointChanges {
+                enabled: Some(false),
+                event_types: Some(Some(vec!["order.shipped".into()])),
+                ..EndpointChanges::default()
+            },
+            UrlPolicy::default(),
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert!(!e.enabled);
+        assert_eq!(e.event_types, Some(vec!["order.shipped".into()]));
+
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let old = e.secret.clone();
+        let next = WebhookSecret::from_key([2; SECRET_BYTES]);
+        e.rotate(next.clone(), time::Duration::hours(24), t0);
+        assert_eq!(e.signing_secrets(t0), vec![next.clone(), old]);
+        assert_eq!(
+            e.signing_secrets(t0 + time::Duration::hours(24)),
+            vec![next],
+            "the old secret stops at the end of the overlap"
+        );
     }
 }

@@ -9,11 +9,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use portside_app::AppError;
 use portside_app::webhooks::{NewEndpoint, WebhookEndpoints};
-use portside_domain::webhook::{EndpointId, WebhookEndpoint};
-use serde::{Deserialize, Serialize};
+use portside_domain::webhook::{EndpointChanges, EndpointId, WebhookEndpoint};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -33,9 +33,15 @@ pub(crate) fn router() -> Router<ApiState> {
         )
         .route(
             "/api/v1/webhook-endpoints/{id}",
-            get(get_endpoint).delete(delete_endpoint),
+            get(get_endpoint)
+                .patch(update_endpoint)
+                .delete(delete_endpoint),
         )
         .route("/api/v1/webhook-endpoints/{id}/secret", get(reveal_secret))
+        .route(
+            "/api/v1/webhook-endpoints/{id}/secret/rotate",
+            post(rotate_secret),
+        )
 }
 
 /// `POST /api/v1/webhook-endpoints`.
@@ -50,6 +56,31 @@ pub struct CreateEndpoint {
     pub description: Option<String>,
     /// The event types to send (docs/EVENTS.md); left out or null: every type.
     pub event_types: Option<Vec<String>>,
+}
+
+/// `PATCH /api/v1/webhook-endpoints/{id}`: the fields sent change, the others stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    /// A new URL, under the same rules as at creation.
+    pub url: Option<String>,
+    /// A new description; null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// New event types; null: every type again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<Option<Vec<String>>>,
+    /// false stops deliveries to the endpoint; true resumes them.
+    pub enabled: Option<bool>,
+}
+
+/// Tells a field sent as null (`Some(None)`) from a field left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A webhook endpoint.
@@ -199,6 +230,53 @@ pub async fn reveal_secret(
 ) -> Result<Json<EndpointSecret>, Problem> {
     let secret = endpoints.reveal_secret(&actor, endpoint_id(&id)?).await?;
     Ok(Json(EndpointSecret { secret }))
+}
+
+/// Changes an endpoint: its URL, description, event types, or whether it is enabled.
+#[utoipa::path(patch, path = "/api/v1/webhook-endpoints/{id}", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "As at creation: `webhook_url_invalid`, `event_types_invalid`, a description over 500 characters; nothing changed", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn update_endpoint(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    body: JsonBody<UpdateEndpoint>,
+) -> Result<Json<EndpointView>, Problem> {
+    let id = endpoint_id(&id)?;
+    let b = body.value;
+    let changes = EndpointChanges {
+        url: b.url,
+        description: b.description,
+        event_types: b.event_types,
+        enabled: b.enabled,
+    };
+    let changed = endpoints.update(&actor, id, changes).await?;
+    Ok(Json(EndpointView::from(&changed)))
+}
+
+/// Gives the endpoint a new signing secret. The old one keeps signing beside it for a day
+/// (both signatures in `webhook-signature`), so the receiver can switch without losing a
+/// delivery.
+#[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/secret/rotate", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The new secret", body = EndpointSecret),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn rotate_secret(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointSecret>, Problem> {
+    let rotated = endpoints.rotate_secret(&actor, endpoint_id(&id)?).await?;
+    Ok(Json(EndpointSecret {
+        secret: rotated.secret.reveal(),
+    }))
 }
 
 /// Removes an endpoint.

@@ -3680,6 +3680,45 @@ async fn webhook_endpoints_api(anon: &Api) {
         (StatusCode::CONFLICT, "webhook_endpoints_limit")
     );
 
+    let patch = |body: Value| {
+        let path = format!("{uri}/{id}");
+        let admin = &admin;
+        async move { call(admin, "PATCH", &path, &[JSON], Some(&body.to_string())).await }
+    };
+    let changed = patch(json!({"enabled": false, "event_types": null, "description": null})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["enabled"], false);
+    assert_eq!(changed.body["event_types"], Value::Null, "every type again");
+    assert_eq!(changed.body["description"], Value::Null);
+    assert_eq!(
+        changed.body["url"], "https://hooks.example.com/a",
+        "left out, left alone"
+    );
+    let refused = patch(json!({"url": "http://hooks.example.com/a", "enabled": true})).await;
+    assert_eq!(
+        status_code(&refused),
+        (StatusCode::UNPROCESSABLE_ENTITY, "webhook_url_invalid")
+    );
+    assert_eq!(
+        get(&admin, &format!("{uri}/{id}")).await.body["enabled"],
+        false,
+        "nothing changed"
+    );
+    let rotated = post(
+        &admin,
+        &format!("{uri}/{id}/secret/rotate"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let next = rotated.body["secret"].as_str().unwrap();
+    assert!(next.starts_with("whsec_") && next != secret);
+    assert_eq!(
+        get(&admin, &format!("{uri}/{id}/secret")).await.body["secret"],
+        next
+    );
+
     let delete = call(&admin, "DELETE", &format!("{uri}/{id}"), &[], None).await;
     assert_eq!(delete.status, StatusCode::NO_CONTENT);
     for path in [format!("{uri}/{id}"), format!("{uri}/nope")] {

@@ -1,7 +1,11 @@
 //! Outgoing webhooks in SQL: the endpoints.
 
-const ENDPOINT_COLUMNS: &str =
-    "id, url, description, event_types, enabled, secret, created_at, updated_at";
+const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, secret, created_at, \
+    updated_at, previous_secret, previous_until";
+
+const UPDATE_ENDPOINT: &str = "UPDATE webhook_endpoints SET url = $2, description = $3, \
+    event_types = $4, enabled = $5, secret = $6, updated_at = $7, previous_secret = $8, \
+    previous_until = $9 WHERE id = $1";
 
 /// Inserts an endpoint unless `limit` exist already (no row inserted then).
 const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints (id, url, description, event_types, \
@@ -37,6 +41,12 @@ macro_rules! webhooks {
                 let secret: String = row.try_get(5).map_err(store_error)?;
                 let created: DbTime = row.try_get(6).map_err(store_error)?;
                 let updated: DbTime = row.try_get(7).map_err(store_error)?;
+                let previous: Option<String> = row.try_get(8).map_err(store_error)?;
+                let until: Option<DbTime> = row.try_get(9).map_err(store_error)?;
+                let previous_secret = match (previous, until) {
+                    (Some(s), Some(u)) => Some((WebhookSecret::parse(&s).map_err(corrupt)?, u.0)),
+                    _ => None,
+                };
                 Ok(WebhookEndpoint {
                     id: EndpointId(id.0),
                     url: row.try_get(1).map_err(store_error)?,
@@ -47,6 +57,7 @@ macro_rules! webhooks {
                         .map_err(corrupt)?,
                     enabled: row.try_get(4).map_err(store_error)?,
                     secret: WebhookSecret::parse(&secret).map_err(corrupt)?,
+                    previous_secret,
                     created_at: created.0,
                     updated_at: updated.0,
                 })
@@ -114,6 +125,29 @@ macro_rules! webhooks {
                     let mut reader = self.read.get().await?;
                     let found = q.build().fetch_all(&mut *reader).await;
                     reader.vet(found)?.iter().map(endpoint_of).collect()
+                }
+
+                async fn update_endpoint(&self, e: &WebhookEndpoint) -> Result<bool, StoreError> {
+                    let types = e
+                        .event_types
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(corrupt)?;
+                    let done = sqlx::query(UPDATE_ENDPOINT)
+                        .bind(DbId(e.id.0))
+                        .bind(&e.url)
+                        .bind(&e.description)
+                        .bind(types)
+                        .bind(e.enabled)
+                        .bind(e.secret.reveal())
+                        .bind(DbTime(e.updated_at))
+                        .bind(e.previous_secret.as_ref().map(|(s, _)| s.reveal()))
+                        .bind(e.previous_secret.as_ref().map(|(_, until)| DbTime(*until)))
+                        .execute(&self.write)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(done.rows_affected() == 1)
                 }
 
                 async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {

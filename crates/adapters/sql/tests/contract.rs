@@ -149,8 +149,14 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(count(&mut admin, &schema).await, 18);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
+        20261201000014,
+        "down reverts the latest (the webhook secret's rotation)"
+    );
+    assert_eq!(count(&mut admin, &schema).await, 18);
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
         20261201000013,
-        "down reverts the latest (webhook endpoints)"
+        "then the webhook endpoints"
     );
     assert_eq!(count(&mut admin, &schema).await, 17);
     assert_eq!(

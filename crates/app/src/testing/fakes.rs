@@ -1356,6 +1356,17 @@ impl WebhookEndpointStore for InMemoryStore {
             .collect())
     }
 
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        Ok(match t.webhook_endpoints.get_mut(&endpoint.id) {
+            Some(stored) => {
+                *stored = endpoint.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
         Ok(self.lock()?.webhook_endpoints.remove(&id).is_some())
     }

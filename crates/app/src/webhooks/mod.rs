@@ -11,7 +11,7 @@ pub use ports::WebhookEndpointStore;
 use std::sync::Arc;
 
 use portside_domain::webhook::{
-    EndpointId, SECRET_BYTES, UrlPolicy, WebhookEndpoint, WebhookSecret,
+    EndpointChanges, EndpointId, SECRET_BYTES, UrlPolicy, WebhookEndpoint, WebhookSecret,
 };
 use portside_domain::{Actor, DomainError};
 use portside_events::CATALOG;
@@ -26,6 +26,8 @@ pub struct WebhookSettings {
     pub urls: UrlPolicy,
     /// At most this many endpoints (a documented limit: each one is a consumer of every event).
     pub max_endpoints: u32,
+    /// How long a rotated secret keeps signing beside the new one.
+    pub rotation_overlap: time::Duration,
 }
 
 impl Default for WebhookSettings {
@@ -33,6 +35,7 @@ impl Default for WebhookSettings {
         WebhookSettings {
             urls: UrlPolicy::default(),
             max_endpoints: 100,
+            rotation_overlap: time::Duration::hours(24),
         }
     }
 }
@@ -96,38 +99,17 @@ impl WebhookEndpoints {
         new: NewEndpoint,
     ) -> Result<WebhookEndpoint, AppError> {
         admin(actor)?;
-        if let Some(unknown) = new
-            .event_types
-            .iter()
-            .flatten()
-            .find(|t| !CATALOG.iter().any(|(known, _)| known == t))
-        {
-            return Err(AppError::Invalid {
-                field: "event_types",
-                error: DomainError::InvalidEventTypes(format!(
-                    "{unknown:?} is not an event type Portside sends (docs/EVENTS.md)"
-                )),
-            });
-        }
-        let mut key = [0u8; SECRET_BYTES];
-        rand::rng().fill_bytes(&mut key);
+        known_types(new.event_types.as_ref())?;
         let endpoint = WebhookEndpoint::create(
             EndpointId(self.ids.new_id()),
             &new.url,
             new.description,
             new.event_types,
-            WebhookSecret::from_key(key),
+            new_secret(),
             self.settings.urls,
             self.clock.now(),
         )
-        .map_err(|error| {
-            let field = match error {
-                DomainError::InvalidWebhookUrl(_) => "url",
-                DomainError::InvalidEventTypes(_) => "event_types",
-                _ => "description",
-            };
-            AppError::Invalid { field, error }
-        })?;
+        .map_err(refused)?;
         match self
             .store
             .insert_endpoint(&endpoint, self.settings.max_endpoints)
@@ -171,6 +153,47 @@ impl WebhookEndpoints {
         Ok(page.page(found, |e| e.id))
     }
 
+    /// Changes an endpoint's URL, description, event types or whether it is enabled.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: EndpointId,
+        changes: EndpointChanges,
+    ) -> Result<WebhookEndpoint, AppError> {
+        let mut endpoint = self.get(actor, id).await?;
+        if let Some(types) = &changes.event_types {
+            known_types(types.as_ref())?;
+        }
+        endpoint
+            .change(changes, self.settings.urls, self.clock.now())
+            .map_err(refused)?;
+        self.save(endpoint).await
+    }
+
+    /// Gives the endpoint a new secret; the old one signs beside it for the configured overlap.
+    /// Returns the endpoint with its new secret.
+    pub async fn rotate_secret(
+        &self,
+        actor: &Actor,
+        id: EndpointId,
+    ) -> Result<WebhookEndpoint, AppError> {
+        let mut endpoint = self.get(actor, id).await?;
+        endpoint.rotate(
+            new_secret(),
+            self.settings.rotation_overlap,
+            self.clock.now(),
+        );
+        self.save(endpoint).await
+    }
+
+    async fn save(&self, endpoint: WebhookEndpoint) -> Result<WebhookEndpoint, AppError> {
+        if self.store.update_endpoint(&endpoint).await? {
+            Ok(endpoint)
+        } else {
+            Err(AppError::NotFound("webhook_endpoint"))
+        }
+    }
+
     /// Removes an endpoint.
     pub async fn delete(&self, actor: &Actor, id: EndpointId) -> Result<(), AppError> {
         admin(actor)?;
@@ -180,4 +203,38 @@ impl WebhookEndpoints {
             Err(AppError::NotFound("webhook_endpoint"))
         }
     }
+}
+
+/// A secret from the operating system's CSPRNG.
+fn new_secret() -> WebhookSecret {
+    let mut key = [0u8; SECRET_BYTES];
+    rand::rng().fill_bytes(&mut key);
+    WebhookSecret::from_key(key)
+}
+
+/// Refuses event types Portside does not send.
+fn known_types(types: Option<&Vec<String>>) -> Result<(), AppError> {
+    match types
+        .into_iter()
+        .flatten()
+        .find(|t| !CATALOG.iter().any(|(known, _)| known == t))
+    {
+        Some(unknown) => Err(AppError::Invalid {
+            field: "event_types",
+            error: DomainError::InvalidEventTypes(format!(
+                "{unknown:?} is not an event type Portside sends (docs/EVENTS.md)"
+            )),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// An endpoint's rule broken, named by its field.
+fn refused(error: DomainError) -> AppError {
+    let field = match error {
+        DomainError::InvalidWebhookUrl(_) => "url",
+        DomainError::InvalidEventTypes(_) => "event_types",
+        _ => "description",
+    };
+    AppError::Invalid { field, error }
 }

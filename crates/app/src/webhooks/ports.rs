@@ -24,6 +24,9 @@ pub trait WebhookEndpointStore: Send + Sync {
         page: PageRequest<EndpointId>,
     ) -> Result<Vec<WebhookEndpoint>, StoreError>;
 
+    /// Saves an endpoint's changes (last write wins); false if there is no such endpoint.
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<bool, StoreError>;
+
     /// Deletes an endpoint; false if there was none.
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError>;
 }

@@ -26,6 +26,7 @@ fn endpoints(max: u32) -> WebhookEndpoints {
         WebhookSettings {
             urls: UrlPolicy::default(),
             max_endpoints: max,
+            ..WebhookSettings::default()
         },
     )
 }

@@ -36,7 +36,9 @@ use crate::users::{
 use crate::wallets::{
     self, CreateTransfer, TopUpRequest, TransferView, WalletBalanceView, WalletView,
 };
-use crate::webhooks::{self, CreateEndpoint, CreatedEndpoint, EndpointSecret, EndpointView};
+use crate::webhooks::{
+    self, CreateEndpoint, CreatedEndpoint, EndpointSecret, EndpointView, UpdateEndpoint,
+};
 
 /// The document `/openapi.json` serves.
 pub fn document() -> serde_json::Value {
@@ -117,6 +119,8 @@ pub fn unapplied_rules() -> Vec<String> {
         webhooks::list_endpoints,
         webhooks::get_endpoint,
         webhooks::reveal_secret,
+        webhooks::update_endpoint,
+        webhooks::rotate_secret,
         webhooks::delete_endpoint,
         notices::receive,
         health::live,
@@ -132,7 +136,7 @@ pub fn unapplied_rules() -> Vec<String> {
         DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,
         LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
         ReconciliationView, WalletView, WalletBalanceView, TopUpRequest, CreateTransfer,
-        TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret
+        TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret, UpdateEndpoint
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),

@@ -192,6 +192,19 @@ fn rules() -> Vec<(Target, Rule)> {
                 "items": { "type": "string", "enum": portside_events::CATALOG.iter().map(|(t, _)| *t).collect::<Vec<_>>() },
             })),
         ),
+        (
+            Property("UpdateEndpoint", "url"),
+            Merge(json!({ "minLength": 1, "maxLength": 2048, "pattern": NO_NUL })),
+        ),
+        (Property("UpdateEndpoint", "description"), text(500)),
+        (
+            Property("UpdateEndpoint", "event_types"),
+            Merge(json!({
+                "minItems": 1,
+                "uniqueItems": true,
+                "items": { "type": "string", "enum": portside_events::CATALOG.iter().map(|(t, _)| *t).collect::<Vec<_>>() },
+            })),
+        ),
         (Property("CreateProduct", "sku"), sku()),
         (Property("CreateProduct", "name"), not_blank(200)),
         (Property("CreateProduct", "description"), text(2000)),

@@ -1,5 +1,5 @@
 -- The endpoints that want Portside's events (outgoing webhooks). event_types is a JSON array
--- of event types, or NULL for every type. The signing secret is the `whsec_…` text: shown
+-- of event types, or NULL for every type. The signing secret is kept as its text: shown
 -- to administrators who ask for it, never logged.
 
 CREATE TABLE webhook_endpoints (
