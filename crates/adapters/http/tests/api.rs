@@ -3486,12 +3486,12 @@ async fn wallets_api(anon: &Api) {
     for (body, field, code) in [
         (
             json!({"recipient_id": me.user_id, "amount": "1", "currency": "USD"}),
-            "recipient",
+            "recipient_id",
             "transfer_to_self",
         ),
         (
             json!({"recipient_id": uuid::Uuid::now_v7(), "amount": "1", "currency": "USD"}),
-            "recipient",
+            "recipient_id",
             "recipient_unknown",
         ),
         (

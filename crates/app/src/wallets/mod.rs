@@ -161,7 +161,7 @@ impl Wallets {
     ) -> Result<TransferReply, AppError> {
         if self.users.user(cmd.recipient).await?.is_none() {
             return Err(AppError::Invalid {
-                field: "recipient",
+                field: "recipient_id",
                 error: DomainError::UnknownRecipient,
             });
         }
@@ -176,7 +176,7 @@ impl Wallets {
         )
         .map_err(|error| {
             let field = match error {
-                DomainError::TransferToSelf => "recipient",
+                DomainError::TransferToSelf => "recipient_id",
                 DomainError::TextTooLong { .. } => "description",
                 _ => "amount",
             };

@@ -271,14 +271,14 @@ async fn a_transfer_moves_money_once_per_key_and_never_more_than_the_wallet_hold
     to_self.recipient = w.alice.user_id;
     let refused = w.wallets.transfer(&w.alice, to_self).await;
     assert!(
-        matches!(&refused, Err(AppError::Invalid { field: "recipient", error }) if error.code() == "transfer_to_self"),
+        matches!(&refused, Err(AppError::Invalid { field: "recipient_id", error }) if error.code() == "transfer_to_self"),
         "{refused:?}"
     );
     let mut nobody = send("1.00", "x4", "f5");
     nobody.recipient = UserId(uuid::Uuid::now_v7());
     let refused = w.wallets.transfer(&w.alice, nobody).await;
     assert!(
-        matches!(&refused, Err(AppError::Invalid { field: "recipient", error }) if error.code() == "recipient_unknown"),
+        matches!(&refused, Err(AppError::Invalid { field: "recipient_id", error }) if error.code() == "recipient_unknown"),
         "{refused:?}"
     );
 
