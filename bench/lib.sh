@@ -49,8 +49,8 @@ sign_in() {
   export TOKEN
 }
 
-# Tops the signed-in user's wallet up with 999 999.99 (the largest payment) for pay_wallet.lua
-# and registers the user transfer.lua sends to (RECIPIENT).
+# Tops the signed-in user's wallet up with 999 999.99 (the largest payment) for the wallet
+# payments and registers the user the transfers go to (RECIPIENT).
 fund_wallet() {
   local b=http://127.0.0.1:$PORT/api/v1 j='Content-Type: application/json'
   curl -s -X POST $b/wallets/me/top-ups -H "$j" -H "Authorization: Bearer $TOKEN" \
@@ -95,11 +95,12 @@ drive() { # $1 = script, $2 = connections, $3 = duration, $4 = path
 }
 
 # pgbench on the schema $pg_schema for $DURATION: prints transactions (script runs) per second.
-pgb() { # $1 = script, $2 = clients
-  local jobs=2
+pgb() { # $1 = script (in bench/pgbench/, or a path), $2 = clients
+  local jobs=2 script=$1
+  [[ $script == */* ]] || script=bench/pgbench/$script
   [ "$2" -lt 2 ] && jobs=1
   PGOPTIONS="-c search_path=$pg_schema" pgbench -n -M prepared -c "$2" -j $jobs -T "${DURATION%s}" \
-    -f "bench/pgbench/$1" "$DB" 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
+    -f "$script" "$DB" 2>/dev/null | awk '/^tps = / {printf "%.0f", $3}'
 }
 
 # Inserts 10 000 settled payments of one owner, the rows scenario (b) reads.

@@ -66,13 +66,23 @@ for c in $CONNECTIONS; do
   add "| (c2) POST /orders, one of 100 products | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
 fund_wallet
+# The wallet payment's SQL is payment.sql's with the payer's wallet (one balance row, slot 0)
+# instead of the provider's clearing account (16 slots) and the wallet as method and provider.
+wallet="replace('customer/01a20000-0000-7000-8000-000000000001/wallet', '/', ':')"
+sed -e "s#replace('provider/mock/clearing', '/', ':'), 'USD', ((*:r::bigint[^,]*16)::int#$wallet, 'USD', 0#" \
+  -e "s#replace('provider/mock/clearing', '/', ':')#$wallet#g" \
+  -e "s#'credit_card', 'tok_visa', 'mock'#'wallet', 'wallet', 'wallet'#" \
+  bench/pgbench/payment.sql >"$data/wallet_payment.sql"
 for c in $CONNECTIONS; do
-  read -r rps p50 p99 p999 bad < <(drive pay_wallet.lua "$c" "$DURATION" /api/v1/payments)
-  limit=$(pgb wallet_payment.sql "$c")
+  read -r rps p50 p99 p999 bad < <(BODY='{"amount":"0.19","currency":"USD","payment_method":"wallet"}' \
+    drive pay.lua "$c" "$DURATION" /api/v1/payments)
+  limit=$(pgb "$data/wallet_payment.sql" "$c")
   add "| (f) POST /payments from one wallet | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
 for c in $CONNECTIONS; do
-  read -r rps p50 p99 p999 bad < <(drive transfer.lua "$c" "$DURATION" /api/v1/transfers)
+  read -r rps p50 p99 p999 bad < <(POST_PATH=/api/v1/transfers \
+    BODY="{\"recipient_id\":\"$RECIPIENT\",\"amount\":\"0.01\",\"currency\":\"USD\"}" \
+    drive pay.lua "$c" "$DURATION" /api/v1/transfers)
   limit=$(pgb transfer.sql "$c")
   add "| (g) POST /transfers, one wallet to another | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done

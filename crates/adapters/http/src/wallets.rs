@@ -11,9 +11,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portside_app::AppError;
+use portside_app::payments::customer_of;
 use portside_app::payments::idempotency::IdempotentRequest;
 use portside_app::wallets::{TopUp, TransferCommand, TransferReply, WalletBalance, Wallets};
-use portside_domain::{Currency, Money, TransferId, TransferState, UserId};
+use portside_domain::{AccountName, Currency, Money, TransferId, TransferState, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -83,7 +84,7 @@ pub async fn my_wallet(
     let balances = wallets.balances(&actor).await?;
     Ok(Json(WalletView {
         object: "wallet",
-        account: format!("customer:{}:wallet", actor.user_id),
+        account: AccountName::wallet(&customer_of(&actor)).to_string(),
         balances: balances.iter().map(WalletBalanceView::from).collect(),
     }))
 }

@@ -63,6 +63,15 @@ macro_rules! webhooks {
                 })
             }
 
+            /// The endpoint's event types as stored: a JSON array, or NULL for every type.
+            fn event_types_json(e: &WebhookEndpoint) -> Result<Option<String>, StoreError> {
+                e.event_types
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(corrupt)
+            }
+
             #[async_trait]
             impl WebhookEndpointStore for SqlStore<Db> {
                 async fn insert_endpoint(
@@ -70,12 +79,7 @@ macro_rules! webhooks {
                     e: &WebhookEndpoint,
                     limit: u32,
                 ) -> Result<(), StoreError> {
-                    let types = e
-                        .event_types
-                        .as_ref()
-                        .map(serde_json::to_string)
-                        .transpose()
-                        .map_err(corrupt)?;
+                    let types = event_types_json(e)?;
                     let done = sqlx::query(INSERT_ENDPOINT)
                         .bind(DbId(e.id.0))
                         .bind(&e.url)
@@ -128,12 +132,7 @@ macro_rules! webhooks {
                 }
 
                 async fn update_endpoint(&self, e: &WebhookEndpoint) -> Result<bool, StoreError> {
-                    let types = e
-                        .event_types
-                        .as_ref()
-                        .map(serde_json::to_string)
-                        .transpose()
-                        .map_err(corrupt)?;
+                    let types = event_types_json(e)?;
                     let done = sqlx::query(UPDATE_ENDPOINT)
                         .bind(DbId(e.id.0))
                         .bind(&e.url)

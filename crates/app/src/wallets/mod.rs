@@ -81,7 +81,6 @@ pub struct Wallets {
 
 impl Wallets {
     /// Wires the use cases; `limit` bounds a transfer as it bounds a payment.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         transfers: Arc<dyn TransferStore>,
         ledger: Arc<dyn LedgerStore>,

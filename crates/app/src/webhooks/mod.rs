@@ -110,22 +110,10 @@ impl WebhookEndpoints {
             self.clock.now(),
         )
         .map_err(refused)?;
-        match self
-            .store
+        self.store
             .insert_endpoint(&endpoint, self.settings.max_endpoints)
-            .await
-        {
-            Ok(()) => Ok(endpoint),
-            Err(StoreError::Refused { code, detail, .. }) => Err(AppError::Refused {
-                conflict: true,
-                refusals: vec![crate::Refusal {
-                    field: "url".into(),
-                    code,
-                    message: detail,
-                }],
-            }),
-            Err(e) => Err(e.into()),
-        }
+            .await?;
+        Ok(endpoint)
     }
 
     /// One endpoint (its secret is only for [`Self::reveal_secret`]).

@@ -35,12 +35,14 @@ pub struct Report {
 
 pub async fn verify(store: &Store, ledger: &Ledger) -> anyhow::Result<Report> {
     let mut r = Report::default();
-    // Payments by the client's key (in their metadata).
+    // Every payment's status, and the clients' own by their key (in their metadata).
     let mut by_key: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut statuses: HashMap<String, String> = HashMap::new();
     for row in store
         .rows("SELECT CAST(id AS TEXT), status, CAST(metadata AS TEXT), CAST(refunded_minor AS TEXT) FROM payments")
         .await?
     {
+        statuses.insert(row[0].clone(), row[1].clone());
         let key = serde_json::from_str::<Value>(&row[2])
             .ok()
             .and_then(|m| m["chaos_key"].as_str().map(str::to_owned));
@@ -136,12 +138,6 @@ pub async fn verify(store: &Store, ledger: &Ledger) -> anyhow::Result<Report> {
             ));
         }
     }
-    let statuses: HashMap<String, String> = store
-        .rows("SELECT CAST(id AS TEXT), status FROM payments")
-        .await?
-        .into_iter()
-        .map(|row| (row[0].clone(), row[1].clone()))
-        .collect();
     for id in &ledger.top_ups {
         if statuses.get(id).map(String::as_str) != Some("succeeded") {
             r.lost += 1;
