@@ -28,7 +28,10 @@ use crate::search::{Search, SearchIndex, SearchProjection};
 use crate::users::cache::UserCache;
 use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, Users};
 use crate::wallets::{TransferStore, Wallets};
-use crate::webhooks::{WebhookEndpointStore, WebhookEndpoints, WebhookSettings};
+use crate::webhooks::{
+    DispatchSettings, WebhookDeliveryStore, WebhookDispatcher, WebhookEndpointStore,
+    WebhookEndpoints, WebhookFanOut, WebhookSender, WebhookSettings,
+};
 
 /// The consumer groups of this version and what each wants: what a relay declares before it
 /// publishes, and what the dead-letter commands know, without building the consumers.
@@ -38,6 +41,7 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[
     OrderStreamFeed::SUBSCRIPTION,
     SearchProjection::SUBSCRIPTION,
     AuditLog::SUBSCRIPTION,
+    WebhookFanOut::SUBSCRIPTION,
 ];
 
 /// The store ports of every context.
@@ -55,6 +59,7 @@ pub struct StorePorts {
     pub ledger: Arc<dyn LedgerStore>,
     pub transfers: Arc<dyn TransferStore>,
     pub webhook_endpoints: Arc<dyn WebhookEndpointStore>,
+    pub webhook_deliveries: Arc<dyn WebhookDeliveryStore>,
 }
 
 impl StorePorts {
@@ -73,6 +78,7 @@ impl StorePorts {
             + LedgerStore
             + TransferStore
             + WebhookEndpointStore
+            + WebhookDeliveryStore
             + 'static,
     {
         StorePorts {
@@ -87,7 +93,8 @@ impl StorePorts {
             history: store.clone(),
             ledger: store.clone(),
             transfers: store.clone(),
-            webhook_endpoints: store,
+            webhook_endpoints: store.clone(),
+            webhook_deliveries: store,
         }
     }
 }
@@ -108,10 +115,12 @@ pub struct Ports {
     pub order_stream: Option<OrderStreamPorts>,
     /// The bus's dead letters, which administrators operate.
     pub dead_letters: Arc<dyn DeadLetters>,
+    /// Sends outgoing webhooks.
+    pub webhook_sender: Arc<dyn WebhookSender>,
 }
 
 /// What the use cases are told rather than asked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub payments: PaymentSettings,
     pub membership_price: Money,
@@ -121,6 +130,7 @@ pub struct Settings {
     pub user_cache_ttl: Duration,
     pub refresh_token_ttl: time::Duration,
     pub webhooks: WebhookSettings,
+    pub webhook_dispatch: DispatchSettings,
 }
 
 /// The use cases of this version and its consumer groups.
@@ -141,8 +151,10 @@ pub struct Application {
     pub ledger: Arc<Ledger>,
     /// Customers' wallets: balances, top-ups, transfers.
     pub wallets: Arc<Wallets>,
-    /// The endpoints that want Portside's events.
+    /// The endpoints that want Portside's events, and their deliveries.
     pub webhook_endpoints: Arc<WebhookEndpoints>,
+    /// Sends the deliveries: run by the processes that run the consumer groups.
+    pub webhook_dispatcher: Arc<WebhookDispatcher>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -161,7 +173,9 @@ impl Application {
             ids,
             order_stream,
             dead_letters,
+            webhook_sender,
         } = ports;
+        let wake = Arc::new(tokio::sync::Notify::new());
         let payments = Arc::new(Payments::new(
             store.payments.clone(),
             store.keys,
@@ -201,6 +215,12 @@ impl Application {
             Arc::new(OrderStreamFeed::new(store.orders.clone(), order_stream)),
             Arc::new(SearchProjection::new(index.clone())),
             Arc::new(AuditLog::new(store.history.clone())),
+            Arc::new(WebhookFanOut::new(
+                store.webhook_deliveries.clone(),
+                clock.clone(),
+                ids.clone(),
+                wake.clone(),
+            )),
         ];
         let groups = consumers.iter().map(|c| c.group().to_owned()).collect();
         Application {
@@ -220,8 +240,17 @@ impl Application {
                 ids.clone(),
                 settings.payments.amount_limit,
             )),
+            webhook_dispatcher: Arc::new(WebhookDispatcher::new(
+                store.webhook_deliveries.clone(),
+                webhook_sender,
+                clock.clone(),
+                settings.webhook_dispatch,
+                wake.clone(),
+            )),
             webhook_endpoints: Arc::new(WebhookEndpoints::new(
                 store.webhook_endpoints,
+                store.webhook_deliveries,
+                wake,
                 clock.clone(),
                 ids.clone(),
                 settings.webhooks,
@@ -261,8 +290,8 @@ mod tests {
     use super::*;
     use crate::search::{SearchDocument, SearchError, SearchQuery, SearchResults};
     use crate::testing::fakes::{
-        FakeTokens, FlakyCache, InMemoryStore, ManualClock, NoDeadLetters, PlainHasher,
-        ScriptedProvider, SequentialIds,
+        FakeReceiver, FakeTokens, FlakyCache, InMemoryStore, ManualClock, NoDeadLetters,
+        PlainHasher, ScriptedProvider, SequentialIds,
     };
 
     /// An index this test never reaches.
@@ -300,6 +329,7 @@ mod tests {
                 ids: Arc::new(SequentialIds::default()),
                 order_stream: None,
                 dead_letters: Arc::new(NoDeadLetters),
+                webhook_sender: Arc::new(FakeReceiver::default()),
             },
             Settings {
                 payments: PaymentSettings::default(),
@@ -308,6 +338,7 @@ mod tests {
                 order_currency: Currency::from_code("USD").unwrap(),
                 user_cache_ttl: Duration::from_secs(60),
                 refresh_token_ttl: time::Duration::days(30),
+                webhook_dispatch: Default::default(),
             },
         );
         let built: Vec<Subscription> = app

@@ -246,6 +246,11 @@ fn trace_backlog(start: OffsetDateTime, groups: &[GroupFigures]) {
     }
 }
 
+/// Whether `BACKLOG_TRACE` is set.
+fn tracing() -> bool {
+    std::env::var_os("BACKLOG_TRACE").is_some()
+}
+
 /// What the store says about one group's handling of the events of a load.
 struct GroupFigures {
     group: &'static str,
@@ -416,7 +421,7 @@ async fn fixed_rates(
         let (answered, p50, p99, failed) = sent.summary(seconds as f64);
         drained(&rig.store, start).await?;
         let groups = figures(&rig.store, start, end).await?;
-        if std::env::var_os("BACKLOG_TRACE").is_some() {
+        if tracing() {
             trace_backlog(start, &groups);
         }
         for g in groups {
@@ -517,10 +522,19 @@ pub async fn soak(args: &[String]) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let mut settings = retention;
-    settings.push(("RUST_LOG", "warn".to_owned()));
+    // Traced, the server also logs its retention passes, and its log is kept.
+    let log = if tracing() {
+        "warn,portside::serve=info"
+    } else {
+        "warn"
+    };
+    settings.push(("RUST_LOG", log.to_owned()));
     let rig = start(args, &settings).await?;
+    if tracing() {
+        eprintln!("server log: {}", rig.server.log.display());
+    }
     let result = soak_on(&rig, &described, rate, minutes, clients, burst).await;
-    rig.remove(result.is_err()).await?;
+    rig.remove(result.is_err() || tracing()).await?;
     result
 }
 
@@ -572,7 +586,12 @@ async fn soak_on(
         let catch_up = if checkpoints.contains(&m) {
             let start = OffsetDateTime::now_utc();
             closed_loop(rig, &token, clients, Duration::from_secs(burst)).await;
-            format!("{:.1} s", drained(&rig.store, start).await?.as_secs_f64())
+            let stopped = OffsetDateTime::now_utc();
+            let took = drained(&rig.store, start).await?;
+            if tracing() {
+                trace_backlog(start, &figures(&rig.store, start, stopped).await?);
+            }
+            format!("{:.1} s", took.as_secs_f64())
         } else {
             String::new()
         };

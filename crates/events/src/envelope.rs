@@ -1,6 +1,7 @@
 //! The event envelope (docs/EVENTS.md): what the outbox stores, the relay publishes and the
 //! consumers receive. `data` is the domain event's own JSON; the envelope says what it is.
 
+use portside_domain::webhook::delivery::WebhookEndpointEvent;
 use portside_domain::{
     DomainEvent, OrderEvent, PaymentEvent, ProductEvent, RecordedEvent, StockEvent, TransferEvent,
     UserEvent,
@@ -102,6 +103,7 @@ pub const CATALOG: &[(&str, i32)] = &[
     (StockEvent::ADJUSTED, 1),
     (StockEvent::LOW, 1),
     (TransferEvent::COMPLETED, 1),
+    (WebhookEndpointEvent::DISABLED, 1),
 ];
 
 #[cfg(test)]
@@ -136,6 +138,7 @@ mod tests {
             .chain(ProductEvent::TYPES)
             .chain(StockEvent::TYPES)
             .chain(TransferEvent::TYPES)
+            .chain(WebhookEndpointEvent::TYPES)
             .copied()
             .collect();
         let mut cataloged: Vec<&str> = CATALOG.iter().map(|(t, _)| *t).collect();

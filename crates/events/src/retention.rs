@@ -11,7 +11,9 @@
 //! - provider notices (webhook events) older than theirs: a provider retries a notice for
 //!   days (Stripe for up to three), and the row is what makes a retry a no-op;
 //! - the event history's entries older than its window, which is long (the history is what
-//!   support reads about a payment, a dispute may come months later).
+//!   support reads about a payment, a dispute may come months later);
+//! - outgoing webhook deliveries (and their attempts) older than theirs, whatever their status:
+//!   a delivery's retries end within about a day and a half, and its record is for support.
 
 use std::time::Duration;
 
@@ -30,15 +32,18 @@ pub enum Retained {
     ProviderEvents,
     /// The event history, by when each event was recorded.
     EventHistory,
+    /// Outgoing webhook deliveries with their attempts, by when each was created.
+    WebhookDeliveries,
 }
 
 impl Retained {
     /// Every table, in the order a sweep cleans them.
-    pub const ALL: [Retained; 4] = [
+    pub const ALL: [Retained; 5] = [
         Retained::Outbox,
         Retained::Inbox,
         Retained::ProviderEvents,
         Retained::EventHistory,
+        Retained::WebhookDeliveries,
     ];
 
     /// The table's name, as metrics and logs give it.
@@ -48,6 +53,7 @@ impl Retained {
             Retained::Inbox => "inbox",
             Retained::ProviderEvents => "provider_events",
             Retained::EventHistory => "event_history",
+            Retained::WebhookDeliveries => "webhook_deliveries",
         }
     }
 }
@@ -59,6 +65,7 @@ pub struct Windows {
     pub inbox: Duration,
     pub provider_events: Duration,
     pub event_history: Duration,
+    pub webhook_deliveries: Duration,
     /// Rows per delete: small enough that a batch holds its locks for milliseconds.
     pub batch: u32,
 }
@@ -70,6 +77,7 @@ impl Windows {
             Retained::Inbox => self.inbox,
             Retained::ProviderEvents => self.provider_events,
             Retained::EventHistory => self.event_history,
+            Retained::WebhookDeliveries => self.webhook_deliveries,
         }
     }
 }

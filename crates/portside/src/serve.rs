@@ -101,6 +101,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                 .run(stop_worker.clone()),
         )
     });
+    // Outgoing webhooks are sent by the process that runs the consumer groups.
+    let dispatcher_task = (mode == Mode::AllInOne)
+        .then(|| tokio::spawn(app.webhook_dispatcher.clone().run(stop_worker.clone())));
 
     let stop = CancellationToken::new();
     let mut tasks = vec![
@@ -160,6 +163,7 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                 inbox: settings.inbox_retention,
                 provider_events: settings.provider_event_retention,
                 event_history: settings.event_history_retention,
+                webhook_deliveries: settings.webhook_delivery_retention,
                 batch: settings.retention_batch,
             };
             move || {
@@ -255,6 +259,9 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
         if let Some(t) = worker_task {
             let _ = t.await;
         }
+        if let Some(t) = dispatcher_task {
+            let _ = t.await;
+        }
         served
     })
     .await;
@@ -330,6 +337,9 @@ pub async fn run_part(settings: &Settings, part: Part) -> anyhow::Result<ExitCod
                 .cloned()
                 .collect();
             tasks.push(tokio::spawn(backbone.worker(consumers).run(stop.clone())));
+            tasks.push(tokio::spawn(
+                app.webhook_dispatcher.clone().run(stop.clone()),
+            ));
         }
         Part::Search => {
             let search = wiring::search(settings, &store).await?;

@@ -15,11 +15,12 @@ use portside_app::application::{
 use portside_app::orders::OrderStreamPorts;
 use portside_app::payments::{PaymentProvider, PaymentSettings, Providers, WebhookVerifier};
 use portside_app::search::{Search, SearchIndex};
-use portside_app::webhooks::WebhookSettings;
+use portside_app::webhooks::{DispatchSettings, WebhookSettings};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamSink, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
 use portside_domain::webhook::UrlPolicy;
+use portside_domain::webhook::delivery::RetrySchedule;
 use portside_domain::{AmountLimit, Currency, Money};
 use portside_events::relay::{Relay, RelaySettings};
 use portside_events::retention::Retention;
@@ -32,6 +33,7 @@ use portside_providers::{
 };
 use portside_search::{OpenSearchIndex, OpenSearchSettings, TantivyIndex};
 use portside_sql::AnyStore;
+use portside_webhooks::HttpWebhookSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -254,6 +256,10 @@ pub async fn application(
             ids: Arc::new(UuidV7),
             order_stream: order_stream(settings)?,
             dead_letters,
+            webhook_sender: Arc::new(
+                HttpWebhookSender::new(settings.webhook_allow_private)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ),
         },
         AppSettings {
             payments: PaymentSettings {
@@ -274,7 +280,15 @@ pub async fn application(
                     allow_http: settings.webhook_allow_http,
                     allow_private: settings.webhook_allow_private,
                 },
+                rotation_overlap: duration(settings.webhook_rotation_overlap)?,
                 ..WebhookSettings::default()
+            },
+            webhook_dispatch: DispatchSettings {
+                schedule: RetrySchedule::new(settings.webhook_retry_schedule.0.clone()),
+                concurrency: settings.webhook_concurrency,
+                timeout: settings.webhook_timeout,
+                disable_after: settings.webhook_disable_after,
+                ..DispatchSettings::default()
             },
         },
     );

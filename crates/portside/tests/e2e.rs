@@ -2209,3 +2209,339 @@ async fn a_seed_003_worker_reads_order_events_from_its_own_stream() {
         .unwrap();
     clean_up(&dir);
 }
+
+/// The Python receiver of `tests/webhook_receiver.py`: it verifies every request with the
+/// Standard Webhooks reference library (`standardwebhooks` on PyPI) and records what it got.
+struct Receiver {
+    child: Child,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Receiver {
+    /// Starts it on `port` (0: a free one); `None` (a skip) without the library, a failure
+    /// under CI.
+    fn start(port: u16) -> Option<Receiver> {
+        let installed = Command::new("python3")
+            .args(["-c", "import standardwebhooks"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none()
+                    && std::env::var("PORTSIDE_REQUIRE_SERVICES").is_err(),
+                "the standardwebhooks package is not installed (pip install standardwebhooks)"
+            );
+            eprintln!("*** SKIPPED: pip install standardwebhooks to run the webhook receiver ***");
+            return None;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhook_receiver.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the receiver said {line:?}"));
+        Some(Receiver {
+            child,
+            port,
+            http: client(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn secrets(&self, secrets: &[&str]) {
+        let r = self
+            .http
+            .post(self.url("/control/secrets"))
+            .json(&json!({ "secrets": secrets }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
+    /// How `path` answers from now on (0: never).
+    async fn answer(&self, path: &str, status: u16) {
+        let r = self
+            .http
+            .post(self.url("/control/answer"))
+            .json(&json!({ "path": path, "status": status }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
+    async fn received(&self) -> Vec<Value> {
+        json_of(self.http.get(self.url("/control/received")))
+            .await
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits (at most 20 s) until a request at `path` of `event_type` about `payment` was
+    /// answered with `status`; every request for it so far.
+    async fn until(&self, path: &str, event_type: &str, payment: &str, status: u16) -> Vec<Value> {
+        for _ in 0..200 {
+            let got: Vec<Value> = self
+                .received()
+                .await
+                .into_iter()
+                .filter(|r| {
+                    r["path"] == path
+                        && r["type"] == event_type
+                        && r["data"]["payment"]["payment_id"] == payment
+                })
+                .collect();
+            if got.iter().any(|r| r["answered"] == status) {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "no {event_type} of {payment} answered {status} at {path}: {:?}",
+            self.received().await
+        );
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Registers an endpoint; its id and secret.
+async fn endpoint(admin: &reqwest::Client, api: &str, url: &str, types: Value) -> (String, String) {
+    let made = admin
+        .post(format!("{api}/webhook-endpoints"))
+        .json(&json!({ "url": url, "event_types": types }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    (
+        made["id"].as_str().unwrap().to_owned(),
+        made["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_webhooks_reach_a_standard_webhooks_receiver() {
+    let Some(mut receiver) = Receiver::start(0) else {
+        return;
+    };
+    let dir = temp_dir("webhooks");
+    let env = [
+        ("WEBHOOK_ALLOW_HTTP", "true"),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        (
+            "WEBHOOK_RETRY_SCHEDULE",
+            "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s",
+        ),
+        ("WEBHOOK_TIMEOUT", "5s"),
+    ];
+    let server = start(&dir, &env);
+    let api = format!("{}/api/v1", server.base);
+    let admin = admin_client(&dir, &env, &server.base).await;
+    let (http, _) = signed_in(&server.base).await;
+    let pay = |key: &'static str| {
+        let (http, base) = (http.clone(), server.base.clone());
+        async move {
+            match pay(&http, &base, key, &pay_body("12.50")).await {
+                Answer::Acknowledged(id) => id,
+                Answer::Lost => panic!("payment {key} failed"),
+            }
+        }
+    };
+
+    // A healthy endpoint that wants succeeded payments, and one that never answers.
+    let (a, secret) = endpoint(
+        &admin,
+        &api,
+        &receiver.url("/a"),
+        json!(["payment.succeeded"]),
+    )
+    .await;
+    receiver.secrets(&[&secret]).await;
+    receiver.answer("/hang", 0).await;
+    let (hang, _) = endpoint(&admin, &api, &receiver.url("/hang"), Value::Null).await;
+
+    let first = pay("wh-1").await;
+    let paid_at = std::time::Instant::now();
+    let got = receiver.until("/a", "payment.succeeded", &first, 200).await;
+    assert!(
+        paid_at.elapsed() < Duration::from_secs(4),
+        "the hanging endpoint (5 s timeout) did not hold it up: {:?}",
+        paid_at.elapsed()
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0]["verified_with"],
+        json!([0]),
+        "verified by the reference library"
+    );
+    assert_eq!(got[0]["data"]["payment"]["amount"], "12.50");
+
+    // The receiver fails, then recovers: the same delivery is retried until it is taken.
+    receiver.answer("/a", 500).await;
+    let second = pay("wh-2").await;
+    receiver
+        .until("/a", "payment.succeeded", &second, 500)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    receiver.answer("/a", 200).await;
+    let tries = receiver
+        .until("/a", "payment.succeeded", &second, 200)
+        .await;
+    assert!(tries.len() >= 2, "{tries:?}");
+    assert!(
+        tries.iter().all(|t| t["id"] == tries[0]["id"]),
+        "one webhook-id: {tries:?}"
+    );
+    let event = tries[0]["id"].as_str().unwrap();
+    let listed = json_of(admin.get(format!("{api}/webhook-deliveries?event_id={event}"))).await;
+    let delivery = &listed["data"][0];
+    assert_eq!(delivery["status"], "succeeded", "{listed}");
+    assert_eq!(delivery["endpoint_id"], a.as_str());
+    let codes: Vec<&Value> = delivery["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["status_code"])
+        .collect();
+    assert_eq!(codes.last(), Some(&&json!(200)), "{delivery}");
+    assert!(
+        codes[..codes.len() - 1].iter().all(|c| **c == json!(500)),
+        "{delivery}"
+    );
+    assert_eq!(
+        delivery["attempts"][0]["response"], r#"{"received": true}"#,
+        "the start of the answer is kept"
+    );
+
+    // The receiver is down for a while: what was sent meanwhile arrives once it is back.
+    let port = receiver.port;
+    drop(receiver);
+    let third = pay("wh-3").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    receiver = Receiver::start(port).unwrap();
+    receiver.secrets(&[&secret]).await;
+    receiver.answer("/hang", 0).await;
+    receiver.until("/a", "payment.succeeded", &third, 200).await;
+
+    // A rotation: both secrets sign while they overlap, so either verifies.
+    let rotated = json_of(admin.post(format!("{api}/webhook-endpoints/{a}/secret/rotate"))).await;
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    receiver.secrets(&[&secret, &new_secret]).await;
+    let fourth = pay("wh-4").await;
+    let got = receiver
+        .until("/a", "payment.succeeded", &fourth, 200)
+        .await;
+    assert_eq!(
+        got[0]["verified_with"],
+        json!([0, 1]),
+        "the old and the new secret verify"
+    );
+
+    // Unsubscribed types never reached /a; the test event does, whatever the endpoint wants.
+    let types: std::collections::HashSet<String> = receiver
+        .received()
+        .await
+        .iter()
+        .filter(|r| r["path"] == "/a")
+        .map(|r| r["type"].as_str().unwrap_or("unverified").to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["payment.succeeded".to_owned()].into(),
+        "only what it wants"
+    );
+    let test = admin
+        .post(format!("{api}/webhook-endpoints/{a}/test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test.status(), 202);
+    let mut tested = false;
+    for _ in 0..100 {
+        tested = receiver.received().await.iter().any(|r| {
+            r["path"] == "/a"
+                && r["type"] == "webhook_endpoint.test"
+                && r["verified_with"] == json!([0, 1])
+        });
+        if tested {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tested, "the test event arrived, verified");
+
+    // 410 Gone disables the endpoint.
+    receiver.answer("/gone", 410).await;
+    let (gone, _) = endpoint(
+        &admin,
+        &api,
+        &receiver.url("/gone"),
+        json!(["payment.succeeded"]),
+    )
+    .await;
+    pay("wh-5").await;
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = json_of(admin.get(format!("{api}/webhook-endpoints/{gone}"))).await;
+        if view["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(view["enabled"], false, "{view}");
+    assert_eq!(view["disabled_reason"], "gone", "{view}");
+
+    // The hanging endpoint's attempts time out after WEBHOOK_TIMEOUT and are recorded so.
+    let mut timed_out = Value::Null;
+    for _ in 0..100 {
+        let hung = json_of(admin.get(format!(
+            "{api}/webhook-deliveries?endpoint_id={hang}&limit=100"
+        )))
+        .await;
+        timed_out = hung["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["attempts"].as_array().unwrap().clone())
+            .find(|t| t["error"].as_str().is_some_and(|e| e.contains("timed out")))
+            .unwrap_or(Value::Null);
+        if !timed_out.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(timed_out["status_code"].is_null(), "{timed_out}");
+    let waited = timed_out["latency_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (4900.0..7000.0).contains(&waited),
+        "cut at the timeout: {timed_out}"
+    );
+    let mut server = server;
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+}

@@ -1,6 +1,7 @@
-//! Webhook endpoints (administrators): `POST/GET /api/v1/webhook-endpoints`,
-//! `GET/DELETE /api/v1/webhook-endpoints/{id}` and `GET /api/v1/webhook-endpoints/{id}/secret`.
-//! The secret is in the creation's answer and behind its own call, never in a list.
+//! Outgoing webhooks (administrators): the endpoints (`/api/v1/webhook-endpoints`, with the
+//! secret's reveal and rotation, recovery of failed deliveries and a test event) and the
+//! deliveries with their attempts (`/api/v1/webhook-deliveries`, with a retry). The secret is
+//! in the creation's answer and behind its own call, never in a list.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portside_app::AppError;
-use portside_app::webhooks::{NewEndpoint, WebhookEndpoints};
+use portside_app::webhooks::{DeliveryFilter, DeliveryRecord, NewEndpoint, WebhookEndpoints};
+use portside_domain::webhook::delivery::{Attempt, DeliveryId, DeliveryStatus};
 use portside_domain::webhook::{EndpointChanges, EndpointId, WebhookEndpoint};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -19,7 +21,7 @@ use uuid::Uuid;
 
 use crate::ApiState;
 use crate::auth::Authenticated;
-use crate::json::{JsonBody, QueryParams};
+use crate::json::{JsonBody, QueryParams, param};
 use crate::page::{self, ListBody, PageQuery};
 use crate::problem::{Problem, ProblemBody};
 use crate::timestamp::Timestamp;
@@ -41,6 +43,14 @@ pub(crate) fn router() -> Router<ApiState> {
         .route(
             "/api/v1/webhook-endpoints/{id}/secret/rotate",
             post(rotate_secret),
+        )
+        .route("/api/v1/webhook-endpoints/{id}/recover", post(recover))
+        .route("/api/v1/webhook-endpoints/{id}/test", post(send_test))
+        .route("/api/v1/webhook-deliveries", get(list_deliveries))
+        .route("/api/v1/webhook-deliveries/{id}", get(get_delivery))
+        .route(
+            "/api/v1/webhook-deliveries/{id}/retry",
+            post(retry_delivery),
         )
 }
 
@@ -95,6 +105,11 @@ pub struct EndpointView {
     /// The event types it gets; null: every type.
     pub event_types: Option<Vec<String>>,
     pub enabled: bool,
+    /// Why Portside disabled it (`gone`: it answered 410; `failing`: every attempt failed for
+    /// too long); null unless Portside did.
+    pub disabled_reason: Option<&'static str>,
+    /// Since when every attempt to it has failed; null while it is answering.
+    pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -108,6 +123,8 @@ impl From<&WebhookEndpoint> for EndpointView {
             description: e.description.clone(),
             event_types: e.event_types.clone(),
             enabled: e.enabled,
+            disabled_reason: e.disabled_reason.map(|r| r.as_str()),
+            failing_since: e.failing_since.map(Timestamp),
             created_at: Timestamp(e.created_at),
             updated_at: Timestamp(e.updated_at),
         }
@@ -293,4 +310,221 @@ pub async fn delete_endpoint(
 ) -> Result<StatusCode, Problem> {
     endpoints.delete(&actor, endpoint_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// 1, 2, 3, ...
+    pub number: u32,
+    pub attempted_at: Timestamp,
+    /// The endpoint's HTTP status; null when it did not answer.
+    pub status_code: Option<u16>,
+    pub latency_ms: f64,
+    /// The first KiB of the response body.
+    pub response: Option<String>,
+    /// Why there was no answer (timed out, cannot connect, an address refused).
+    pub error: Option<String>,
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> Self {
+        AttemptView {
+            number: a.number,
+            attempted_at: Timestamp(a.at),
+            status_code: a.status_code,
+            latency_ms: (a.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            response: a.response.clone(),
+            error: a.error.clone(),
+        }
+    }
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    /// Always `webhook_delivery`.
+    #[schema(example = "webhook_delivery")]
+    pub object: &'static str,
+    pub endpoint_id: Uuid,
+    /// The event's id: the request's `webhook-id`, the same on every attempt.
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    #[schema(example = "pending")]
+    pub status: &'static str,
+    /// When it is due next, while pending.
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<AttemptView>,
+}
+
+impl From<&DeliveryRecord> for DeliveryView {
+    fn from(r: &DeliveryRecord) -> Self {
+        let d = &r.delivery;
+        DeliveryView {
+            id: d.id.0,
+            object: "webhook_delivery",
+            endpoint_id: d.endpoint_id.0,
+            event_id: d.event_id,
+            event_type: d.event_type.clone(),
+            status: d.status.as_str(),
+            next_attempt_at: d.next_attempt_at.map(Timestamp),
+            created_at: Timestamp(d.created_at),
+            updated_at: Timestamp(d.updated_at),
+            attempts: r.attempts.iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+/// Query of `GET /api/v1/webhook-deliveries`: all text, parsed by [`DeliveryQuery::filter`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeliveryQuery {
+    endpoint_id: Option<String>,
+    event_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl DeliveryQuery {
+    fn filter(&self) -> Result<DeliveryFilter, Problem> {
+        Ok(DeliveryFilter {
+            endpoint: param("endpoint_id", self.endpoint_id.as_deref(), |t| {
+                Uuid::parse_str(t).map(EndpointId).map_err(|_| "not a UUID")
+            })?,
+            event: param("event_id", self.event_id.as_deref(), |t| {
+                Uuid::parse_str(t).map_err(|_| "not a UUID")
+            })?,
+            status: param("status", self.status.as_deref(), |t| {
+                DeliveryStatus::parse(t).ok_or("pending, succeeded or failed")
+            })?,
+        })
+    }
+}
+
+fn delivery_id(text: &str) -> Result<DeliveryId, Problem> {
+    Uuid::parse_str(text)
+        .map(DeliveryId)
+        .map_err(|_| AppError::NotFound("webhook_delivery").into())
+}
+
+/// Deliveries with their attempts, oldest first: of one endpoint, of one event, in one status.
+#[utoipa::path(get, path = "/api/v1/webhook-deliveries", tag = "webhook-endpoints", security(("bearer" = [])),
+    params(
+        ("endpoint_id" = Option<Uuid>, Query, description = "Only this endpoint's deliveries"),
+        ("event_id" = Option<Uuid>, Query, description = "Only this event's deliveries"),
+        ("status" = Option<String>, Query, description = "`pending`, `succeeded` or `failed`"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = ListBody<DeliveryView>),
+        (status = 400, description = "A filter that is not a UUID or a status (`invalid_parameter`), or a cursor this API did not issue", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn list_deliveries(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    QueryParams(q): QueryParams<DeliveryQuery>,
+) -> Result<Json<ListBody<DeliveryView>>, Problem> {
+    let filter = q.filter()?;
+    let page = page::request(q.limit.as_deref(), q.cursor.as_deref(), |c| {
+        page::decode_id(c).map(DeliveryId)
+    })?;
+    let found = endpoints.deliveries(&actor, filter, page).await?;
+    Ok(Json(ListBody::of(
+        found,
+        |d| DeliveryView::from(d),
+        |id| page::encode_id(id.0),
+    )))
+}
+
+/// One delivery with its attempts.
+#[utoipa::path(get, path = "/api/v1/webhook-deliveries/{id}", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = DeliveryView),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn get_delivery(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, Problem> {
+    let found = endpoints.delivery(&actor, delivery_id(&id)?).await?;
+    Ok(Json(DeliveryView::from(&found)))
+}
+
+/// Sends a delivery again now, whatever its status, with the same `webhook-id`.
+#[utoipa::path(post, path = "/api/v1/webhook-deliveries/{id}/retry", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "Due now", body = DeliveryView),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn retry_delivery(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeliveryView>), Problem> {
+    let due = endpoints.retry(&actor, delivery_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&due))))
+}
+
+/// `POST /api/v1/webhook-endpoints/{id}/recover`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    /// Failed deliveries created at or after this time are sent again.
+    pub since: Timestamp,
+}
+
+/// How many deliveries a recovery made due.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recovered {
+    pub requeued: u64,
+}
+
+/// Sends again every failed delivery to the endpoint created since a time (after the receiver
+/// was fixed). An endpoint Portside disabled is enabled with a PATCH first.
+#[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/recover", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = Recover,
+    responses(
+        (status = 202, description = "Due now", body = Recovered),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`since` is not an RFC 3339 time", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn recover(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    body: JsonBody<Recover>,
+) -> Result<(StatusCode, Json<Recovered>), Problem> {
+    let requeued = endpoints
+        .recover(&actor, endpoint_id(&id)?, body.value.since.0)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(Recovered { requeued })))
+}
+
+/// Sends the endpoint a `webhook_endpoint.test` event, whatever event types it wants.
+#[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/test", tag = "webhook-endpoints", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "The test delivery, due now", body = DeliveryView),
+        (status = 403, description = "Not an administrator", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn send_test(
+    State(endpoints): State<Arc<WebhookEndpoints>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeliveryView>), Problem> {
+    let sent = endpoints.send_test(&actor, endpoint_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&sent))))
 }

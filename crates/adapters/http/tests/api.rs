@@ -112,6 +112,7 @@ where
         + portside_app::ledger::LedgerStore
         + portside_app::wallets::TransferStore
         + portside_app::webhooks::WebhookEndpointStore
+        + portside_app::webhooks::WebhookDeliveryStore
         + Probe
         + Clone
         + 'static,
@@ -139,6 +140,7 @@ where
             dead_letters: Arc::new(
                 portside_bus::InProcessBus::default().with_dead_letters(Arc::new(store.clone())),
             ),
+            webhook_sender: Arc::new(portside_webhooks::HttpWebhookSender::new(true).unwrap()),
         },
         Settings {
             payments: PaymentSettings::default(),
@@ -150,6 +152,7 @@ where
             order_currency: Currency::from_code("USD").unwrap(),
             user_cache_ttl: std::time::Duration::from_secs(60),
             refresh_token_ttl: time::Duration::days(30),
+            webhook_dispatch: Default::default(),
         },
     );
     app.users
@@ -3719,8 +3722,105 @@ async fn webhook_endpoints_api(anon: &Api) {
         next
     );
 
+    // Deliveries: a test event (the dispatcher does not run in this suite, so it stays pending).
+    let test = post(&admin, &format!("{uri}/{id}/test"), json!({}), None).await;
+    assert_eq!(test.status, StatusCode::ACCEPTED, "{}", test.body);
+    assert_eq!(test.body["object"], "webhook_delivery");
+    assert_eq!(test.body["event_type"], "webhook_endpoint.test");
+    assert_eq!(test.body["status"], "pending");
+    assert_eq!(test.body["attempts"], json!([]));
+    let delivery = test.body["id"].as_str().unwrap().to_owned();
+    let deliveries = "/api/v1/webhook-deliveries";
+    let listed = get(
+        &admin,
+        &format!("{deliveries}?endpoint_id={id}&status=pending"),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["data"][0]["id"], delivery.as_str());
+    let by_event = test.body["event_id"].as_str().unwrap();
+    let listed = get(&admin, &format!("{deliveries}?event_id={by_event}")).await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
+    let none = get(
+        &admin,
+        &format!("{deliveries}?endpoint_id={id}&status=failed"),
+    )
+    .await;
+    assert_eq!(none.body["data"], json!([]));
+    let one = get(&admin, &format!("{deliveries}/{delivery}")).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.body["endpoint_id"], id.as_str());
+    let retried = post(
+        &admin,
+        &format!("{deliveries}/{delivery}/retry"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    let recovered = post(
+        &admin,
+        &format!("{uri}/{id}/recover"),
+        json!({"since": "2026-01-01T00:00:00Z"}),
+        None,
+    )
+    .await;
+    assert_eq!(recovered.status, StatusCode::ACCEPTED, "{}", recovered.body);
+    assert_eq!(recovered.body["requeued"], 0, "nothing failed");
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("endpoint_id=nope", "endpoint_id"),
+        ("event_id=42", "event_id"),
+    ] {
+        let bad = get(&admin, &format!("{deliveries}?{query}")).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}: {}", bad.body);
+        assert_eq!(
+            bad.body["errors"][0]["field"], field,
+            "{query}: {}",
+            bad.body
+        );
+    }
+    let bad_since = post(
+        &admin,
+        &format!("{uri}/{id}/recover"),
+        json!({"since": "yesterday"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        bad_since.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_since.body
+    );
+    assert_eq!(
+        status_code(&get(&me, &format!("{deliveries}?endpoint_id={id}")).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        status_code(&post(&me, &format!("{uri}/{id}/test"), json!({}), None).await),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        status_code(
+            &post(
+                &admin,
+                &format!("{uri}/{}/test", uuid::Uuid::now_v7()),
+                json!({}),
+                None
+            )
+            .await
+        ),
+        (StatusCode::NOT_FOUND, "webhook_endpoint_not_found")
+    );
+
     let delete = call(&admin, "DELETE", &format!("{uri}/{id}"), &[], None).await;
     assert_eq!(delete.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_code(&get(&admin, &format!("{deliveries}/{delivery}")).await),
+        (StatusCode::NOT_FOUND, "webhook_delivery_not_found"),
+        "deliveries go with their endpoint"
+    );
     for path in [format!("{uri}/{id}"), format!("{uri}/nope")] {
         assert_eq!(
             status_code(&get(&admin, &path).await),

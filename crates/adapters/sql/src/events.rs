@@ -32,6 +32,9 @@ pub(crate) const PURGE_PROVIDER_EVENTS: &str = "DELETE FROM provider_events WHER
 pub(crate) const PURGE_EVENT_HISTORY: &str = "DELETE FROM event_history WHERE id IN \
     (SELECT id FROM event_history WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2)";
 
+pub(crate) const PURGE_WEBHOOK_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE id IN \
+    (SELECT id FROM webhook_deliveries WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
 /// The event history: one aggregate's events in order.
 pub(crate) const HISTORY_OF: &str = "SELECT id, aggregate_type, aggregate_id, sequence, event_type, \
     event_version, data, occurred_at, traceparent FROM event_history \
@@ -235,6 +238,7 @@ macro_rules! events {
                         Retained::Inbox => PURGE_INBOX,
                         Retained::ProviderEvents => PURGE_PROVIDER_EVENTS,
                         Retained::EventHistory => PURGE_EVENT_HISTORY,
+                        Retained::WebhookDeliveries => PURGE_WEBHOOK_DELIVERIES,
                     };
                     let done = sqlx::query(sql)
                         .bind(DbTime(before))

@@ -93,7 +93,7 @@ macro_rules! engine {
         }
 
         /// Appends events to the outbox, in the caller's transaction.
-        async fn write_events<E: DomainEvent>(
+        pub(crate) async fn write_events<E: DomainEvent>(
             tx: &mut Tx,
             aggregate_id: String,
             events: &[RecordedEvent<E>],

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use portside_app::testing::{catalog, ledger, messages, orders, payments, users, wallets};
+use portside_app::testing::{
+    catalog, ledger, messages, orders, payments, users, wallets, webhooks,
+};
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -76,6 +78,7 @@ async fn sqlite_keeps_the_store_contract() {
     orders::order_store(store.clone()).await;
     ledger::ledger_store(store.clone()).await;
     wallets::wallet_store(store.clone()).await;
+    webhooks::webhook_store(store.clone()).await;
     catalog::catalog_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
@@ -103,6 +106,7 @@ async fn postgres_keeps_the_store_contract() {
     orders::order_store(store.clone()).await;
     ledger::ledger_store(store.clone()).await;
     wallets::wallet_store(store.clone()).await;
+    webhooks::webhook_store(store.clone()).await;
     catalog::catalog_store(store).await;
     any.close().await;
     admin
@@ -119,17 +123,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 18, "up creates them again");
+    assert_eq!(tables, 20, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -139,18 +143,24 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
+    assert_eq!(count(&mut admin, &schema).await, 20);
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
+        20261201000015,
+        "down reverts the latest (the webhook deliveries)"
+    );
     assert_eq!(count(&mut admin, &schema).await, 18);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
         20261201000014,
-        "down reverts the latest (the webhook secret's rotation)"
+        "then the webhook secret's rotation"
     );
     assert_eq!(count(&mut admin, &schema).await, 18);
     assert_eq!(
@@ -223,7 +233,7 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 18);
+    assert_eq!(count(&mut admin, &schema).await, 20);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

@@ -33,7 +33,13 @@ use crate::users::{
     TokenService, UserRepository,
 };
 use crate::wallets::{Recorded, TransferStore};
-use crate::webhooks::WebhookEndpointStore;
+use crate::webhooks::{
+    DeliveryFilter, DeliveryRecord, PendingFigures, WebhookDeliveryStore, WebhookEndpointStore,
+};
+use portside_domain::RecordedEvent;
+use portside_domain::webhook::delivery::{
+    Attempt, DeliveryId, DeliveryStatus, DisabledReason, WebhookDelivery, WebhookEndpointEvent,
+};
 use portside_domain::webhook::{EndpointId, WebhookEndpoint};
 use portside_events::retention::{Retained, Retention};
 use portside_events::{Envelope, EventHistory, Inbox, InboxMark, Outbox, OutboxLag};
@@ -67,6 +73,10 @@ struct Tables {
     /// Transfers with the key that made them.
     transfers: BTreeMap<TransferId, (TransferState, Option<IdempotentRequest>)>,
     webhook_endpoints: BTreeMap<EndpointId, WebhookEndpoint>,
+    /// Deliveries with their attempts.
+    webhook_deliveries: BTreeMap<DeliveryId, DeliveryRecord>,
+    /// Events recorded per endpoint (the sequence of its next one).
+    webhook_endpoint_events: HashMap<EndpointId, i64>,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -552,6 +562,7 @@ impl Retention for InMemoryStore {
             Retained::Inbox => t.inbox.len(),
             Retained::ProviderEvents => t.provider_events.len(),
             Retained::EventHistory => t.history.len(),
+            Retained::WebhookDeliveries => t.webhook_deliveries.len(),
         };
         match table {
             Retained::Outbox => t
@@ -562,12 +573,16 @@ impl Retention for InMemoryStore {
                 .provider_events
                 .retain(|_, e| take(e.received_at < before)),
             Retained::EventHistory => t.history.retain(|(_, at)| take(*at < before)),
+            Retained::WebhookDeliveries => t
+                .webhook_deliveries
+                .retain(|_, r| take(r.delivery.created_at < before)),
         }
         let after_len = match table {
             Retained::Outbox => t.outbox.len(),
             Retained::Inbox => t.inbox.len(),
             Retained::ProviderEvents => t.provider_events.len(),
             Retained::EventHistory => t.history.len(),
+            Retained::WebhookDeliveries => t.webhook_deliveries.len(),
         };
         Ok((before_len - after_len) as u64)
     }
@@ -1368,7 +1383,226 @@ impl WebhookEndpointStore for InMemoryStore {
     }
 
     async fn delete_endpoint(&self, id: EndpointId) -> Result<bool, StoreError> {
-        Ok(self.lock()?.webhook_endpoints.remove(&id).is_some())
+        let mut t = self.lock()?;
+        t.webhook_deliveries
+            .retain(|_, r| r.delivery.endpoint_id != id);
+        Ok(t.webhook_endpoints.remove(&id).is_some())
+    }
+}
+
+#[async_trait]
+impl WebhookDeliveryStore for InMemoryStore {
+    async fn enabled_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.webhook_endpoints
+            .values()
+            .filter(|e| e.enabled)
+            .cloned()
+            .collect())
+    }
+
+    async fn enqueue(&self, deliveries: &[WebhookDelivery]) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        for d in deliveries {
+            let exists = t.webhook_deliveries.values().any(|r| {
+                r.delivery.endpoint_id == d.endpoint_id && r.delivery.event_id == d.event_id
+            });
+            if !exists {
+                t.webhook_deliveries.insert(
+                    d.id,
+                    DeliveryRecord {
+                        delivery: d.clone(),
+                        attempts: Vec::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn due_endpoints(&self, now: OffsetDateTime) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let t = self.lock()?;
+        Ok(t.webhook_endpoints
+            .values()
+            .filter(|e| {
+                e.enabled
+                    && t.webhook_deliveries.values().any(|r| {
+                        r.delivery.endpoint_id == e.id
+                            && r.delivery.status == DeliveryStatus::Pending
+                            && r.delivery.next_attempt_at.is_some_and(|at| at <= now)
+                    })
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        endpoint: EndpointId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let mut t = self.lock()?;
+        let mut due: Vec<&mut DeliveryRecord> = t
+            .webhook_deliveries
+            .values_mut()
+            .filter(|r| {
+                r.delivery.endpoint_id == endpoint
+                    && r.delivery.status == DeliveryStatus::Pending
+                    && r.delivery.next_attempt_at.is_some_and(|at| at <= now)
+            })
+            .collect();
+        due.sort_by_key(|r| r.delivery.next_attempt_at);
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| {
+                r.delivery.next_attempt_at = Some(lease_until);
+                r.delivery.clone()
+            })
+            .collect())
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery: &WebhookDelivery,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        let record = t
+            .webhook_deliveries
+            .get_mut(&delivery.id)
+            .ok_or_else(|| StoreError::Other("no such delivery".into()))?;
+        record.delivery = delivery.clone();
+        if !record.attempts.iter().any(|a| a.number == attempt.number) {
+            record.attempts.push(attempt.clone());
+        }
+        Ok(())
+    }
+
+    async fn endpoint_succeeded(&self, endpoint: EndpointId) -> Result<(), StoreError> {
+        if let Some(e) = self.lock()?.webhook_endpoints.get_mut(&endpoint) {
+            e.failing_since = None;
+        }
+        Ok(())
+    }
+
+    async fn endpoint_failed(
+        &self,
+        endpoint: EndpointId,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(self
+            .lock()?
+            .webhook_endpoints
+            .get_mut(&endpoint)
+            .map(|e| *e.failing_since.get_or_insert(now)))
+    }
+
+    async fn disable_endpoint(
+        &self,
+        endpoint: EndpointId,
+        reason: DisabledReason,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.lock()?;
+        let Some(e) = t.webhook_endpoints.get_mut(&endpoint).filter(|e| e.enabled) else {
+            return Ok(false);
+        };
+        e.enabled = false;
+        e.disabled_reason = Some(reason);
+        e.failing_since = None;
+        let url = e.url.clone();
+        let sequence = t.webhook_endpoint_events.entry(endpoint).or_default();
+        *sequence += 1;
+        let recorded = RecordedEvent {
+            sequence: *sequence,
+            occurred_at: now,
+            event: WebhookEndpointEvent::Disabled {
+                endpoint_id: endpoint.0,
+                url,
+                reason,
+            },
+        };
+        let event = Envelope::of(Uuid::now_v7(), endpoint.to_string(), &recorded)?;
+        t.outbox.push(OutboxRow::new(event));
+        Ok(true)
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        Ok(self.lock()?.webhook_deliveries.get(&id).cloned())
+    }
+
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: PageRequest<DeliveryId>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(self
+            .lock()?
+            .webhook_deliveries
+            .values()
+            .filter(|r| {
+                let d = &r.delivery;
+                page.after.is_none_or(|after| d.id > after)
+                    && filter.endpoint.is_none_or(|e| d.endpoint_id == e)
+                    && filter.event.is_none_or(|e| d.event_id == e)
+                    && filter.status.is_none_or(|s| d.status == s)
+            })
+            .take(page.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn retry_now(&self, id: DeliveryId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        Ok(match self.lock()?.webhook_deliveries.get_mut(&id) {
+            Some(r) => {
+                r.delivery.status = DeliveryStatus::Pending;
+                r.delivery.next_attempt_at = Some(now);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn recover(
+        &self,
+        endpoint: EndpointId,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.lock()?.webhook_deliveries.values_mut() {
+            let d = &mut r.delivery;
+            if d.endpoint_id == endpoint
+                && d.status == DeliveryStatus::Failed
+                && d.created_at >= since
+            {
+                d.status = DeliveryStatus::Pending;
+                d.next_attempt_at = Some(now);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn pending(&self) -> Result<Vec<PendingFigures>, StoreError> {
+        let mut figures: BTreeMap<EndpointId, PendingFigures> = BTreeMap::new();
+        for r in self.lock()?.webhook_deliveries.values() {
+            let d = &r.delivery;
+            if d.status != DeliveryStatus::Pending {
+                continue;
+            }
+            let f = figures.entry(d.endpoint_id).or_insert(PendingFigures {
+                endpoint: d.endpoint_id,
+                pending: 0,
+                oldest: d.created_at,
+            });
+            f.pending += 1;
+            f.oldest = f.oldest.min(d.created_at);
+        }
+        Ok(figures.into_values().collect())
     }
 }
 
@@ -1537,5 +1771,66 @@ impl LedgerStore for InMemoryStore {
         }
         found.truncate(limit as usize);
         Ok(found)
+    }
+}
+
+/// One request a [`FakeReceiver`] got: (url, webhook-id, timestamp, signature, body).
+pub type ReceivedRequest = (String, String, i64, String, String);
+
+/// A webhook receiver in memory: records every request and answers the scripted statuses in
+/// turn (200 once they run out; `None` is a connection error).
+#[derive(Default)]
+pub struct FakeReceiver {
+    script: Mutex<std::collections::VecDeque<Option<u16>>>,
+    pub received: Mutex<Vec<ReceivedRequest>>,
+}
+
+impl FakeReceiver {
+    pub fn answering(script: impl IntoIterator<Item = Option<u16>>) -> Self {
+        FakeReceiver {
+            script: Mutex::new(script.into_iter().collect()),
+            received: Mutex::default(),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl crate::webhooks::WebhookSender for FakeReceiver {
+    async fn send(
+        &self,
+        request: crate::webhooks::WebhookRequest<'_>,
+        _timeout: std::time::Duration,
+    ) -> crate::webhooks::WebhookResponse {
+        if let Ok(mut r) = self.received.lock() {
+            r.push((
+                request.url.to_owned(),
+                request.id.to_owned(),
+                request.timestamp,
+                request.signature.to_owned(),
+                request.body.to_owned(),
+            ));
+        }
+        let answer = self
+            .script
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop_front())
+            .unwrap_or(Some(200));
+        match answer {
+            Some(status) => crate::webhooks::WebhookResponse {
+                status_code: Some(status),
+                body: Some(format!("answered {status}")),
+                error: None,
+            },
+            None => crate::webhooks::WebhookResponse {
+                status_code: None,
+                body: None,
+                error: Some("connection refused".into()),
+            },
+        }
     }
 }

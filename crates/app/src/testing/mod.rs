@@ -11,3 +11,4 @@ pub mod payments;
 pub mod search;
 pub mod users;
 pub mod wallets;
+pub mod webhooks;

@@ -1,15 +1,25 @@
-//! Outgoing webhooks (issue 21), first slice: administrators register the endpoints that want
-//! Portside's events, each with a signing secret Portside makes (shown at creation and by an
-//! explicit reveal, never in lists). Deliveries, retries and rotation come next.
+//! Outgoing webhooks: administrators register the endpoints that want Portside's events, each
+//! with a signing secret Portside makes (shown at creation and by an explicit reveal, never in
+//! lists); the `webhooks` consumer group turns events into deliveries ([`fan_out`]), the
+//! dispatcher sends them on a retry schedule ([`dispatch`]), and administrators see every
+//! attempt, retry one delivery, recover what failed, and send a test event.
 
+mod dispatch;
+mod fan_out;
 mod ports;
 #[cfg(test)]
 mod tests;
 
-pub use ports::WebhookEndpointStore;
+pub use dispatch::{DispatchSettings, WebhookDispatcher};
+pub use fan_out::{WebhookFanOut, body};
+pub use ports::{
+    DeliveryFilter, DeliveryRecord, PendingFigures, WebhookDeliveryStore, WebhookEndpointStore,
+    WebhookRequest, WebhookResponse, WebhookSender,
+};
 
 use std::sync::Arc;
 
+use portside_domain::webhook::delivery::{DeliveryId, WebhookDelivery};
 use portside_domain::webhook::{
     EndpointChanges, EndpointId, SECRET_BYTES, UrlPolicy, WebhookEndpoint, WebhookSecret,
 };
@@ -17,6 +27,8 @@ use portside_domain::{Actor, DomainError};
 use portside_events::CATALOG;
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 use rand::RngCore;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 use crate::AppError;
 
@@ -58,9 +70,16 @@ pub struct NewEndpoint {
     pub event_types: Option<Vec<String>>,
 }
 
+/// The type of the event [`WebhookEndpoints::send_test`] sends (only on request, never
+/// subscribed to).
+pub const TEST_EVENT: &str = "webhook_endpoint.test";
+
 /// The webhook endpoints' use cases (administrators only).
 pub struct WebhookEndpoints {
     store: Arc<dyn WebhookEndpointStore>,
+    deliveries: Arc<dyn WebhookDeliveryStore>,
+    /// Wakes this process's dispatcher for a delivery made due now.
+    wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     settings: WebhookSettings,
@@ -79,12 +98,16 @@ fn admin(actor: &Actor) -> Result<(), AppError> {
 impl WebhookEndpoints {
     pub fn new(
         store: Arc<dyn WebhookEndpointStore>,
+        deliveries: Arc<dyn WebhookDeliveryStore>,
+        wake: Arc<Notify>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         settings: WebhookSettings,
     ) -> Self {
         WebhookEndpoints {
             store,
+            deliveries,
+            wake,
             clock,
             ids,
             settings,
@@ -190,6 +213,91 @@ impl WebhookEndpoints {
         } else {
             Err(AppError::NotFound("webhook_endpoint"))
         }
+    }
+}
+
+impl WebhookEndpoints {
+    /// Deliveries with their attempts, oldest first.
+    pub async fn deliveries(
+        &self,
+        actor: &Actor,
+        filter: DeliveryFilter,
+        page: PageRequest<DeliveryId>,
+    ) -> Result<Page<DeliveryRecord, DeliveryId>, AppError> {
+        admin(actor)?;
+        let found = self.deliveries.deliveries(&filter, page.probe()).await?;
+        Ok(page.page(found, |d| d.delivery.id))
+    }
+
+    /// One delivery with its attempts.
+    pub async fn delivery(
+        &self,
+        actor: &Actor,
+        id: DeliveryId,
+    ) -> Result<DeliveryRecord, AppError> {
+        admin(actor)?;
+        self.deliveries
+            .delivery(id)
+            .await?
+            .ok_or(AppError::NotFound("webhook_delivery"))
+    }
+
+    /// Sends a delivery again now, whatever its status (same `webhook-id`).
+    pub async fn retry(&self, actor: &Actor, id: DeliveryId) -> Result<DeliveryRecord, AppError> {
+        admin(actor)?;
+        if !self.deliveries.retry_now(id, self.clock.now()).await? {
+            return Err(AppError::NotFound("webhook_delivery"));
+        }
+        self.wake.notify_one();
+        self.delivery(actor, id).await
+    }
+
+    /// Sends again every delivery to the endpoint that failed and was created since `since`;
+    /// how many.
+    pub async fn recover(
+        &self,
+        actor: &Actor,
+        endpoint: EndpointId,
+        since: OffsetDateTime,
+    ) -> Result<u64, AppError> {
+        self.get(actor, endpoint).await?;
+        let n = self
+            .deliveries
+            .recover(endpoint, since, self.clock.now())
+            .await?;
+        self.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Sends the endpoint a `webhook_endpoint.test` event, whatever types it wants.
+    pub async fn send_test(
+        &self,
+        actor: &Actor,
+        endpoint: EndpointId,
+    ) -> Result<DeliveryRecord, AppError> {
+        self.get(actor, endpoint).await?;
+        let now = self.clock.now();
+        let event = self.ids.new_id();
+        let data = serde_json::json!({
+            "endpoint_id": endpoint.to_string(),
+            "message": "a test event, sent by an administrator",
+        });
+        let delivery = WebhookDelivery::new(
+            DeliveryId(self.ids.new_id()),
+            endpoint,
+            event,
+            TEST_EVENT,
+            body(TEST_EVENT, now, &data),
+            now,
+        );
+        self.deliveries
+            .enqueue(std::slice::from_ref(&delivery))
+            .await?;
+        self.wake.notify_one();
+        Ok(DeliveryRecord {
+            delivery,
+            attempts: Vec::new(),
+        })
     }
 }
 

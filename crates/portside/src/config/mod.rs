@@ -331,6 +331,31 @@ pub struct Settings {
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", value_name = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub webhook_allow_private: bool,
 
+    /// The pauses between a webhook delivery's attempts, comma-separated (the first attempt is
+    /// at once; each pause is scaled by a jitter of ±10 %). One attempt more than pauses.
+    #[arg(long, env = "WEBHOOK_RETRY_SCHEDULE", value_name = "WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = parse_schedule, global = true)]
+    pub webhook_retry_schedule: Schedule,
+
+    /// How long one webhook request may take before it counts as failed.
+    #[arg(long, env = "WEBHOOK_TIMEOUT", value_name = "WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub webhook_timeout: Duration,
+
+    /// Webhook requests in flight per endpoint (per process that sends them).
+    #[arg(long, env = "WEBHOOK_CONCURRENCY", value_name = "WEBHOOK_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), global = true)]
+    pub webhook_concurrency: u32,
+
+    /// An endpoint whose every attempt failed for this long is disabled (with an event).
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER", value_name = "WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration, global = true)]
+    pub webhook_disable_after: Duration,
+
+    /// How long a rotated signing secret keeps signing beside the new one.
+    #[arg(long, env = "WEBHOOK_ROTATION_OVERLAP", value_name = "WEBHOOK_ROTATION_OVERLAP", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub webhook_rotation_overlap: Duration,
+
+    /// How long webhook deliveries and their attempts are kept.
+    #[arg(long, env = "WEBHOOK_DELIVERY_RETENTION", value_name = "WEBHOOK_DELIVERY_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub webhook_delivery_retention: Duration,
+
     /// Take the client IP from X-Forwarded-For (only behind a proxy that sets it, e.g. the nginx of deploy/).
     #[arg(long, env = "TRUST_FORWARDED_FOR", value_name = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub trust_forwarded_for: bool,
@@ -358,6 +383,21 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}/portside.db", self.data_dir.display()))
     }
+}
+
+/// A retry schedule: the pauses between attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule(pub Vec<Duration>);
+
+fn parse_schedule(text: &str) -> Result<Schedule, String> {
+    let pauses = text
+        .split(',')
+        .map(|p| parse_duration(p.trim()).map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if pauses.len() > 20 {
+        return Err("at most 20 pauses".into());
+    }
+    Ok(Schedule(pauses))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

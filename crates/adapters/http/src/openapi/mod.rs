@@ -37,7 +37,8 @@ use crate::wallets::{
     self, CreateTransfer, TopUpRequest, TransferView, WalletBalanceView, WalletView,
 };
 use crate::webhooks::{
-    self, CreateEndpoint, CreatedEndpoint, EndpointSecret, EndpointView, UpdateEndpoint,
+    self, AttemptView, CreateEndpoint, CreatedEndpoint, DeliveryView, EndpointSecret, EndpointView,
+    Recover, Recovered, UpdateEndpoint,
 };
 
 /// The document `/openapi.json` serves.
@@ -122,6 +123,11 @@ pub fn unapplied_rules() -> Vec<String> {
         webhooks::update_endpoint,
         webhooks::rotate_secret,
         webhooks::delete_endpoint,
+        webhooks::recover,
+        webhooks::send_test,
+        webhooks::list_deliveries,
+        webhooks::get_delivery,
+        webhooks::retry_delivery,
         notices::receive,
         health::live,
         health::ready,
@@ -136,7 +142,8 @@ pub fn unapplied_rules() -> Vec<String> {
         DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,
         LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
         ReconciliationView, WalletView, WalletBalanceView, TopUpRequest, CreateTransfer,
-        TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret, UpdateEndpoint
+        TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret, UpdateEndpoint,
+        DeliveryView, AttemptView, Recover, Recovered
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),

@@ -247,6 +247,10 @@ fn rules() -> Vec<(Target, Rule)> {
             Merge(json!({ "enum": PaymentStatus::ALL.map(|s| s.as_str()) })),
         ),
         (
+            Parameter(Some("list_deliveries"), "status"),
+            Merge(json!({ "enum": ["pending", "succeeded", "failed"] })),
+        ),
+        (
             Parameter(Some("list_accounts"), "prefix"),
             Merge(json!({ "type": "string", "maxLength": 200, "pattern": NO_NUL })),
         ),

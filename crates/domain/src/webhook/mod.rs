@@ -16,6 +16,10 @@ use uuid::Uuid;
 
 use crate::error::DomainError;
 
+pub mod delivery;
+
+use delivery::DisabledReason;
+
 /// The prefix of a secret's text.
 const PREFIX: &str = "whsec_";
 
@@ -200,6 +204,10 @@ pub struct WebhookEndpoint {
     pub secret: WebhookSecret,
     /// The secret a rotation replaced, and until when it still signs beside the new one.
     pub previous_secret: Option<(WebhookSecret, OffsetDateTime)>,
+    /// Since when every attempt failed (none while the last one succeeded).
+    pub failing_since: Option<OffsetDateTime>,
+    /// Why Portside disabled it, when it did (an administrator's enabling clears it).
+    pub disabled_reason: Option<DisabledReason>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -234,6 +242,8 @@ impl WebhookEndpoint {
             enabled: true,
             secret,
             previous_secret: None,
+            failing_since: None,
+            disabled_reason: None,
             created_at: now,
             updated_at: now,
         };
@@ -287,6 +297,10 @@ impl WebhookEndpoint {
         }
         if let Some(e) = changes.enabled {
             self.enabled = e;
+            if e {
+                self.failing_since = None;
+                self.disabled_reason = None;
+            }
         }
         self.updated_at = now;
         Ok(())
