@@ -2210,6 +2210,115 @@ async fn a_seed_003_worker_reads_order_events_from_its_own_stream() {
     clean_up(&dir);
 }
 
+#[path = "snippets/verify_webhook.rs"]
+mod verify_webhook;
+
+/// Where `.ci/run` installs the TypeScript snippet's packages (`standardwebhooks`, `tsx`).
+fn node_dir() -> PathBuf {
+    std::env::var_os("PORTSIDE_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/portside-node")
+        })
+}
+
+/// Runs docs/WEBHOOKS.md's verification snippets (Python, TypeScript, Rust; the docs hold each
+/// file of `tests/snippets/` verbatim) on one request Portside sent, as the receiver recorded
+/// it, and on the same request with its body changed, which each must refuse.
+fn the_docs_snippets_verify(request: &Value, secret: &str) {
+    let docs = include_str!("../../../docs/WEBHOOKS.md");
+    let python = include_str!("snippets/verify_webhook.py");
+    let typescript = include_str!("snippets/verify_webhook.ts");
+    for snippet in [
+        python,
+        typescript,
+        include_str!("snippets/verify_webhook.rs"),
+    ] {
+        assert!(
+            docs.contains(snippet),
+            "docs/WEBHOOKS.md shows, verbatim:\n{snippet}"
+        );
+    }
+    let raw = request["raw"].as_str().unwrap();
+    let tampered = raw.replace("12.50", "99.99");
+    assert_ne!(raw, tampered);
+
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in request["headers"].as_object().unwrap() {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        headers.insert(name, v.as_str().unwrap().parse().unwrap());
+    }
+    let event = verify_webhook::verify(raw.as_bytes(), &headers, secret).unwrap();
+    assert_eq!(event["type"], "payment.succeeded", "Rust");
+    assert!(
+        verify_webhook::verify(tampered.as_bytes(), &headers, secret).is_err(),
+        "Rust"
+    );
+
+    let input =
+        json!({"raw": raw, "tampered": tampered, "headers": request["headers"], "secret": secret})
+            .to_string();
+    let run = |program: &str, args: &[&str], dir: &Path| {
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{program}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let harness = format!(
+        "{python}\nimport json, sys\nr = json.load(sys.stdin)\n\
+         print(verify(r['raw'].encode(), r['headers'], r['secret'])['type'])\n\
+         try:\n    verify(r['tampered'].encode(), r['headers'], r['secret'])\n    print('tampered accepted')\n\
+         except Exception:\n    print('tampered refused')\n"
+    );
+    let said = run("python3", &["-c", &harness], Path::new("."));
+    assert_eq!(said, "payment.succeeded\ntampered refused\n", "Python");
+
+    let node = node_dir();
+    if !node.join("node_modules/standardwebhooks").exists()
+        || !node.join("node_modules/tsx").exists()
+    {
+        assert!(
+            std::env::var_os("CI").is_none() && std::env::var("PORTSIDE_REQUIRE_SERVICES").is_err(),
+            "npm install --prefix {} standardwebhooks tsx (as .ci/run does)",
+            node.display()
+        );
+        eprintln!(
+            "*** SKIPPED the TypeScript snippet: npm install --prefix {} standardwebhooks tsx ***",
+            node.display()
+        );
+        return;
+    }
+    std::fs::write(node.join("verify_webhook.ts"), typescript).unwrap();
+    std::fs::write(
+        node.join("run_verify_webhook.ts"),
+        "import { readFileSync } from \"node:fs\";\nimport { verify } from \"./verify_webhook.ts\";\n\
+         const r = JSON.parse(readFileSync(0, \"utf8\"));\nconsole.log(verify(r.raw, r.headers, r.secret).type);\n\
+         try { verify(r.tampered, r.headers, r.secret); console.log(\"tampered accepted\"); }\n\
+         catch { console.log(\"tampered refused\"); }\n",
+    )
+    .unwrap();
+    let said = run("node", &["--import", "tsx", "run_verify_webhook.ts"], &node);
+    assert_eq!(said, "payment.succeeded\ntampered refused\n", "TypeScript");
+}
+
 /// The Python receiver of `tests/webhook_receiver.py`: it verifies every request with the
 /// Standard Webhooks reference library (`standardwebhooks` on PyPI) and records what it got.
 struct Receiver {
@@ -2398,6 +2507,7 @@ async fn outgoing_webhooks_reach_a_standard_webhooks_receiver() {
         "verified by the reference library"
     );
     assert_eq!(got[0]["data"]["payment"]["amount"], "12.50");
+    the_docs_snippets_verify(&got[0], &secret);
 
     // The receiver fails, then recovers: the same delivery is retried until it is taken.
     receiver.answer("/a", 500).await;

@@ -77,6 +77,11 @@ class Handler(BaseHTTPRequestHandler):
                     "data": event["data"] if event else None,
                     "verified_with": verified,
                     "answered": status,
+                    "raw": data.decode(),
+                    "headers": {
+                        k: headers.get(k) or headers.get(k.title())
+                        for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                    },
                     "at": time.time(),
                 }
             )
