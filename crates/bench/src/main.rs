@@ -13,12 +13,17 @@
 //!   [split]`, `… bursts …` and `… soak …`: the event pipeline under fixed-rate load, after
 //!   bursts, and for half an hour with retention at work.
 //!
+//! - `cargo run -p portside-bench --release -- webhooks postgres|sqlite [BUS]`: the payment
+//!   API with and without a webhook endpoint, and deliveries per second to a fast receiver
+//!   (`webhook-receiver` serves that receiver alone, for `wrk`).
+//!
 //! `scripts/chaos.sh` runs `crash` and `outage`; `bench/pipeline.sh` runs `pipeline`, `bursts` and `soak`.
 
 mod chaos;
 mod pipeline;
 mod relay;
 mod search;
+mod webhooks;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -35,8 +40,10 @@ async fn main() -> anyhow::Result<()> {
         Some("pipeline") => pipeline::run(&args).await,
         Some("bursts") => pipeline::bursts(&args).await,
         Some("soak") => pipeline::soak(&args).await,
+        Some("webhooks") => webhooks::run(&args).await,
+        Some("webhook-receiver") => webhooks::serve_receiver().await,
         _ => anyhow::bail!(
-            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] [split] | outage rabbitmq|redis|postgres [SECONDS] | pipeline|bursts|soak postgres|sqlite [inprocess|amqp|redis] [split]"
+            "usage: portside-bench relay [EVENTS] [BATCH] | search [DOCUMENTS] | crash postgres|sqlite [KILLS] [split] | outage rabbitmq|redis|postgres [SECONDS] | pipeline|bursts|soak postgres|sqlite [inprocess|amqp|redis] [split] | webhooks postgres|sqlite [inprocess|amqp|redis] | webhook-receiver"
         ),
     }
 }

@@ -30,7 +30,7 @@ use crate::env;
 
 /// What the clients saw during one load.
 #[derive(Default)]
-struct Sent {
+pub(crate) struct Sent {
     ok: AtomicU64,
     failed: AtomicU64,
     /// Response times of the successful requests, in microseconds.
@@ -50,7 +50,7 @@ impl Sent {
     }
 
     /// Successful requests per second, p50 and p99 response time (ms), failures.
-    fn summary(&self, seconds: f64) -> (f64, f64, f64, u64) {
+    pub(crate) fn summary(&self, seconds: f64) -> (f64, f64, f64, u64) {
         let mut took = self.took.lock().map(|t| t.clone()).unwrap_or_default();
         took.sort_unstable();
         let ms = |q: f64| quantile(&took, q) as f64 / 1000.0;
@@ -90,7 +90,12 @@ async fn pay(http: &reqwest::Client, base: &str, token: &str) -> bool {
 }
 
 /// A closed loop: `clients` clients, each sending its next payment when the last was answered.
-async fn closed_loop(rig: &Rig, token: &str, clients: usize, length: Duration) -> Arc<Sent> {
+pub(crate) async fn closed_loop(
+    rig: &Rig,
+    token: &str,
+    clients: usize,
+    length: Duration,
+) -> Arc<Sent> {
     let sent = Arc::new(Sent::default());
     let until = Instant::now() + length;
     let tasks: Vec<_> = (0..clients)
@@ -212,7 +217,7 @@ async fn owed(store: &Store, since: OffsetDateTime) -> anyhow::Result<(i64, i64)
 }
 
 /// Waits (at most 600 s) until every group handled every event committed since `since`.
-async fn drained(store: &Store, since: OffsetDateTime) -> anyhow::Result<Duration> {
+pub(crate) async fn drained(store: &Store, since: OffsetDateTime) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     loop {
         let (owed, unpublished) = owed(store, since).await?;
@@ -350,7 +355,7 @@ async fn rig(args: &[String]) -> anyhow::Result<Rig> {
 }
 
 /// [`rig`] with `settings` for the server.
-async fn start(args: &[String], settings: &[(&str, String)]) -> anyhow::Result<Rig> {
+pub(crate) async fn start(args: &[String], settings: &[(&str, String)]) -> anyhow::Result<Rig> {
     let engine = args.get(1).map(String::as_str).unwrap_or("postgres");
     let split = args.iter().any(|a| a == "split");
     let bus = match (engine, args.get(2).map(String::as_str)) {

@@ -56,6 +56,8 @@ async fn conclude(rig: Rig, done: &Done, report: &Report) -> anyhow::Result<()> 
     let defects = report.lost + report.duplicated + report.effects_twice + report.half_written;
     let failed = defects > 0
         || report.events_lost > 0
+        || report.webhooks_missing > 0
+        || report.webhooks_unverified > 0
         || !done.ledger.unexpected.is_empty()
         || leaks > 0
         || !books_hold;
@@ -82,10 +84,30 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
         Some("split") => true,
         Some(other) => bail!("unknown mode {other:?}: leave it out or say split"),
     };
-    let mut rig = Rig::start_in(engine, None, &[], split).await?;
+    // An endpoint that wants every event, at a receiver in this process that verifies each
+    // request with the Standard Webhooks library and records its webhook-id.
+    let (hook_url, hooks) = crate::webhooks::receiver().await?;
+    let mut settings: Vec<(&str, String)> = crate::webhooks::LOCAL_DELIVERY
+        .map(|(k, v)| (k, v.to_owned()))
+        .to_vec();
+    settings.push(("WEBHOOK_TIMEOUT", "5s".to_owned()));
+    settings.push((
+        "WEBHOOK_RETRY_SCHEDULE",
+        "1s,2s,5s,10s,20s,30s,60s".to_owned(),
+    ));
+    let mut rig = Rig::start_in(engine, None, &settings, split).await?;
     let token = rig.sign_in().await?;
     rig.shelve().await?;
     let recipient = rig.recipient().await?;
+    let secret = crate::webhooks::subscribe(&rig, &hook_url).await?;
+    hooks.verify_with(&secret)?;
+    let earlier: std::collections::HashSet<String> = rig
+        .store
+        .rows("SELECT CAST(id AS TEXT) FROM outbox")
+        .await?
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     let load = Load::start(
         &rig.http,
         &rig.server.base,
@@ -120,8 +142,12 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
     }
     let done = load.stop().await?;
     let drain = rig.drain().await?;
+    let delivered = webhooks_delivered(&rig, &hooks, &earlier).await?;
     rig.server.terminate().await?;
-    let report = verify::verify(&rig.store, &done.ledger).await?;
+    let mut report = verify::verify(&rig.store, &done.ledger).await?;
+    report.details.push(delivered.line());
+    report.webhooks_missing = delivered.missing;
+    report.webhooks_unverified = delivered.unverified;
     let max_recovery = recoveries.iter().max().copied().unwrap_or_default();
     let mean_recovery = recoveries.iter().sum::<Duration>() / recoveries.len().max(1) as u32;
     let kills_of = killed
@@ -151,6 +177,69 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
         drain.as_secs_f64(),
     );
     conclude(rig, &done, &report).await
+}
+
+/// What reached the chaos run's webhook receiver.
+struct Delivered {
+    expected: usize,
+    missing: usize,
+    requests: u64,
+    /// Distinct webhook-ids verified.
+    distinct: u64,
+    unverified: u64,
+    took: Duration,
+}
+
+impl Delivered {
+    fn line(&self) -> String {
+        format!(
+            "webhooks: {} events recorded after the endpoint was registered, {} of them never delivered; {} requests ({} duplicates by webhook-id), {} failed verification; the last arrived {:.1} s after the drain",
+            self.expected,
+            self.missing,
+            self.requests,
+            self.requests
+                .saturating_sub(self.distinct + self.unverified),
+            self.unverified,
+            self.took.as_secs_f64()
+        )
+    }
+}
+
+/// Waits (at most 180 s: a delivery leased by a killed process waits for its lease) until every
+/// event recorded after the endpoint was registered reached the receiver, verified.
+async fn webhooks_delivered(
+    rig: &Rig,
+    hooks: &crate::webhooks::Tally,
+    earlier: &std::collections::HashSet<String>,
+) -> anyhow::Result<Delivered> {
+    let expected: Vec<String> = rig
+        .store
+        .rows("SELECT CAST(id AS TEXT) FROM outbox")
+        .await?
+        .into_iter()
+        .map(|r| r[0].clone())
+        .filter(|id| !earlier.contains(id))
+        .collect();
+    let started = Instant::now();
+    let (missing, distinct) = loop {
+        let (missing, distinct) = {
+            let ids = hooks.ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let missing = expected.iter().filter(|id| !ids.contains(*id)).count();
+            (missing, ids.len() as u64)
+        };
+        if missing == 0 || started.elapsed() > Duration::from_secs(180) {
+            break (missing, distinct);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Ok(Delivered {
+        expected: expected.len(),
+        missing,
+        requests: hooks.requests(),
+        distinct,
+        unverified: hooks.unverified.load(std::sync::atomic::Ordering::Relaxed),
+        took: started.elapsed(),
+    })
 }
 
 /// How a dependency is stopped and started on this machine's local services; `OUTAGE_STOP`

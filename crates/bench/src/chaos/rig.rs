@@ -377,6 +377,21 @@ impl Rig {
     /// Puts the product the load orders (`sku-1`, 7.50 USD, stock not tracked) in the catalog,
     /// as an administrator made with `portside users create-admin`.
     pub async fn shelve(&self) -> anyhow::Result<()> {
+        let token = self.admin_token().await?;
+        let r = self
+            .http
+            .post(format!("{}/api/v1/products", self.server.base))
+            .bearer_auth(token)
+            .json(&json!({"sku": "sku-1", "name": "Mug", "prices": {"USD": "7.50"}}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "product: {}", r.text().await?);
+        Ok(())
+    }
+
+    /// An administrator's access token (the administrator made once, with `portside users
+    /// create-admin`).
+    pub async fn admin_token(&self) -> anyhow::Result<String> {
         let base = &self.server.base;
         let email = "chaos-admin@example.com";
         let made = std::process::Command::new(&self.server.bin)
@@ -397,16 +412,10 @@ impl Rig {
             .await?
             .json()
             .await?;
-        let token = login["access_token"].as_str().context("admin login")?;
-        let r = self
-            .http
-            .post(format!("{base}/api/v1/products"))
-            .bearer_auth(token)
-            .json(&json!({"sku": "sku-1", "name": "Mug", "prices": {"USD": "7.50"}}))
-            .send()
-            .await?;
-        anyhow::ensure!(r.status() == 201, "product: {}", r.text().await?);
-        Ok(())
+        Ok(login["access_token"]
+            .as_str()
+            .context("admin login")?
+            .to_owned())
     }
 
     /// Signs up a customer and returns its access token.

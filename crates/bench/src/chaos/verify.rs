@@ -30,6 +30,9 @@ pub struct Report {
     pub duplicated: usize,
     pub events_lost: i64,
     pub effects_twice: usize,
+    /// Events the crash run's webhook endpoint never got, and requests that failed verification.
+    pub webhooks_missing: usize,
+    pub webhooks_unverified: u64,
     pub details: Vec<String>,
 }
 
