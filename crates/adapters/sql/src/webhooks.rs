@@ -366,32 +366,33 @@ macro_rules! webhooks {
                     rows.iter().map(delivery_of).collect()
                 }
 
-                async fn record_attempt(
+                async fn record_attempts(
                     &self,
-                    d: &WebhookDelivery,
-                    a: &Attempt,
+                    attempts: &[(WebhookDelivery, Attempt)],
                 ) -> Result<(), StoreError> {
                     let mut tx = self.write.begin().await.map_err(store_error)?;
-                    sqlx::query(SAVE_DELIVERY)
-                        .bind(DbId(d.id.0))
-                        .bind(d.status.as_str())
-                        .bind(i32::try_from(d.attempts).unwrap_or(i32::MAX))
-                        .bind(d.next_attempt_at.map(DbTime))
-                        .bind(DbTime(d.updated_at))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_error)?;
-                    sqlx::query(INSERT_ATTEMPT)
-                        .bind(DbId(d.id.0))
-                        .bind(i32::try_from(a.number).unwrap_or(i32::MAX))
-                        .bind(DbTime(a.at))
-                        .bind(a.status_code.map(i32::from))
-                        .bind(i64::try_from(a.latency.as_micros()).unwrap_or(i64::MAX))
-                        .bind(&a.response)
-                        .bind(&a.error)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_error)?;
+                    for (d, a) in attempts {
+                        sqlx::query(SAVE_DELIVERY)
+                            .bind(DbId(d.id.0))
+                            .bind(d.status.as_str())
+                            .bind(i32::try_from(d.attempts).unwrap_or(i32::MAX))
+                            .bind(d.next_attempt_at.map(DbTime))
+                            .bind(DbTime(d.updated_at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(store_error)?;
+                        sqlx::query(INSERT_ATTEMPT)
+                            .bind(DbId(d.id.0))
+                            .bind(i32::try_from(a.number).unwrap_or(i32::MAX))
+                            .bind(DbTime(a.at))
+                            .bind(a.status_code.map(i32::from))
+                            .bind(i64::try_from(a.latency.as_micros()).unwrap_or(i64::MAX))
+                            .bind(&a.response)
+                            .bind(&a.error)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(store_error)?;
+                    }
                     tx.commit().await.map_err(store_error)
                 }
 

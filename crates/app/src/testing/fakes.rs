@@ -1464,19 +1464,20 @@ impl WebhookDeliveryStore for InMemoryStore {
             .collect())
     }
 
-    async fn record_attempt(
+    async fn record_attempts(
         &self,
-        delivery: &WebhookDelivery,
-        attempt: &Attempt,
+        attempts: &[(WebhookDelivery, Attempt)],
     ) -> Result<(), StoreError> {
         let mut t = self.lock()?;
-        let record = t
-            .webhook_deliveries
-            .get_mut(&delivery.id)
-            .ok_or_else(|| StoreError::Other("no such delivery".into()))?;
-        record.delivery = delivery.clone();
-        if !record.attempts.iter().any(|a| a.number == attempt.number) {
-            record.attempts.push(attempt.clone());
+        for (delivery, attempt) in attempts {
+            let record = t
+                .webhook_deliveries
+                .get_mut(&delivery.id)
+                .ok_or_else(|| StoreError::Other("no such delivery".into()))?;
+            record.delivery = delivery.clone();
+            if !record.attempts.iter().any(|a| a.number == attempt.number) {
+                record.attempts.push(attempt.clone());
+            }
         }
         Ok(())
     }
@@ -1783,13 +1784,26 @@ pub type ReceivedRequest = (String, String, i64, String, String);
 pub struct FakeReceiver {
     script: Mutex<std::collections::VecDeque<Option<u16>>>,
     pub received: Mutex<Vec<ReceivedRequest>>,
+    /// How long each answer takes.
+    delay: std::time::Duration,
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// The most requests it was answering at once.
+    pub max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeReceiver {
     pub fn answering(script: impl IntoIterator<Item = Option<u16>>) -> Self {
         FakeReceiver {
             script: Mutex::new(script.into_iter().collect()),
-            received: Mutex::default(),
+            ..FakeReceiver::default()
+        }
+    }
+
+    /// A receiver that takes `delay` to answer each request (200).
+    pub fn slow(delay: std::time::Duration) -> Self {
+        FakeReceiver {
+            delay,
+            ..FakeReceiver::default()
         }
     }
 
@@ -1805,6 +1819,12 @@ impl crate::webhooks::WebhookSender for FakeReceiver {
         request: crate::webhooks::WebhookRequest<'_>,
         _timeout: std::time::Duration,
     ) -> crate::webhooks::WebhookResponse {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Ok(mut r) = self.received.lock() {
             r.push((
                 request.url.to_owned(),

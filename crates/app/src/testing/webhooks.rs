@@ -70,6 +70,14 @@ fn attempt(number: u32, status: Option<u16>, at: OffsetDateTime) -> Attempt {
     }
 }
 
+/// One attempt recorded, as the dispatcher records a batch of one.
+async fn record<S: WebhookDeliveryStore + ?Sized>(store: &S, d: &WebhookDelivery, a: &Attempt) {
+    store
+        .record_attempts(&[(d.clone(), a.clone())])
+        .await
+        .unwrap();
+}
+
 fn all() -> PageRequest<DeliveryId> {
     PageRequest {
         limit: 1000,
@@ -178,15 +186,15 @@ where
     d.attempts = 1;
     d.next_attempt_at = Some(t0() + time::Duration::seconds(5));
     d.updated_at = t0();
-    store.record_attempt(&d, &first).await.unwrap();
+    record(&*store, &d, &first).await;
     let second = attempt(2, None, t0() + time::Duration::seconds(5));
     d.attempts = 2;
     d.status = DeliveryStatus::Failed;
     d.next_attempt_at = None;
     d.updated_at = second.at;
-    store.record_attempt(&d, &second).await.unwrap();
+    record(&*store, &d, &second).await;
     // An attempt recorded twice (a retried write) is kept once.
-    store.record_attempt(&d, &second).await.unwrap();
+    record(&*store, &d, &second).await;
     let found = store.delivery(d.id).await.unwrap().unwrap();
     assert_eq!(found.delivery, d);
     assert_eq!(found.attempts, vec![first, second]);
@@ -194,10 +202,7 @@ where
     d2.attempts = 1;
     d2.status = DeliveryStatus::Succeeded;
     d2.next_attempt_at = None;
-    store
-        .record_attempt(&d2, &attempt(1, Some(200), t0()))
-        .await
-        .unwrap();
+    record(&*store, &d2, &attempt(1, Some(200), t0())).await;
     let by_event = DeliveryFilter {
         event: Some(event),
         ..DeliveryFilter::default()
@@ -255,10 +260,7 @@ where
         d.attempts = 8;
         d.status = DeliveryStatus::Failed;
         d.next_attempt_at = None;
-        store
-            .record_attempt(d, &attempt(8, Some(500), t0()))
-            .await
-            .unwrap();
+        record(&*store, d, &attempt(8, Some(500), t0())).await;
     }
     let now = t0() + time::Duration::hours(3);
     let since = t0() + time::Duration::hours(1);
@@ -371,10 +373,7 @@ where
     let e = endpoint(&*store).await;
     let d = delivery(&e, Uuid::now_v7(), t0());
     store.enqueue(std::slice::from_ref(&d)).await.unwrap();
-    store
-        .record_attempt(&d, &attempt(1, Some(500), t0()))
-        .await
-        .unwrap();
+    record(&*store, &d, &attempt(1, Some(500), t0())).await;
     assert!(store.delete_endpoint(e.id).await.unwrap());
     assert_eq!(
         store.delivery(d.id).await.unwrap(),
@@ -389,10 +388,12 @@ where
         .enqueue(&[ancient.clone(), recent.clone()])
         .await
         .unwrap();
-    store
-        .record_attempt(&ancient, &attempt(1, Some(200), ancient.created_at))
-        .await
-        .unwrap();
+    record(
+        &*store,
+        &ancient,
+        &attempt(1, Some(200), ancient.created_at),
+    )
+    .await;
     let mut purged = 0;
     loop {
         let n = store

@@ -1,10 +1,12 @@
-//! The dispatcher: sends due deliveries, signed, and records each attempt. Every endpoint has
-//! its own bound on requests in flight, and every request its timeout, so a slow or dead
-//! endpoint holds up only its own deliveries. A delivery is leased while its request runs; if
-//! the process dies before the attempt is recorded, the lease runs out and it is sent again
-//! with the same `webhook-id` (at least once).
+//! The dispatcher: sends due deliveries, signed, and records each attempt. Each endpoint's due
+//! deliveries are taken in batches, one batch per endpoint at a time, sent with at most
+//! `concurrency` requests in flight and each within its timeout, so a slow or dead endpoint
+//! holds up only its own deliveries; a batch's attempts are recorded in one transaction. A
+//! batch is leased for as long as it may take; if the process dies before its attempts are
+//! recorded, the lease runs out and its deliveries are sent again with the same `webhook-id`
+//! (at least once).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use portside_domain::webhook::delivery::{
 use portside_domain::webhook::{EndpointId, WebhookMessage};
 use portside_kernel::{Clock, StoreError};
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +35,8 @@ pub struct DispatchSettings {
     pub disable_after: Duration,
     /// How often due deliveries are looked for when nothing wakes the dispatcher.
     pub poll: Duration,
+    /// Deliveries an endpoint's batch takes at most.
+    pub batch: u32,
 }
 
 impl Default for DispatchSettings {
@@ -43,6 +47,7 @@ impl Default for DispatchSettings {
             timeout: Duration::from_secs(15),
             disable_after: Duration::from_secs(5 * 86_400),
             poll: Duration::from_secs(1),
+            batch: 64,
         }
     }
 }
@@ -56,7 +61,8 @@ pub struct WebhookDispatcher {
     sender: Arc<dyn WebhookSender>,
     clock: Arc<dyn Clock>,
     settings: DispatchSettings,
-    in_flight: Mutex<HashMap<EndpointId, u32>>,
+    /// The endpoints whose batch is being sent.
+    busy: Mutex<HashSet<EndpointId>>,
     wake: Arc<Notify>,
 }
 
@@ -73,7 +79,7 @@ impl WebhookDispatcher {
             sender,
             clock,
             settings,
-            in_flight: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
             wake,
         }
     }
@@ -108,51 +114,96 @@ impl WebhookDispatcher {
         .await;
     }
 
-    /// Claims what is due, within each endpoint's free slots, and starts its requests in
-    /// `running`; how many it started.
+    /// Claims a batch of what is due for each endpoint without one in flight, and starts
+    /// sending each batch in `running`; how many deliveries it started.
     pub async fn start_due(
         self: &Arc<Self>,
         running: &mut JoinSet<()>,
     ) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let lease = time::Duration::try_from(self.settings.timeout * 2 + Duration::from_secs(30))
-            .unwrap_or(time::Duration::MINUTE);
+        let s = &self.settings;
+        let batch = s.batch.max(1);
+        // Long enough for the batch's requests one after another in `concurrency` lanes.
+        let rounds = batch.div_ceil(s.concurrency.max(1));
+        let lease = time::Duration::try_from(s.timeout * rounds + Duration::from_secs(30))
+            .unwrap_or(time::Duration::HOUR);
         let mut started = 0;
         for endpoint in self.store.due_endpoints(now).await? {
-            let busy = self.in_flight().get(&endpoint.id).copied().unwrap_or(0);
-            let free = self.settings.concurrency.saturating_sub(busy);
-            if free == 0 {
+            if !self.busy().insert(endpoint.id) {
                 continue;
             }
-            let claimed = self
-                .store
-                .claim(endpoint.id, now, now + lease, free)
-                .await?;
-            *self.in_flight().entry(endpoint.id).or_default() += claimed.len() as u32;
-            let endpoint = Arc::new(endpoint);
-            for delivery in claimed {
-                started += 1;
-                let me = self.clone();
-                let endpoint = endpoint.clone();
-                running.spawn(async move {
-                    me.attempt(&endpoint, delivery).await;
-                    let mut in_flight = me.in_flight();
-                    if let Some(n) = in_flight.get_mut(&endpoint.id) {
-                        *n = n.saturating_sub(1);
-                    }
-                });
-            }
+            let claimed = match self.store.claim(endpoint.id, now, now + lease, batch).await {
+                Ok(c) if !c.is_empty() => c,
+                other => {
+                    self.busy().remove(&endpoint.id);
+                    other?;
+                    continue;
+                }
+            };
+            started += claimed.len();
+            let me = self.clone();
+            running.spawn(async move {
+                let id = endpoint.id;
+                me.clone().send_batch(endpoint, claimed).await;
+                me.busy().remove(&id);
+            });
         }
         Ok(started)
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, u32>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    fn busy(&self) -> std::sync::MutexGuard<'_, HashSet<EndpointId>> {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One signed request and its record; the endpoint disabled if it is gone or has failed
-    /// for too long.
-    async fn attempt(&self, endpoint: &WebhookEndpoint, mut delivery: WebhookDelivery) {
+    /// One endpoint's batch: its requests at most `concurrency` at a time, then every attempt
+    /// recorded in one transaction, then the endpoint's health.
+    async fn send_batch(
+        self: Arc<Self>,
+        endpoint: WebhookEndpoint,
+        deliveries: Vec<WebhookDelivery>,
+    ) {
+        let endpoint = Arc::new(endpoint);
+        let lanes = Arc::new(Semaphore::new(self.settings.concurrency.max(1) as usize));
+        let mut requests = JoinSet::new();
+        for delivery in deliveries {
+            let (me, endpoint, lanes) = (self.clone(), endpoint.clone(), lanes.clone());
+            requests.spawn(async move {
+                let _lane = lanes.acquire_owned().await;
+                me.attempt(&endpoint, delivery).await
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(finished) = requests.join_next().await {
+            if let Ok(attempted) = finished {
+                done.push(attempted);
+            }
+        }
+        if let Err(e) = self.store.record_attempts(&done).await {
+            // The lease runs out and the deliveries are sent again.
+            tracing::warn!(endpoint = %endpoint.id, error = %e, "cannot record webhook attempts");
+            return;
+        }
+        for (delivery, _) in &done {
+            let outcome = match delivery.status {
+                DeliveryStatus::Succeeded => "succeeded",
+                DeliveryStatus::Failed => "failed",
+                DeliveryStatus::Pending => continue,
+            };
+            metrics::counter!("portside_webhook_deliveries_total", "outcome" => outcome)
+                .increment(1);
+        }
+        let attempts: Vec<&Attempt> = done.iter().map(|(_, a)| a).collect();
+        if let Err(e) = self.endpoint_health(&endpoint, &attempts).await {
+            tracing::warn!(endpoint = %endpoint.id, error = %e, "cannot record an endpoint's health");
+        }
+    }
+
+    /// One signed request; the delivery as it stands after it, with the attempt.
+    async fn attempt(
+        &self,
+        endpoint: &WebhookEndpoint,
+        mut delivery: WebhookDelivery,
+    ) -> (WebhookDelivery, Attempt) {
         let now = self.clock.now();
         let id = delivery.message_id();
         let timestamp = now.unix_timestamp();
@@ -194,40 +245,38 @@ impl WebhookDispatcher {
         metrics::counter!("portside_webhook_attempts_total", "outcome" => outcome).increment(1);
         metrics::histogram!("portside_webhook_attempt_seconds")
             .record(attempt.latency.as_secs_f64());
-        if let Err(e) = self.store.record_attempt(&delivery, &attempt).await {
-            // The lease runs out and the delivery is sent again.
-            tracing::warn!(delivery = %delivery.id, error = %e, "cannot record a webhook attempt");
-            return;
-        }
-        if delivery.status != DeliveryStatus::Pending {
-            metrics::counter!("portside_webhook_deliveries_total", "outcome" => outcome)
-                .increment(1);
-        }
-        if let Err(e) = self.endpoint_health(endpoint, &attempt).await {
-            tracing::warn!(endpoint = %endpoint.id, error = %e, "cannot record an endpoint's health");
-        }
+        (delivery, attempt)
     }
 
+    /// A batch's lesson for its endpoint: a 410 disables it; a success means it answers; a
+    /// batch that failed throughout extends its failing, and disables it once that has lasted
+    /// `disable_after`.
     async fn endpoint_health(
         &self,
         endpoint: &WebhookEndpoint,
-        attempt: &Attempt,
+        attempts: &[&Attempt],
     ) -> Result<(), StoreError> {
-        if attempt.succeeded() {
-            return self.store.endpoint_succeeded(endpoint.id).await;
-        }
-        let reason = if attempt.gone() {
+        let Some(first) = attempts.iter().map(|a| a.at).min() else {
+            return Ok(());
+        };
+        let reason = if attempts.iter().any(|a| a.gone()) {
             Some(DisabledReason::Gone)
+        } else if attempts.iter().any(|a| a.succeeded()) {
+            if endpoint.failing_since.is_some() {
+                self.store.endpoint_succeeded(endpoint.id).await?;
+            }
+            None
         } else {
-            let since = self.store.endpoint_failed(endpoint.id, attempt.at).await?;
+            let now = self.clock.now();
+            let since = self.store.endpoint_failed(endpoint.id, first).await?;
             since
-                .filter(|s| failed_too_long(*s, attempt.at, self.settings.disable_after))
+                .filter(|s| failed_too_long(*s, now, self.settings.disable_after))
                 .map(|_| DisabledReason::Failing)
         };
         if let Some(reason) = reason
             && self
                 .store
-                .disable_endpoint(endpoint.id, reason, attempt.at)
+                .disable_endpoint(endpoint.id, reason, self.clock.now())
                 .await?
         {
             metrics::counter!("portside_webhook_endpoints_disabled_total", "reason" => reason.as_str())

@@ -85,11 +85,11 @@ pub trait WebhookDeliveryStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<WebhookDelivery>, StoreError>;
 
-    /// Saves a delivery after an attempt together with the attempt.
-    async fn record_attempt(
+    /// Saves deliveries after an attempt each, with their attempts, in one transaction (an
+    /// attempt recorded before is kept once).
+    async fn record_attempts(
         &self,
-        delivery: &WebhookDelivery,
-        attempt: &Attempt,
+        attempts: &[(WebhookDelivery, Attempt)],
     ) -> Result<(), StoreError>;
 
     /// An attempt to the endpoint succeeded: it is failing no more.

@@ -488,26 +488,32 @@ async fn an_endpoint_failing_for_longer_than_the_setting_is_disabled() {
 async fn each_endpoint_has_its_own_bound_on_requests_in_flight() {
     let settings = DispatchSettings {
         concurrency: 2,
+        batch: 4,
         ..quick()
     };
-    let r = rig(FakeReceiver::default(), settings);
-    let slow = r.endpoint(None).await;
+    let r = rig(FakeReceiver::slow(Duration::from_millis(20)), settings);
+    let one = r.endpoint(None).await;
     let other = r.endpoint(None).await;
     for n in 1..=5 {
         r.handle(&event("payment.succeeded", n)).await;
     }
     let mut running = tokio::task::JoinSet::new();
-    // Two of each endpoint's five start; the rest wait for a free slot.
-    assert_eq!(r.dispatcher.start_due(&mut running).await.unwrap(), 4);
+    // A batch of four for each endpoint; the fifth waits for the next batch.
+    assert_eq!(r.dispatcher.start_due(&mut running).await.unwrap(), 8);
     assert_eq!(
         r.dispatcher.start_due(&mut running).await.unwrap(),
         0,
-        "both endpoints are at their bound"
+        "one batch per endpoint at a time"
     );
     while running.join_next().await.is_some() {}
-    assert_eq!(r.dispatch().await, 4);
+    let most = r
+        .receiver
+        .max_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 4, "two lanes per endpoint, two endpoints: {most}");
+    assert!(most >= 3, "the lanes ran side by side: {most}");
     assert_eq!(r.dispatch().await, 2);
-    for e in [&slow, &other] {
+    for e in [&one, &other] {
         assert!(
             r.deliveries(e)
                 .await
