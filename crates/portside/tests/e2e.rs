@@ -2655,3 +2655,110 @@ async fn outgoing_webhooks_reach_a_standard_webhooks_receiver() {
     assert!(server.child.wait().unwrap().success());
     clean_up(&dir);
 }
+
+/// kill -9 in the middle of a burst: every payment a client was told succeeded (after it
+/// retried its key on the restarted server) reaches the receiver, verified, at least once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_survive_kill_9_mid_burst() {
+    let Some(receiver) = Receiver::start(0) else {
+        return;
+    };
+    let dir = temp_dir("webhooks-kill");
+    // 64 lanes and a 2 s timeout: a batch's lease is 2 s + 5 s, so the deliveries the killed
+    // process held come due again within seconds.
+    let env = [
+        ("WEBHOOK_ALLOW_HTTP", "true"),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"),
+        ("WEBHOOK_TIMEOUT", "2s"),
+        ("WEBHOOK_CONCURRENCY", "64"),
+        ("RATE_LIMIT_PER_USER", "0"),
+        ("RATE_LIMIT_PER_IP", "0"),
+        ("IDEMPOTENCY_LOCK", "1s"),
+        ("RECOVERY_GRACE", "1s"),
+        ("RECOVERY_INTERVAL", "300ms"),
+    ];
+    let server = start(&dir, &env);
+    let api = format!("{}/api/v1", server.base);
+    let admin = admin_client(&dir, &env, &server.base).await;
+    let (_, secret) = endpoint(
+        &admin,
+        &api,
+        &receiver.url("/k"),
+        json!(["payment.succeeded"]),
+    )
+    .await;
+    receiver.secrets(&[&secret]).await;
+    let (http, customer) = signed_in(&server.base).await;
+    let base = server.base.clone();
+    let server = Arc::new(std::sync::Mutex::new(server));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..80 {
+        let (http, base, answered, gate, server) = (
+            http.clone(),
+            base.clone(),
+            answered.clone(),
+            gate.clone(),
+            server.clone(),
+        );
+        let key = format!("{customer}-hook-{i}");
+        tasks.spawn(async move {
+            let _lane = gate.acquire().await.unwrap();
+            // The first answer may be lost to the kill; the key is sent again below.
+            let _ = pay(&http, &base, &key, &pay_body("12.50")).await;
+            if answered.fetch_add(1, Ordering::SeqCst) + 1 == 30 {
+                server.lock().unwrap().child.kill().unwrap(); // SIGKILL
+            }
+            key
+        });
+    }
+    let mut keys = Vec::new();
+    while let Some(key) = tasks.join_next().await {
+        keys.push(key.unwrap());
+    }
+    server.lock().unwrap().child.wait().unwrap();
+    // The restarted server; every key sent again, as a client does until it has an answer.
+    let mut restarted = start(&dir, &env);
+    let mut paid = Vec::new();
+    for key in &keys {
+        // A key the killed process was holding answers 409 until its lock lapses (1 s here).
+        let mut answer = Answer::Lost;
+        for _ in 0..50 {
+            answer = pay(&http, &restarted.base, key, &pay_body("12.50")).await;
+            if matches!(answer, Answer::Acknowledged(_)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match answer {
+            Answer::Acknowledged(id) => paid.push(id),
+            Answer::Lost => panic!("{key} has no answer after the restart"),
+        }
+    }
+    let mut missing = paid.clone();
+    for _ in 0..300 {
+        let got = receiver.received().await;
+        missing.retain(|id| {
+            !got.iter().any(|r| {
+                r["path"] == "/k"
+                    && r["verified_with"] == json!([0])
+                    && r["data"]["payment"]["payment_id"] == id.as_str()
+            })
+        });
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} payments never reached the receiver: {missing:?}",
+        missing.len(),
+        paid.len()
+    );
+    signal(&restarted.child, "TERM");
+    assert!(restarted.child.wait().unwrap().success());
+    clean_up(&dir);
+}

@@ -52,6 +52,10 @@ impl Default for DispatchSettings {
     }
 }
 
+/// What a batch's lease allows, beyond its requests, for recording their attempts. Should the
+/// store take longer, the batch may be sent again (at least once, never lost).
+const RECORDING: Duration = Duration::from_secs(5);
+
 /// How often the pending gauges are read.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
@@ -123,9 +127,10 @@ impl WebhookDispatcher {
         let now = self.clock.now();
         let s = &self.settings;
         let batch = s.batch.max(1);
-        // Long enough for the batch's requests one after another in `concurrency` lanes.
+        // Long enough for the batch's requests one after another in `concurrency` lanes, and
+        // for recording them.
         let rounds = batch.div_ceil(s.concurrency.max(1));
-        let lease = time::Duration::try_from(s.timeout * rounds + Duration::from_secs(30))
+        let lease = time::Duration::try_from(s.timeout * rounds + RECORDING)
             .unwrap_or(time::Duration::HOUR);
         let mut started = 0;
         for endpoint in self.store.due_endpoints(now).await? {
