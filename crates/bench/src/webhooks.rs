@@ -90,12 +90,9 @@ pub async fn receiver() -> anyhow::Result<(String, Arc<Tally>)> {
 
 /// `webhook-receiver`: the receiver alone until killed; prints its URL first.
 pub async fn serve_receiver() -> anyhow::Result<()> {
-    let (url, tally) = receiver().await?;
+    let (url, _tally) = receiver().await?;
     println!("{url}");
-    loop {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        let _ = tally.requests();
-    }
+    std::future::pending::<anyhow::Result<()>>().await
 }
 
 /// Registers an endpoint at `url` that wants every event; its secret.
@@ -148,19 +145,7 @@ async fn measure(
     let (rate_off, p50_off, p99_off, _) = off.summary(length.as_secs_f64());
     drained(&rig.store, OffsetDateTime::UNIX_EPOCH).await?;
 
-    let admin = rig.admin_token().await?;
-    let made: Value = rig
-        .http
-        .post(format!("{}/api/v1/webhook-endpoints", rig.server.base))
-        .bearer_auth(&admin)
-        .json(&json!({ "url": url }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    made["id"]
-        .as_str()
-        .context("the endpoint was not created")?;
+    subscribe(rig, &url).await?;
 
     let before = rig
         .store

@@ -1783,7 +1783,7 @@ pub type ReceivedRequest = (String, String, i64, String, String);
 #[derive(Default)]
 pub struct FakeReceiver {
     script: Mutex<std::collections::VecDeque<Option<u16>>>,
-    pub received: Mutex<Vec<ReceivedRequest>>,
+    received: Mutex<Vec<ReceivedRequest>>,
     /// How long each answer takes.
     delay: std::time::Duration,
     in_flight: std::sync::atomic::AtomicUsize,

@@ -137,12 +137,16 @@ impl WebhookDispatcher {
             if !self.busy().insert(endpoint.id) {
                 continue;
             }
-            let claimed = match self.store.claim(endpoint.id, now, now + lease, batch).await {
+            let claimed = self.store.claim(endpoint.id, now, now + lease, batch).await;
+            let claimed = match claimed {
                 Ok(c) if !c.is_empty() => c,
-                other => {
+                Ok(_) => {
                     self.busy().remove(&endpoint.id);
-                    other?;
                     continue;
+                }
+                Err(e) => {
+                    self.busy().remove(&endpoint.id);
+                    return Err(e);
                 }
             };
             started += claimed.len();
