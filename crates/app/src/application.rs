@@ -24,6 +24,7 @@ use crate::payments::{
     IdempotencyStore, PaymentRepository, PaymentSettings, Payments, ProviderEvents, Providers,
     WebhookVerifier,
 };
+use crate::routing::{Routing, RoutingStore};
 use crate::search::{Search, SearchIndex, SearchProjection};
 use crate::users::cache::UserCache;
 use crate::users::{PasswordHasher, RefreshTokens, TokenService, UserRepository, Users};
@@ -32,6 +33,7 @@ use crate::webhooks::{
     DispatchSettings, WebhookDeliveryStore, WebhookDispatcher, WebhookEndpointStore,
     WebhookEndpoints, WebhookFanOut, WebhookSender, WebhookSettings,
 };
+use portside_domain::routing::RouteRule;
 
 /// The consumer groups of this version and what each wants: what a relay declares before it
 /// publishes, and what the dead-letter commands know, without building the consumers.
@@ -60,6 +62,7 @@ pub struct StorePorts {
     pub transfers: Arc<dyn TransferStore>,
     pub webhook_endpoints: Arc<dyn WebhookEndpointStore>,
     pub webhook_deliveries: Arc<dyn WebhookDeliveryStore>,
+    pub routing: Arc<dyn RoutingStore>,
 }
 
 impl StorePorts {
@@ -79,6 +82,7 @@ impl StorePorts {
             + TransferStore
             + WebhookEndpointStore
             + WebhookDeliveryStore
+            + RoutingStore
             + 'static,
     {
         StorePorts {
@@ -94,7 +98,8 @@ impl StorePorts {
             ledger: store.clone(),
             transfers: store.clone(),
             webhook_endpoints: store.clone(),
-            webhook_deliveries: store,
+            webhook_deliveries: store.clone(),
+            routing: store,
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Settings {
     pub refresh_token_ttl: time::Duration,
     pub webhooks: WebhookSettings,
     pub webhook_dispatch: DispatchSettings,
+    /// The configuration file's routing rules, already checked with [`Routing::check`].
+    pub routing_rules: Vec<RouteRule>,
 }
 
 /// The use cases of this version and its consumer groups.
@@ -155,6 +162,8 @@ pub struct Application {
     pub webhook_endpoints: Arc<WebhookEndpoints>,
     /// Sends the deliveries: run by the processes that run the consumer groups.
     pub webhook_dispatcher: Arc<WebhookDispatcher>,
+    /// The rules that choose a payment's providers.
+    pub routing: Arc<Routing>,
     consumers: Vec<Arc<dyn EventHandler>>,
 }
 
@@ -176,14 +185,24 @@ impl Application {
             webhook_sender,
         } = ports;
         let wake = Arc::new(tokio::sync::Notify::new());
-        let payments = Arc::new(Payments::new(
-            store.payments.clone(),
-            store.keys,
-            providers,
+        let routing = Arc::new(Routing::new(
+            store.routing.clone(),
+            settings.routing_rules,
+            providers.names(),
+            providers.default_name().to_owned(),
             clock.clone(),
-            ids.clone(),
-            settings.payments,
         ));
+        let payments = Arc::new(
+            Payments::new(
+                store.payments.clone(),
+                store.keys,
+                providers,
+                clock.clone(),
+                ids.clone(),
+                settings.payments,
+            )
+            .with_router(routing.clone()),
+        );
         let users = Arc::new(Users::new(
             store.users.clone(),
             store.refresh_tokens,
@@ -271,6 +290,7 @@ impl Application {
             payments,
             users,
             orders,
+            routing,
             consumers,
         }
     }
@@ -339,6 +359,7 @@ mod tests {
                 user_cache_ttl: Duration::from_secs(60),
                 refresh_token_ttl: time::Duration::days(30),
                 webhook_dispatch: Default::default(),
+                routing_rules: Vec::new(),
             },
         );
         let built: Vec<Subscription> = app

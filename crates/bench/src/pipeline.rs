@@ -251,6 +251,88 @@ fn trace_backlog(start: OffsetDateTime, groups: &[GroupFigures]) {
     }
 }
 
+/// The running totals of `portside_relay_stage_seconds` and `portside_consumer_stage_seconds`
+/// (seconds spent in each stage of relay passes and delivery batches), read from `/metrics`
+/// once a second until `stop`.
+async fn sample_stages(
+    http: reqwest::Client,
+    base: String,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Vec<HashMap<String, f64>> {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        let text = match http.get(format!("{base}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        samples.push(stage_sums(&text));
+    }
+    samples
+}
+
+/// `stage → seconds` from the `_sum` lines of the stage histograms, keyed `relay claim`,
+/// `search handle` and so on.
+fn stage_sums(metrics: &str) -> HashMap<String, f64> {
+    let mut sums = HashMap::new();
+    for line in metrics.lines() {
+        let (relay, rest) = if let Some(r) = line.strip_prefix("portside_relay_stage_seconds_sum{")
+        {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix("portside_consumer_stage_seconds_sum{") {
+            (false, r)
+        } else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let group = if relay {
+            "relay".to_owned()
+        } else {
+            label("group")
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            sums.insert(format!("{group} {}", label("stage")), v);
+        }
+    }
+    sums
+}
+
+/// With `BACKLOG_TRACE` set: for each second of a burst and its catch-up, the seconds each
+/// stage took in it (the relay's claim, publish and mark; each group's inbox read, handling,
+/// inbox write and acknowledgement), so a stall shows which stage held it.
+fn trace_stages(start: OffsetDateTime, samples: &[HashMap<String, f64>]) {
+    for (s, pair) in samples.windows(2).enumerate() {
+        let at = start + time::Duration::seconds(s as i64 + 1);
+        let mut spent: Vec<(String, f64)> = pair[1]
+            .iter()
+            .map(|(k, v)| (k.clone(), v - pair[0].get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, d)| *d >= 0.005)
+            .collect();
+        spent.sort_by(|a, b| a.0.cmp(&b.0));
+        let spent: Vec<String> = spent.iter().map(|(k, d)| format!("{k} {d:.2}")).collect();
+        eprintln!(
+            "stages {:02}:{:02}:{:02} {}",
+            at.hour(),
+            at.minute(),
+            at.second(),
+            spent.join(", ")
+        );
+    }
+}
+
 /// Whether `BACKLOG_TRACE` is set.
 fn tracing() -> bool {
     std::env::var_os("BACKLOG_TRACE").is_some()
@@ -590,11 +672,22 @@ async fn soak_on(
         let end = OffsetDateTime::now_utc();
         let catch_up = if checkpoints.contains(&m) {
             let start = OffsetDateTime::now_utc();
+            let sampler = tracing().then(|| {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                let samples = tokio::spawn(sample_stages(
+                    rig.http.clone(),
+                    rig.server.base.clone(),
+                    stopped,
+                ));
+                (stop, samples)
+            });
             closed_loop(rig, &token, clients, Duration::from_secs(burst)).await;
             let stopped = OffsetDateTime::now_utc();
             let took = drained(&rig.store, start).await?;
-            if tracing() {
+            if let Some((stop, samples)) = sampler {
+                let _ = stop.send(());
                 trace_backlog(start, &figures(&rig.store, start, stopped).await?);
+                trace_stages(start, &samples.await?);
             }
             format!("{:.1} s", took.as_secs_f64())
         } else {

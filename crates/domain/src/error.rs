@@ -176,6 +176,9 @@ pub enum DomainError {
     /// A refund of a top-up whose money the wallet no longer holds.
     #[error("the wallet no longer holds the amount of this top-up: it was spent or transferred")]
     TopUpSpent,
+    /// A routing rule that cannot be used as written.
+    #[error("{1}")]
+    Route(crate::routing::RouteProblem, String),
 }
 
 impl DomainError {
@@ -225,6 +228,7 @@ impl DomainError {
             DomainError::InvalidWebhookSecret => "webhook_secret_invalid",
             DomainError::InvalidWebhookUrl(_) => "webhook_url_invalid",
             DomainError::InvalidEventTypes(_) => "event_types_invalid",
+            DomainError::Route(problem, _) => problem.code(),
         }
     }
 

@@ -516,6 +516,7 @@ mod tests {
                 provider: provider.into(),
                 description: None,
                 metadata: Metadata::default(),
+                routing: None,
             },
             AmountLimit::default(),
             now(),

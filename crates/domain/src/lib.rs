@@ -13,6 +13,7 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod purpose;
+pub mod routing;
 pub mod stock;
 pub mod transaction;
 pub mod transfer;

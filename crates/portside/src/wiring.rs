@@ -9,16 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use portside_app::AppError;
 use portside_app::application::{
     Application, Ports, SUBSCRIPTIONS, Settings as AppSettings, StorePorts,
 };
 use portside_app::orders::OrderStreamPorts;
 use portside_app::payments::{PaymentProvider, PaymentSettings, Providers, WebhookVerifier};
+use portside_app::routing::Routing;
 use portside_app::search::{Search, SearchIndex};
 use portside_app::webhooks::{DispatchSettings, WebhookSettings};
 use portside_auth::{Argon2Hasher, JwtTokens};
 use portside_bus::{InProcessBus, RabbitBus, RedisStreamSink, RedisStreamsBus};
 use portside_cache::{MemoryCache, NoCache, RedisCache};
+use portside_domain::routing::RouteRule;
 use portside_domain::webhook::UrlPolicy;
 use portside_domain::webhook::delivery::RetrySchedule;
 use portside_domain::{AmountLimit, Currency, Money};
@@ -240,12 +243,14 @@ pub async fn application(
     let secret = token_secret(settings)?;
     let (cache, cache_probe) = cache(settings).await?;
     let real = real_providers(settings)?;
+    let providers = providers(settings, &real)?;
+    let routing_rules = routing_rules(settings, &providers)?;
     let app = Application::new(
         Ports {
             store: store_ports(store),
             index: search_index(settings).await?,
             cache,
-            providers: providers(settings, &real)?,
+            providers,
             verifiers: verifiers(settings, &real)?,
             hasher: Arc::new(Argon2Hasher::default()),
             tokens: Arc::new(JwtTokens::new(
@@ -290,9 +295,37 @@ pub async fn application(
                 disable_after: settings.webhook_disable_after,
                 ..DispatchSettings::default()
             },
+            routing_rules,
         },
     );
     Ok((app, cache_probe))
+}
+
+/// The routing rules of `ROUTING_FILE` (none when unset), refused with every problem named
+/// when they cannot be used with the configured providers.
+fn routing_rules(settings: &Settings, providers: &Providers) -> anyhow::Result<Vec<RouteRule>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RoutingFile {
+        #[serde(default)]
+        rules: Vec<RouteRule>,
+    }
+    let Some(path) = &settings.routing_file else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("ROUTING_FILE: cannot read {}", path.display()))?;
+    let file: RoutingFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("ROUTING_FILE {}: {e}", path.display()))?;
+    if let Err(AppError::Refused { refusals, .. }) = Routing::check(&file.rules, &providers.names())
+    {
+        let problems: Vec<String> = refusals
+            .iter()
+            .map(|r| format!("{}: {} ({})", r.field, r.message, r.code))
+            .collect();
+        bail!("ROUTING_FILE {}: {}", path.display(), problems.join("; "));
+    }
+    Ok(file.rules)
 }
 
 /// The search use case alone (the search service, `search reindex`): the index and the store's

@@ -1617,6 +1617,167 @@ async fn stripe_is_the_default_provider_once_configured_and_its_secrets_stay_out
     clean_up(&dir);
 }
 
+/// The routing file docs/ROUTING.md shows, as it shows it.
+fn docs_routing_file() -> &'static str {
+    let docs = include_str!("../../../docs/ROUTING.md");
+    let start = docs
+        .find("```toml\n")
+        .expect("docs/ROUTING.md shows a TOML file")
+        + 8;
+    let end = start + docs[start..].find("```").unwrap();
+    &docs[start..end]
+}
+
+/// Routing as docs/ROUTING.md shows it: the file's rules at start-up (a bad file refused with
+/// the field at fault), a large euro payment routed to PayPal, which cannot be reached, and
+/// charged at Stripe instead (once), then rules replaced and reset through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_follow_the_routing_file_and_fail_over_when_a_provider_is_down() {
+    let (stripe, seen) = fake_stripe().await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let paypal_down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = temp_dir("routing");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rules]]\nname = \"x\"\nproviders = [{ name = \"adyen\" }]\n",
+    )
+    .unwrap();
+    let file = dir.join("routing.toml");
+    std::fs::write(&file, docs_routing_file()).unwrap();
+    let mut env = vec![
+        ("STRIPE_SECRET_KEY", "sk_test_routing"),
+        ("STRIPE_API_BASE", stripe.as_str()),
+        ("PAYPAL_CLIENT_ID", "AZrouting"),
+        ("PAYPAL_CLIENT_SECRET", "routing-secret"),
+        ("PAYPAL_API_BASE", paypal_down.as_str()),
+    ];
+    for (path, said) in [
+        (bad.to_str().unwrap(), "rules[0].providers[0].name"),
+        ("/nonexistent/routing.toml", "cannot read"),
+    ] {
+        let out = Command::new(BIN)
+            .env_clear()
+            .envs(env.clone())
+            .env("DATA_DIR", &dir)
+            .env("ROUTING_FILE", path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{path} must refuse the start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("ROUTING_FILE") && stderr.contains(said),
+            "{stderr}"
+        );
+    }
+    env.push(("ROUTING_FILE", file.to_str().unwrap()));
+    let mut server = start(&dir, &env);
+    let admin = admin_client(&dir, &env, &server.base).await;
+    let (http, _) = signed_in(&server.base).await;
+    let api = format!("{}/api/v1", server.base);
+    let rules = json_of(admin.get(format!("{api}/routing"))).await;
+    assert_eq!(
+        (rules["source"].as_str(), rules["version"].as_i64()),
+        (Some("file"), Some(0)),
+        "{rules}"
+    );
+    assert_eq!(rules["rules"][0]["name"], "large-eur");
+    assert_eq!(
+        rules["rules"][1]["providers"][1],
+        json!({"name": "paypal", "weight": 30})
+    );
+
+    let large = json!({"amount": "2000.00", "currency": "EUR", "payment_method": "card", "payment_method_token": "pm_card_visa"});
+    let paid = http
+        .post(format!("{api}/payments"))
+        .header("idempotency-key", "routing-large")
+        .json(&large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let paid: Value = paid.json().await.unwrap();
+    assert_eq!(
+        (paid["status"].as_str(), paid["provider"].as_str()),
+        (Some("succeeded"), Some("stripe")),
+        "{paid}"
+    );
+    assert_eq!(paid["routing"]["rule"], "large-eur");
+    let attempts: Vec<(&str, &str)> = paid["routing"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [("paypal", "unavailable"), ("stripe", "succeeded")]
+    );
+    assert!(
+        paid["routing"]["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect")
+    );
+    let replay = http
+        .post(format!("{api}/payments"))
+        .header("idempotency-key", "routing-large")
+        .json(&large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.json::<Value>().await.unwrap()["id"], paid["id"]);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "one charge at Stripe, none twice"
+    );
+
+    let put = admin
+        .put(format!("{api}/routing"))
+        .header("if-match", "\"0\"")
+        .json(&json!({"rules": [{"name": "stripe-only", "providers": [{"name": "stripe"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(put.headers()["etag"], "\"1\"");
+    let next = json_of(http.post(format!("{api}/payments")).json(&large)).await;
+    assert_eq!(
+        (next["routing"]["rule"].as_str(), next["provider"].as_str()),
+        (Some("stripe-only"), Some("stripe")),
+        "{next}"
+    );
+    let stale = admin
+        .delete(format!("{api}/routing"))
+        .header("if-match", "\"0\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let reset = json_of(
+        admin
+            .delete(format!("{api}/routing"))
+            .header("if-match", "\"1\""),
+    )
+    .await;
+    assert_eq!(
+        (reset["source"].as_str(), reset["version"].as_i64()),
+        (Some("file"), Some(2)),
+        "{reset}"
+    );
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+}
+
 /// A stand-in for PayPal's API: a token, orders captured at creation but left pending (a
 /// slow funding source), and a verification postback that trusts the signature `good`.
 async fn fake_paypal() -> String {
@@ -1950,6 +2111,24 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
     let seen = json_of(http.get(format!("{b}/payments/{pid}"))).await;
     assert_eq!(seen["status"], "partially_refunded", "{seen}");
     assert_eq!(seen["refundable_amount"], "30.00");
+
+    // Rules replaced through one API route the next payment on the other, without a restart;
+    // a rule for currencies no payment here uses leaves the rest to the default.
+    let rules = json!({"rules": [{"name": "usd-mock", "currencies": ["USD"], "providers": [{"name": "mock"}]}]});
+    let put = shop
+        .put(format!("{a}/routing"))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let routed = json_of(http.post(format!("{b}/payments")).json(&pay_body("3.00"))).await;
+    assert_eq!(routed["routing"]["rule"], "usd-mock", "{routed}");
+    let on_b = json_of(shop.get(format!("{b}/routing"))).await;
+    assert_eq!(
+        (on_b["source"].as_str(), on_b["version"].as_i64()),
+        (Some("api"), Some(1))
+    );
 
     // The processes without an API serve their metrics on METRICS_ADDR.
     let scrape = |url: String| async move {

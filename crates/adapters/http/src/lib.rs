@@ -21,6 +21,7 @@ mod orders;
 mod page;
 mod payments;
 mod problem;
+mod routing;
 mod search;
 mod timestamp;
 mod users;
@@ -44,6 +45,7 @@ use portside_app::messages::Messages;
 use portside_app::orders::Orders;
 use portside_app::payments::Payments;
 use portside_app::payments::notices::Notices;
+use portside_app::routing::Routing;
 use portside_app::search::Search;
 use portside_app::users::Users;
 use portside_app::wallets::Wallets;
@@ -106,7 +108,8 @@ from_state!(
     history: EventLog,
     ledger: Ledger,
     wallets: Wallets,
-    webhook_endpoints: WebhookEndpoints
+    webhook_endpoints: WebhookEndpoints,
+    routing: Routing
 );
 
 impl FromRef<ApiState> for Option<Arc<Limits>> {
@@ -143,6 +146,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(ledger::router())
         .merge(wallets::router())
         .merge(webhooks::router())
+        .merge(routing::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(observe::scrape))

@@ -113,6 +113,7 @@ where
         + portside_app::wallets::TransferStore
         + portside_app::webhooks::WebhookEndpointStore
         + portside_app::webhooks::WebhookDeliveryStore
+        + portside_app::routing::RoutingStore
         + Probe
         + Clone
         + 'static,
@@ -153,6 +154,7 @@ where
             user_cache_ttl: std::time::Duration::from_secs(60),
             refresh_token_ttl: time::Duration::days(30),
             webhook_dispatch: Default::default(),
+            routing_rules: Vec::new(),
         },
     );
     app.users
@@ -3291,6 +3293,7 @@ async fn the_api_on_sqlite() {
     ledger_api(&app).await;
     wallets_api(&app).await;
     webhook_endpoints_api(&app).await;
+    routing_api(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3320,6 +3323,7 @@ async fn the_api_on_postgres() {
     ledger_api(&app).await;
     wallets_api(&app).await;
     webhook_endpoints_api(&app).await;
+    routing_api(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -4032,4 +4036,251 @@ async fn stripe_webhooks(anon: &Api) {
         "{}",
         f.body
     );
+}
+
+/// Routing: administrators read and replace the rules at the version they read, bad rules are
+/// refused field by field, a payment shows its route, fails over only where nothing can have
+/// been charged, and a reset goes back to the file's rules (none here).
+async fn routing_api(anon: &Api) {
+    let admin = anon.admin().await;
+    let customer = anon.signed_up().await;
+    async fn write(who: &Api, method: &str, body: Option<Value>, tag: Option<&str>) -> Reply {
+        let mut headers = vec![JSON];
+        if let Some(tag) = tag {
+            headers.push(("if-match", tag));
+        }
+        let body = body.map(|b| b.to_string());
+        call(who, method, "/api/v1/routing", &headers, body.as_deref()).await
+    }
+
+    assert_eq!(
+        get(&customer, "/api/v1/routing").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let read = get(&admin, "/api/v1/routing").await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(
+        (
+            read.body["version"].as_i64(),
+            read.body["source"].as_str(),
+            read.body["default_provider"].as_str()
+        ),
+        (Some(0), Some("file"), Some("mock"))
+    );
+    assert_eq!(read.body["rules"], json!([]));
+    assert_eq!(read.headers["etag"], "\"0\"");
+
+    let bad = write(
+        &admin,
+        "PUT",
+        Some(json!({"rules": [
+            {"name": "split", "providers": [{"name": "mock", "weight": 60}, {"name": "stripe", "weight": 30}]},
+            {"name": "odd", "currencies": ["XXX"], "methods": ["cash"], "purposes": ["gift"], "providers": [{"name": "adyen"}]},
+        ]})),
+        Some("\"0\""),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let fields: Vec<(String, String)> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (
+                "rules[1].currencies[0]".to_owned(),
+                "currency_unknown".to_owned()
+            ),
+            (
+                "rules[1].methods[0]".to_owned(),
+                "payment_method_invalid".to_owned()
+            ),
+            (
+                "rules[1].purposes[0]".to_owned(),
+                "purpose_invalid".to_owned()
+            ),
+        ],
+        "values the domain cannot read come first"
+    );
+    let bad = write(
+        &admin,
+        "PUT",
+        Some(json!({"rules": [
+            {"name": "split", "providers": [{"name": "mock", "weight": 60}, {"name": "stripe", "weight": 30}]},
+            {"name": "never", "currencies": ["USD"], "providers": [{"name": "adyen"}]},
+        ]})),
+        Some("\"0\""),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(bad.body["code"], "route_weights_invalid");
+    let codes: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "rules[0].providers",
+            "rules[1].providers[0].name",
+            "rules[1]"
+        ]
+    );
+    let unknown_field = write(
+        &admin,
+        "PUT",
+        Some(json!({"rules": [{"name": "x", "providers": [], "currency": ["USD"]}]})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        unknown_field.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown_field.body
+    );
+    assert_eq!(
+        unknown_field.body["errors"][0]["field"],
+        "rules[0].currency"
+    );
+    assert_eq!(
+        get(&admin, "/api/v1/routing").await.body["version"],
+        0,
+        "nothing changed"
+    );
+    let as_customer = write(&customer, "PUT", Some(json!({"rules": []})), None).await;
+    assert_eq!(as_customer.status, StatusCode::FORBIDDEN);
+
+    let rules = json!({"rules": [
+        {"name": "usd", "currencies": ["USD"], "providers": [{"name": "closed"}, {"name": "mock"}, {"name": "stripe"}]},
+    ]});
+    let put = write(&admin, "PUT", Some(rules.clone()), Some("\"0\"")).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(
+        (put.body["version"].as_i64(), put.body["source"].as_str()),
+        (Some(1), Some("api"))
+    );
+    assert_eq!(put.headers["etag"], "\"1\"");
+    assert_eq!(put.body["rules"], rules["rules"], "kept as written");
+    let stale = write(&admin, "PUT", Some(json!({"rules": []})), Some("\"0\"")).await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("precondition_failed"))
+    );
+
+    // The closed circuit is passed over; the mock charges.
+    let paid = post(
+        &customer,
+        "/api/v1/payments",
+        payment(json!("7.00"), "USD", "tok_visa"),
+        None,
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(paid.body["provider"], "mock");
+    assert_eq!(paid.body["routing"]["rule"], "usd");
+    let attempts: Vec<(&str, &str)> = paid.body["routing"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [("closed", "circuit_open"), ("mock", "succeeded")]
+    );
+    // The mock is not reached: the charge moves on to the next provider, which has it pending.
+    let moved = post(
+        &customer,
+        "/api/v1/payments",
+        payment(json!("8.00"), "USD", "tok_unavailable"),
+        None,
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::ACCEPTED, "{}", moved.body);
+    assert_eq!(
+        (
+            moved.body["provider"].as_str(),
+            moved.body["status"].as_str()
+        ),
+        (Some("stripe"), Some("processing"))
+    );
+    let attempts = &moved.body["routing"]["attempts"];
+    assert_eq!(attempts.as_array().unwrap().len(), 2, "{attempts}");
+    assert_eq!(
+        (
+            attempts[1]["provider"].as_str(),
+            attempts[1]["outcome"].as_str()
+        ),
+        (Some("mock"), Some("unavailable"))
+    );
+    let id = moved.body["id"].as_str().unwrap();
+    let stored = get(&customer, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(
+        stored.body["routing"], moved.body["routing"],
+        "the route is stored"
+    );
+    // A payment that names its provider never fails over.
+    let mut named = payment(json!("9.00"), "USD", "tok_unavailable");
+    named["provider"] = json!("mock");
+    let stays = post(&customer, "/api/v1/payments", named, None).await;
+    assert_eq!(stays.status, StatusCode::ACCEPTED, "{}", stays.body);
+    assert_eq!(
+        (
+            stays.body["provider"].as_str(),
+            stays.body["routing"]["rule"].as_str()
+        ),
+        (Some("mock"), Some("requested"))
+    );
+    // Other currencies match no rule.
+    let other = post(
+        &customer,
+        "/api/v1/payments",
+        payment(json!("3.00"), "EUR", "tok_visa"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            other.body["provider"].as_str(),
+            other.body["routing"]["rule"].as_str()
+        ),
+        (Some("mock"), Some("default"))
+    );
+
+    let stale = write(&admin, "DELETE", None, Some("\"0\"")).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let reset = write(&admin, "DELETE", None, Some("\"1\"")).await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert_eq!(
+        (
+            reset.body["version"].as_i64(),
+            reset.body["source"].as_str()
+        ),
+        (Some(2), Some("file"))
+    );
+    assert_eq!(reset.body["rules"], json!([]));
+    let after = post(
+        &customer,
+        "/api/v1/payments",
+        payment(json!("7.00"), "USD", "tok_visa"),
+        None,
+    )
+    .await;
+    assert_eq!(after.body["routing"]["rule"], "default");
 }

@@ -105,7 +105,11 @@ impl Caller {
     /// Sends the request `build` makes (again for each attempt). An answer the provider gives
     /// deliberately (2xx, 4xx but 409 and 429) returns; timeouts, connection failures, 409, 429
     /// and 5xx are retried unless the provider says not to (`Stripe-Should-Retry: false`), then
-    /// reported as an unknown outcome.
+    /// reported as an unknown outcome, or as `NotSent` when no attempt can have been acted on:
+    /// each failed to connect or was rate limited (429: Stripe and PayPal refuse before doing
+    /// anything; Stripe's rate limiter runs before its idempotency layer), or the circuit was
+    /// open. A 5xx never counts as not sent: Stripe documents a server error's result as
+    /// indeterminate.
     pub async fn send(
         &self,
         op: &'static str,
@@ -113,13 +117,15 @@ impl Caller {
     ) -> Result<Answer, ProviderError> {
         if let Err(wait) = self.breaker.acquire() {
             self.count(op, "rejected");
-            return Err(ProviderError::Unavailable(format!(
+            return Err(ProviderError::NotSent(format!(
                 "{} failed repeatedly; calls resume in {} s",
                 self.provider,
                 wait.as_secs().max(1)
             )));
         }
         let mut failures = 0;
+        // Whether any attempt may have reached the provider and been acted on.
+        let mut maybe_sent = false;
         loop {
             let started = Instant::now();
             let error = match build().send().await {
@@ -141,20 +147,40 @@ impl Caller {
                         self.count(op, "answered");
                         return Ok(Answer { status, body });
                     }
+                    maybe_sent |= status != StatusCode::TOO_MANY_REQUESTS;
                     ProviderError::Unavailable(format!("{} answered {status}", self.provider))
                 }
-                Err(e) if e.is_timeout() => ProviderError::Timeout,
-                Err(e) => ProviderError::Unavailable(format!(
-                    "cannot reach {}: {}",
+                Err(e) if e.is_connect() => ProviderError::NotSent(format!(
+                    "cannot connect to {}: {}",
                     self.provider,
                     e.without_url()
                 )),
+                Err(e) if e.is_timeout() => {
+                    maybe_sent = true;
+                    ProviderError::Timeout
+                }
+                Err(e) => {
+                    maybe_sent = true;
+                    ProviderError::Unavailable(format!(
+                        "cannot reach {}: {}",
+                        self.provider,
+                        e.without_url()
+                    ))
+                }
             };
             failures += 1;
             if failures > self.settings.retries {
                 self.breaker.failure();
                 self.count(op, "failed");
-                return Err(error);
+                return Err(match error {
+                    ProviderError::Unavailable(why) | ProviderError::NotSent(why)
+                        if !maybe_sent =>
+                    {
+                        ProviderError::NotSent(why)
+                    }
+                    ProviderError::NotSent(why) => ProviderError::Unavailable(why),
+                    other => other,
+                });
             }
             self.count(op, "retried");
             let pause = full_jitter(self.settings.backoff, Duration::from_secs(5), failures - 1);
@@ -188,9 +214,19 @@ where
     let Some(id) = object["id"].as_str() else {
         return Ok(ProviderOutcome::Pending);
     };
-    let a = read(id.to_owned()).await?;
+    let a = read(id.to_owned()).await.map_err(already_sent)?;
     if !a.status.is_success() {
         return refuse(&a);
     }
     Ok(classify(&a.body).unwrap_or(ProviderOutcome::Pending))
+}
+
+/// An error of a call made after the provider already took the charge or refund (a capture,
+/// a read of its state): whatever it says of itself, the outcome is unknown, never "not sent",
+/// so the payment does not move on to another provider.
+pub(crate) fn already_sent(e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::NotSent(why) => ProviderError::Unavailable(why),
+        other => other,
+    }
 }

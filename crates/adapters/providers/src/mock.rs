@@ -9,6 +9,7 @@
 //! | `tok_processing_error` | fails, `processing_error` | — |
 //! | `tok_timeout` | first call per key times out (the charge went through; the answer was lost), later calls succeed | same |
 //! | `tok_refundFail` | succeeds | fails, `refund_failed` |
+//! | `tok_unavailable` | not reached (as if the mock were down: nothing charged, the charge may move to the next provider of its route) | not reached |
 //! | anything else | fails, `invalid_payment_method` | — |
 //!
 //! Like a real provider it is idempotent on the provider key: a repeated call with the same
@@ -58,6 +59,10 @@ fn succeeded(prefix: &str, key: &str) -> Result<ProviderOutcome, ProviderError> 
     })
 }
 
+fn unreachable() -> ProviderError {
+    ProviderError::NotSent("the mock is unavailable (tok_unavailable)".into())
+}
+
 fn failed(failure: Failure) -> Result<ProviderOutcome, ProviderError> {
     Ok(ProviderOutcome::Failed(failure))
 }
@@ -91,6 +96,7 @@ impl PaymentProvider for MockProvider {
             )),
             "tok_timeout" if !self.seen_before(key) => Err(ProviderError::Timeout),
             "tok_timeout" => succeeded("ch", key),
+            "tok_unavailable" => Err(unreachable()),
             other => failed(Failure::new(
                 "invalid_payment_method",
                 format!("No such payment method token: {other:?}"),
@@ -106,6 +112,7 @@ impl PaymentProvider for MockProvider {
                 "The refund was refused by the card issuer.",
             )),
             "tok_timeout" if !self.seen_before(key) => Err(ProviderError::Timeout),
+            "tok_unavailable" => Err(unreachable()),
             _ => succeeded("re", key),
         }
     }
@@ -153,6 +160,10 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(error, ProviderOutcome::Failed(ref f) if f.code == "processing_error"));
+        assert!(matches!(
+            mock.charge(&charge("tok_unavailable", "k5")).await,
+            Err(ProviderError::NotSent(_))
+        ));
         let unknown = mock.charge(&charge("tok_nope", "k4")).await.unwrap();
         assert!(
             matches!(unknown, ProviderOutcome::Failed(ref f) if f.code == "invalid_payment_method")

@@ -292,7 +292,8 @@ impl PaymentProvider for PayPalProvider {
                 Some("{}".to_owned()),
                 Some(&format!("{}-capture", r.provider_key)),
             )
-            .await?;
+            .await
+            .map_err(crate::caller::already_sent)?;
         if !captured.status.is_success() {
             return Self::refusal("capture", &captured);
         }

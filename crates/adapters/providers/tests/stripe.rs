@@ -128,6 +128,14 @@ async fn create_intent(
         }
         "pm_500_once" | "pm_slow_once" => (200, intent("succeeded")),
         "pm_always_500" => return reply(500, json!({"error": {"type": "api_error"}})),
+        // Stripe's rate limiter answers before anything is done (and before its idempotency
+        // layer), so nothing is stored for the key.
+        "pm_always_429" => {
+            return reply(
+                429,
+                json!({"error": {"type": "invalid_request_error", "code": "rate_limit"}}),
+            );
+        }
         "pm_3ds" => (200, intent("requires_action")),
         "pm_processing" => (200, intent("processing")),
         _ => (400, json!({"error": {"type": "invalid_request_error"}})),
@@ -410,6 +418,35 @@ async fn stripe_charges_refunds_retries_and_breaks_the_circuit_without_logging_t
         Err(ProviderError::Unavailable(m)) if m.contains("401")
     ));
 
+    // Only an answer that cannot have charged is "not sent", which lets a payment fail over:
+    // rate limited on every attempt, or no connection at all. A 5xx may have charged.
+    let limited = stripe_at(&base, KEY);
+    assert!(matches!(
+        limited.charge(&charge("pm_always_429", "portside-charge-limited", 100, "USD")).await,
+        Err(ProviderError::NotSent(m)) if m.contains("429")
+    ));
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    assert!(matches!(
+        stripe_at(&nowhere, KEY)
+            .charge(&charge("pm_card_visa", "portside-charge-nowhere", 100, "USD"))
+            .await,
+        Err(ProviderError::NotSent(m)) if m.contains("cannot connect")
+    ));
+    let server_error = stripe_at(&base, KEY)
+        .charge(&charge(
+            "pm_always_500",
+            "portside-charge-server-error",
+            100,
+            "USD",
+        ))
+        .await;
+    assert!(
+        matches!(&server_error, Err(ProviderError::Unavailable(m)) if m.contains("500")),
+        "{server_error:?}"
+    );
+
     // Failing calls open the circuit: then no request leaves and callers learn when to retry.
     assert!(stripe.availability().is_ok());
     for key in ["portside-charge-h", "portside-charge-i"] {
@@ -425,7 +462,7 @@ async fn stripe_charges_refunds_retries_and_breaks_the_circuit_without_logging_t
     let before = fake.seen.lock().unwrap().len();
     assert!(matches!(
         stripe.charge(&charge("pm_card_visa", "portside-charge-j", 100, "USD")).await,
-        Err(ProviderError::Unavailable(m)) if m.contains("calls resume")
+        Err(ProviderError::NotSent(m)) if m.contains("calls resume")
     ));
     assert_eq!(fake.seen.lock().unwrap().len(), before, "nothing was sent");
 

@@ -11,6 +11,7 @@ mod messages;
 mod orders;
 mod payments;
 mod readers;
+mod routing;
 mod rows;
 mod store;
 mod types;

@@ -4,7 +4,7 @@
 pub(crate) const PAYMENT_COLUMNS: &str = "id, customer_id, amount_minor, currency, payment_method, \
     payment_method_token, provider, status, refunded_minor, refund_pending_minor, provider_reference, \
     failure_code, failure_decline_code, failure_message, description, metadata, version, \
-    event_sequence, created_at, updated_at";
+    event_sequence, created_at, updated_at, routing";
 
 pub(crate) const TRANSACTION_COLUMNS: &str = "id, payment_id, kind, amount_minor, currency, status, \
     provider_key, provider_reference, failure_code, failure_decline_code, failure_message, reason, \
@@ -16,13 +16,13 @@ pub(crate) const KEY_COLUMNS: &str =
 pub(crate) const INSERT_PAYMENT: &str = "INSERT INTO payments (id, customer_id, amount_minor, \
     currency, payment_method, payment_method_token, provider, status, refunded_minor, \
     refund_pending_minor, provider_reference, failure_code, failure_decline_code, failure_message, \
-    description, metadata, version, event_sequence, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+    description, metadata, version, event_sequence, created_at, updated_at, routing) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 
 pub(crate) const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $2, refunded_minor = $3, \
     refund_pending_minor = $4, provider_reference = $5, failure_code = $6, failure_decline_code = $7, \
-    failure_message = $8, version = $9, event_sequence = $10, updated_at = $11 \
-    WHERE id = $1 AND version = $12";
+    failure_message = $8, version = $9, event_sequence = $10, updated_at = $11, provider = $13, \
+    routing = $14 WHERE id = $1 AND version = $12";
 
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO payment_transactions (id, payment_id, kind, \
     amount_minor, currency, status, provider_key, provider_reference, failure_code, \
@@ -129,6 +129,7 @@ macro_rules! payments {
                     .bind(s.event_sequence)
                     .bind(DbTime(s.created_at))
                     .bind(DbTime(s.updated_at))
+                    .bind(s.routing.as_ref().map(Json))
                     .execute(&mut **tx)
                     .await
                     .map_err(store_error)?;
@@ -152,6 +153,8 @@ macro_rules! payments {
                     .bind(s.event_sequence)
                     .bind(DbTime(s.updated_at))
                     .bind(payment.loaded_version())
+                    .bind(&s.provider)
+                    .bind(s.routing.as_ref().map(Json))
                     .execute(&mut **tx)
                     .await
                     .map_err(store_error)?;
@@ -235,6 +238,12 @@ macro_rules! payments {
                     refund: &Transaction,
                 ) -> Result<Begin, StoreError> {
                     start(&self.write, claim_of, payment, refund, Write::Update).await
+                }
+
+                async fn reroute(&self, payment: &mut Payment) -> Result<(), StoreError> {
+                    let mut tx = begin(&self.write, None).await?;
+                    update_payment(&mut tx, payment).await?;
+                    finish(tx, payment).await
                 }
 
                 async fn settle(

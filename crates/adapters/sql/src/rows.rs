@@ -4,6 +4,7 @@ use portside_app::payments::idempotency::IdempotencyRecord;
 use portside_app::users::RefreshToken;
 use std::collections::BTreeMap;
 
+use portside_domain::routing::Routing;
 use portside_domain::{
     Currency, CustomerId, Email, Failure, Message, MessageBody, MessageId, Metadata, Money,
     MovementKind, OrderId, OrderItem, OrderState, PaymentId, PaymentState, Prices, ProductDetails,
@@ -55,6 +56,7 @@ pub(crate) struct PaymentRow {
     event_sequence: i64,
     created_at: DbTime,
     updated_at: DbTime,
+    routing: Option<Json<Routing>>,
 }
 
 impl TryFrom<PaymentRow> for PaymentState {
@@ -79,6 +81,7 @@ impl TryFrom<PaymentRow> for PaymentState {
             failure: failure(r.failure_code, r.failure_decline_code, r.failure_message),
             description: r.description,
             metadata: r.metadata.0,
+            routing: r.routing.map(|r| r.0),
             version: r.version,
             event_sequence: r.event_sequence,
             created_at: r.created_at.0,

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use portside_app::testing::{
-    catalog, ledger, messages, orders, payments, users, wallets, webhooks,
+    catalog, ledger, messages, orders, payments, routing, users, wallets, webhooks,
 };
 use portside_sql::{AnyStore, PoolSettings, SqlStore};
 use sqlx::postgres::PgConnectOptions;
@@ -79,6 +79,7 @@ async fn sqlite_keeps_the_store_contract() {
     ledger::ledger_store(store.clone()).await;
     wallets::wallet_store(store.clone()).await;
     webhooks::webhook_store(store.clone()).await;
+    routing::routing_store(store.clone()).await;
     catalog::catalog_store(store).await;
     let _ = std::fs::remove_file(&path);
 }
@@ -107,6 +108,7 @@ async fn postgres_keeps_the_store_contract() {
     ledger::ledger_store(store.clone()).await;
     wallets::wallet_store(store.clone()).await;
     webhooks::webhook_store(store.clone()).await;
+    routing::routing_store(store.clone()).await;
     catalog::catalog_store(store).await;
     any.close().await;
     admin
@@ -123,17 +125,17 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     sqlite.migrate().await.unwrap();
     assert_eq!(sqlite.migrate_down(Some(0)).await.unwrap(), 0);
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts', 'routing_rules')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(tables, 0, "down removes every table");
     sqlite.migrate().await.unwrap();
-    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')")
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts', 'routing_rules')")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(tables, 20, "up creates them again");
+    assert_eq!(tables, 21, "up creates them again");
     let _ = std::fs::remove_file(&path);
 
     let Some((schema, mut admin)) = pg_schema().await else {
@@ -143,18 +145,24 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     pg.migrate().await.unwrap();
     async fn count(admin: &mut PgConnection, schema: &str) -> i64 {
         let q = format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts')"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name IN ('payments', 'payment_transactions', 'idempotency_keys', 'outbox', 'users', 'refresh_tokens', 'messages', 'orders', 'provider_events', 'products', 'stock_levels', 'stock_movements', 'stock_reservations', 'ledger_transactions', 'ledger_entries', 'ledger_balances', 'transfers', 'webhook_endpoints', 'webhook_deliveries', 'webhook_attempts', 'routing_rules')"
         );
         sqlx::query_scalar::<_, i64>(&q)
             .fetch_one(admin)
             .await
             .unwrap()
     }
+    assert_eq!(count(&mut admin, &schema).await, 21);
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
+        20261201000016,
+        "down reverts the latest (routing)"
+    );
     assert_eq!(count(&mut admin, &schema).await, 20);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
         20261201000015,
-        "down reverts the latest (the webhook deliveries)"
+        "then the webhook deliveries"
     );
     assert_eq!(count(&mut admin, &schema).await, 18);
     assert_eq!(
@@ -233,7 +241,7 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(pg.migrate_down(Some(0)).await.unwrap(), 0);
     assert_eq!(count(&mut admin, &schema).await, 0);
     pg.migrate().await.unwrap();
-    assert_eq!(count(&mut admin, &schema).await, 20);
+    assert_eq!(count(&mut admin, &schema).await, 21);
     pg.close().await;
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())

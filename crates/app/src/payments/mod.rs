@@ -32,8 +32,14 @@ use time::Duration;
 
 use crate::error::AppError;
 use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotentRequest};
+use crate::routing::Router;
 use crate::wallets::WalletProvider;
+use portside_domain::routing::{
+    AttemptOutcome, DEFAULT_RULE, PurposeKind, REQUESTED_RULE, Route, RouteAttempt, RouteFacts,
+    Routing,
+};
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
+use time::OffsetDateTime;
 
 /// How often phase 1 and phase 3 retry after losing an optimistic-concurrency race.
 const MAX_ATTEMPTS: usize = 8;
@@ -92,6 +98,26 @@ impl Providers {
     /// The default provider's name.
     pub fn default_name(&self) -> &str {
         &self.default
+    }
+
+    /// Every configured provider's name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.by_name.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+/// The route of every payment when no routing is wired: the default provider alone.
+struct DefaultOnly(String);
+
+#[async_trait::async_trait]
+impl Router for DefaultOnly {
+    async fn route(&self, _: &RouteFacts) -> Result<Route, StoreError> {
+        Ok(Route {
+            rule: DEFAULT_RULE.to_owned(),
+            providers: vec![self.0.clone()],
+        })
     }
 }
 
@@ -161,6 +187,7 @@ pub struct Payments {
     repo: Arc<dyn PaymentRepository>,
     keys: Arc<dyn IdempotencyStore>,
     providers: Providers,
+    router: Arc<dyn Router>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     settings: PaymentSettings,
@@ -180,6 +207,7 @@ impl Payments {
         Payments {
             repo,
             keys,
+            router: Arc::new(DefaultOnly(providers.default_name().to_owned())),
             providers: providers.with(WALLET_PROVIDER, Arc::new(WalletProvider)),
             clock,
             ids,
@@ -187,9 +215,15 @@ impl Payments {
         }
     }
 
+    /// Routes the payments that name no provider by `router`'s rules.
+    pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = router;
+        self
+    }
+
     /// Charges a payment method for the actor (or, for an administrator, for any customer).
     pub async fn pay(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
-        let (provider, method_token) = self.route(&cmd)?;
+        let (requested, method_token) = self.method_route(&cmd)?;
         let own = customer_of(actor);
         let customer_id = match cmd.customer_id {
             Some(c) if c != own && !actor.is_admin() => {
@@ -198,11 +232,28 @@ impl Payments {
             Some(c) => c,
             None => own,
         };
-        match self.providers.get(&provider) {
-            None => return Err(AppError::UnknownProvider(provider)),
-            Some(p) => available(&provider, p.as_ref())?,
-        }
+        let route = match requested {
+            Some(provider) => {
+                if self.providers.get(&provider).is_none() {
+                    return Err(AppError::UnknownProvider(provider));
+                }
+                Route {
+                    rule: REQUESTED_RULE.to_owned(),
+                    providers: vec![provider],
+                }
+            }
+            None => {
+                let facts = RouteFacts {
+                    amount: cmd.amount,
+                    method: cmd.method,
+                    purpose: PurposeKind::of(&cmd.metadata),
+                };
+                self.router.route(&facts).await?
+            }
+        };
         let now = self.clock.now();
+        let (provider, rest, skipped) = self.first_available(&route, now)?;
+        metrics::counter!("portside_routing_decisions_total", "rule" => route.rule.clone(), "provider" => provider.clone()).increment(1);
         let new = NewPayment {
             id: cmd
                 .payment_id
@@ -211,9 +262,10 @@ impl Payments {
             amount: cmd.amount,
             method: cmd.method,
             method_token,
-            provider,
+            provider: provider.clone(),
             description: cmd.description,
             metadata: cmd.metadata,
+            routing: Some(Routing::start(route.rule, provider, skipped)),
         };
         let mut payment =
             Payment::create(new, self.settings.amount_limit, now).map_err(request_error)?;
@@ -238,11 +290,57 @@ impl Payments {
                 return self.resume(*record, cmd.idempotency.as_ref()).await;
             }
         }
-        let outcome = self.run(payment, charge, cmd.idempotency.as_ref()).await?;
+        let outcome = self
+            .run_along(payment, charge, cmd.idempotency.as_ref(), rest)
+            .await?;
         Ok(Reply {
             outcome,
             replayed: false,
         })
+    }
+
+    /// The first provider of a route whose circuit is closed, the providers after it, and the
+    /// attempts of those passed over; refuses the payment, before anything is written, when
+    /// every circuit of the route is open.
+    #[allow(clippy::type_complexity)]
+    fn first_available(
+        &self,
+        route: &Route,
+        now: OffsetDateTime,
+    ) -> Result<(String, Vec<String>, Vec<RouteAttempt>), AppError> {
+        let mut skipped = Vec::new();
+        let mut wait = None;
+        for (i, name) in route.providers.iter().enumerate() {
+            let Some(provider) = self.providers.get(name) else {
+                tracing::warn!(provider = %name, "a route names a provider this process does not have");
+                continue;
+            };
+            match provider.availability() {
+                Ok(()) => {
+                    return Ok((name.clone(), route.providers[i + 1..].to_vec(), skipped));
+                }
+                Err(retry) => {
+                    metrics::counter!("portside_routing_attempts_total", "provider" => name.clone(), "outcome" => "circuit_open").increment(1);
+                    wait = Some(wait.map_or(retry, |w: std::time::Duration| w.min(retry)));
+                    skipped.push(RouteAttempt {
+                        provider: name.clone(),
+                        outcome: AttemptOutcome::CircuitOpen,
+                        error: None,
+                        at: now,
+                    });
+                }
+            }
+        }
+        match wait {
+            Some(wait) => Err(AppError::ProviderUnavailable {
+                provider: route.providers.first().cloned().unwrap_or_default(),
+                retry_after_secs: wait.as_secs().max(1),
+            }),
+            None => Err(AppError::Unavailable(format!(
+                "no provider of route {:?} is configured in this process",
+                route.rule
+            ))),
+        }
     }
 
     /// The stored reply of a finished request with this key, if there is one; refuses a key
@@ -341,10 +439,10 @@ impl Payments {
         Err(AppError::Conflict)
     }
 
-    /// The provider and method token a payment goes with: the balance of the payer's wallet
-    /// pays only through the `wallet` provider, which asks for no token; every other method
-    /// needs its provider's token.
-    fn route(&self, cmd: &PayCommand) -> Result<(String, String), AppError> {
+    /// The provider a payment asks for (`None`: routing decides) and its method token: the
+    /// balance of the payer's wallet pays only through the `wallet` provider, which asks for
+    /// no token; every other method needs its provider's token.
+    fn method_route(&self, cmd: &PayCommand) -> Result<(Option<String>, String), AppError> {
         let wrong = |field, why| {
             Err(AppError::Invalid {
                 field,
@@ -365,11 +463,7 @@ impl Payments {
                     error: DomainError::MethodTokenRequired,
                 });
             }
-            let provider = cmd
-                .provider
-                .clone()
-                .unwrap_or_else(|| self.providers.default_name().to_owned());
-            return Ok((provider, cmd.method_token.clone()));
+            return Ok((cmd.provider.clone(), cmd.method_token.clone()));
         }
         if cmd.provider.is_some() && !named_wallet {
             return wrong(
@@ -388,7 +482,7 @@ impl Payments {
         } else {
             cmd.method_token.clone()
         };
-        Ok((WALLET_PROVIDER.to_owned(), token))
+        Ok((Some(WALLET_PROVIDER.to_owned()), token))
     }
 
     /// One payment; another customer's payment does not exist for a customer.

@@ -60,6 +60,11 @@ pub trait PaymentRepository: Send + Sync {
         outcome: &Outcome,
     ) -> Result<(), StoreError>;
 
+    /// Saves a payment whose charge moved to the next provider of its route (its provider and
+    /// route; version-checked, `Conflict` if it moved), before that provider is called, so a
+    /// crash after it leaves the charge with the provider that may have it.
+    async fn reroute(&self, payment: &mut Payment) -> Result<(), StoreError>;
+
     /// One payment.
     async fn payment(&self, id: PaymentId) -> Result<Option<Payment>, StoreError>;
 

@@ -54,7 +54,8 @@ pub enum ProviderOutcome {
     Pending,
 }
 
-/// The outcome is unknown: the request may or may not have reached the provider.
+/// No definite answer. `Timeout` and `Unavailable` leave the outcome unknown (the request may
+/// have reached the provider); `NotSent` is certain that it did not, so nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// No answer in time.
@@ -63,6 +64,11 @@ pub enum ProviderError {
     /// Network failure, 5xx, rate limited.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
+    /// The request never reached the provider (connection refused, no connection in time, the
+    /// circuit open, an answer the provider documents as "nothing was done"): a payment may
+    /// try the next provider of its route.
+    #[error("provider not reached: {0}")]
+    NotSent(String),
 }
 
 /// A payment provider (mock, Stripe, PayPal). Calls carry the provider idempotency key, so

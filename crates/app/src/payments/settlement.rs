@@ -216,11 +216,73 @@ impl Payments {
         txn: Transaction,
         key: Option<&IdempotentRequest>,
     ) -> Result<Outcome, AppError> {
+        let answer = self.call(&payment, &txn).await?;
+        self.conclude(payment, txn, answer, key).await
+    }
+
+    /// Phases 2 and 3 of a new charge along its route: while the provider certainly charged
+    /// nothing (`NotSent`), the charge moves to the next provider whose circuit is closed,
+    /// saved before that provider is called. Any other answer ends the route: an unknown
+    /// outcome stays with the provider that may have charged, for a retry or the recovery.
+    pub(super) async fn run_along(
+        &self,
+        mut payment: Payment,
+        txn: Transaction,
+        key: Option<&IdempotentRequest>,
+        mut rest: Vec<String>,
+    ) -> Result<Outcome, AppError> {
+        rest.reverse();
+        loop {
+            let answer = self.call(&payment, &txn).await?;
+            let Err(ProviderError::NotSent(why)) = &answer else {
+                return self.conclude(payment, txn, answer, key).await;
+            };
+            let Some(next) = self.next_available(&mut payment, &mut rest) else {
+                return self.conclude(payment, txn, answer, key).await;
+            };
+            let from = payment.state().provider.clone();
+            payment
+                .fail_over(&next, why.clone(), self.clock.now())
+                .map_err(internal)?;
+            // A concurrent change (a provider's notice) means the charge is no longer ours to move.
+            if let Err(e) = self.repo.reroute(&mut payment).await {
+                tracing::warn!(payment = %payment.id(), error = %e, "could not move the charge to the next provider");
+                return self.conclude(payment, txn, answer, key).await;
+            }
+            metrics::counter!("portside_routing_attempts_total", "provider" => from.clone(), "outcome" => "unavailable").increment(1);
+            tracing::warn!(payment = %payment.id(), from = %from, to = %next, error = %why, "provider not reached; the charge moves to the next provider of its route");
+        }
+    }
+
+    /// The next provider of `rest` (reversed) whose circuit is closed; those skipped are
+    /// recorded on the payment's route.
+    fn next_available(&self, payment: &mut Payment, rest: &mut Vec<String>) -> Option<String> {
+        while let Some(name) = rest.pop() {
+            match self.providers.get(&name).map(|p| p.availability()) {
+                Some(Ok(())) => return Some(name),
+                Some(Err(_)) => {
+                    payment.skip_provider(&name, self.clock.now());
+                    metrics::counter!("portside_routing_attempts_total", "provider" => name, "outcome" => "circuit_open").increment(1);
+                }
+                None => {
+                    tracing::warn!(provider = %name, "a route names a provider this process does not have")
+                }
+            }
+        }
+        None
+    }
+
+    /// Phase 2: asks the payment's provider to charge or refund.
+    async fn call(
+        &self,
+        payment: &Payment,
+        txn: &Transaction,
+    ) -> Result<Result<ProviderOutcome, ProviderError>, AppError> {
         let state = payment.state();
         let provider = self.providers.get(&state.provider).ok_or_else(|| {
             AppError::Unavailable(format!("provider {} is not configured", state.provider))
         })?;
-        let answer = match txn.kind {
+        Ok(match txn.kind {
             TransactionKind::Charge => {
                 provider
                     .charge(&ChargeRequest {
@@ -247,7 +309,17 @@ impl Payments {
                     })
                     .await
             }
-        };
+        })
+    }
+
+    /// Phase 3 for a definite answer; an unknown one leaves the transaction pending.
+    async fn conclude(
+        &self,
+        payment: Payment,
+        txn: Transaction,
+        answer: Result<ProviderOutcome, ProviderError>,
+        key: Option<&IdempotentRequest>,
+    ) -> Result<Outcome, AppError> {
         let settlement = match answer {
             Ok(ProviderOutcome::Succeeded { reference }) => Settlement::Succeeded(reference),
             Ok(ProviderOutcome::Failed(failure)) => Settlement::Failed(failure),

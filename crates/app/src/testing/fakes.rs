@@ -77,6 +77,7 @@ struct Tables {
     webhook_deliveries: BTreeMap<DeliveryId, DeliveryRecord>,
     /// Events recorded per endpoint (the sequence of its next one).
     webhook_endpoint_events: HashMap<EndpointId, i64>,
+    routing: crate::routing::StoredRules,
 }
 
 /// An outbox row with its relay bookkeeping.
@@ -273,6 +274,12 @@ impl PaymentRepository for InMemoryStore {
                 record.locked_until = None;
             }
         }
+        t.save(payment)
+    }
+
+    async fn reroute(&self, payment: &mut Payment) -> Result<(), StoreError> {
+        let mut t = self.lock()?;
+        t.check_version(payment)?;
         t.save(payment)
     }
 
@@ -1243,6 +1250,8 @@ pub type Scripted = Result<ProviderOutcome, ProviderError>;
 pub struct ScriptedProvider {
     script: Mutex<VecDeque<Scripted>>,
     calls: Mutex<Vec<String>>,
+    /// Whether its circuit is open (it then refuses before any call).
+    open: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptedProvider {
@@ -1251,7 +1260,13 @@ impl ScriptedProvider {
         ScriptedProvider {
             script: Mutex::new(answers.into_iter().collect()),
             calls: Mutex::new(Vec::new()),
+            open: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Opens (true) or closes (false) its circuit.
+    pub fn open_circuit(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
     }
 
     /// The provider keys of all calls so far, in order.
@@ -1283,6 +1298,14 @@ impl PaymentProvider for ScriptedProvider {
 
     async fn refund(&self, request: &RefundRequest) -> Result<ProviderOutcome, ProviderError> {
         self.answer(&request.provider_key)
+    }
+
+    fn availability(&self) -> Result<(), std::time::Duration> {
+        if self.open.load(Ordering::SeqCst) {
+            Err(std::time::Duration::from_secs(30))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -1852,5 +1875,32 @@ impl crate::webhooks::WebhookSender for FakeReceiver {
                 error: Some("connection refused".into()),
             },
         }
+    }
+}
+
+#[async_trait]
+impl crate::routing::RoutingStore for InMemoryStore {
+    async fn rules(&self) -> Result<crate::routing::StoredRules, StoreError> {
+        Ok(self.lock()?.routing.clone())
+    }
+
+    async fn replace(
+        &self,
+        expected: i64,
+        rules: Option<&[portside_domain::routing::RouteRule]>,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let mut t = self.lock()?;
+        if t.routing.version != expected {
+            return Err(StoreError::Conflict);
+        }
+        t.routing = crate::routing::StoredRules {
+            version: expected + 1,
+            rules: rules.map(<[_]>::to_vec),
+            updated_at: Some(at),
+            updated_by: Some(by.to_owned()),
+        };
+        Ok(expected + 1)
     }
 }

@@ -47,6 +47,7 @@ fn charge_of(provider: &str, amount: Money) -> (Payment, Transaction) {
             provider: provider.into(),
             description: None,
             metadata: Metadata::default(),
+            routing: None,
         },
         AmountLimit::default(),
         t0(),
@@ -169,8 +170,10 @@ where
     let (mut p, mut charge) = charge_of(&provider, usd(700));
     store.begin_charge(None, &mut p, &charge).await.unwrap();
     let failure = Failure::new("card_declined", "declined");
-    p.fail(failure.clone(), t0()).unwrap();
-    charge.fail(failure, t0()).unwrap();
+    // Declined a second after the hold, so that "newest first" has one answer.
+    let later = t0() + time::Duration::seconds(1);
+    p.fail(failure.clone(), later).unwrap();
+    charge.fail(failure, later).unwrap();
     settle(store, &mut p, &charge).await.unwrap();
     let b = clearing(store, &provider).await.balance;
     assert_eq!(

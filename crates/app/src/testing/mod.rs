@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod messages;
 pub mod orders;
 pub mod payments;
+pub mod routing;
 pub mod search;
 pub mod users;
 pub mod wallets;

@@ -89,6 +89,7 @@ pub fn processing_payment(
             provider: "mock".into(),
             description: Some("a description".into()),
             metadata: Metadata::new(metadata).unwrap(),
+            routing: None,
         },
         AmountLimit {
             max_minor: i64::MAX,

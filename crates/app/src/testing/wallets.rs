@@ -52,6 +52,7 @@ fn payment(user: UserId, minor: i64, provider: &str, metadata: Metadata) -> (Pay
             provider: provider.into(),
             description: None,
             metadata,
+            routing: None,
         },
         AmountLimit::default(),
         t0(),

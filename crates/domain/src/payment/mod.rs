@@ -12,6 +12,7 @@ use crate::error::DomainError;
 use crate::events::{PaymentEvent, PaymentSnapshot};
 use crate::ids::{CustomerId, PaymentId, TransactionId};
 use crate::money::Money;
+use crate::routing::{AttemptOutcome, RouteAttempt, Routing};
 
 /// Everything that is stored about a payment. Plain data: the rules live in [`Payment`].
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct PaymentState {
     pub description: Option<String>,
     /// Key-value strings from the client.
     pub metadata: Metadata,
+    /// The route it took, when it went through routing (payments before routing have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
     /// Incremented by every change; used for optimistic concurrency.
     pub version: i64,
     /// Sequence number of the last event recorded for this payment.
@@ -116,6 +120,8 @@ pub struct NewPayment {
     pub description: Option<String>,
     /// Key-value strings.
     pub metadata: Metadata,
+    /// The route that chose `provider`.
+    pub routing: Option<Routing>,
 }
 
 /// A payment and the events it recorded since it was loaded.
@@ -168,6 +174,7 @@ impl Payment {
             failure: None,
             description: new.description,
             metadata: new.metadata,
+            routing: new.routing,
             version: 1,
             event_sequence: 0,
             created_at: now,
@@ -212,6 +219,7 @@ impl Payment {
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
         self.transition(PaymentStatus::Succeeded, now)?;
+        self.attempted(AttemptOutcome::Succeeded, None, now);
         self.state.provider_reference = Some(provider_reference.clone());
         self.record(now, |payment| PaymentEvent::Succeeded {
             payment,
@@ -223,9 +231,59 @@ impl Payment {
     /// Processing → Failed; records `payment.failed`.
     pub fn fail(&mut self, failure: Failure, now: OffsetDateTime) -> Result<(), DomainError> {
         self.transition(PaymentStatus::Failed, now)?;
+        self.attempted(AttemptOutcome::Failed, Some(failure.code.clone()), now);
         self.state.failure = Some(failure.clone());
         self.record(now, |payment| PaymentEvent::Failed { payment, failure });
         Ok(())
+    }
+
+    /// The current provider certainly charged nothing (it could not be reached): the charge
+    /// moves to `next`, the next provider of the route, and the attempt is recorded. Only while
+    /// the charge is processing and the payment was routed.
+    pub fn fail_over(
+        &mut self,
+        next: &str,
+        error: String,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        if self.state.status != PaymentStatus::Processing || self.state.routing.is_none() {
+            return Err(DomainError::InvalidTransition {
+                from: self.state.status,
+                to: PaymentStatus::Processing,
+            });
+        }
+        self.attempted(AttemptOutcome::Unavailable, Some(error), now);
+        self.state.provider = next.to_owned();
+        if let Some(routing) = &mut self.state.routing {
+            routing.provider = next.to_owned();
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records that the route passed over `provider`, whose circuit was open.
+    pub fn skip_provider(&mut self, provider: &str, at: OffsetDateTime) {
+        if let Some(routing) = &mut self.state.routing {
+            routing.attempts.push(RouteAttempt {
+                provider: provider.to_owned(),
+                outcome: AttemptOutcome::CircuitOpen,
+                error: None,
+                at,
+            });
+        }
+    }
+
+    /// Records the current provider's attempt on the route, if the payment was routed.
+    fn attempted(&mut self, outcome: AttemptOutcome, error: Option<String>, at: OffsetDateTime) {
+        let provider = self.state.provider.clone();
+        if let Some(routing) = &mut self.state.routing {
+            routing.attempts.push(RouteAttempt {
+                provider,
+                outcome,
+                error,
+                at,
+            });
+        }
     }
 
     /// Reserves a refund: `None` refunds all that remains. The amount is held as pending
@@ -382,6 +440,7 @@ mod tests {
             provider: "mock".into(),
             description: None,
             metadata: Metadata::default(),
+            routing: None,
         }
     }
 

@@ -197,6 +197,10 @@ pub struct Settings {
     #[arg(long, env = "PAYMENT_PROVIDER", value_name = "PAYMENT_PROVIDER", value_parser = ["mock", "stripe", "paypal"], global = true)]
     pub payment_provider: Option<String>,
 
+    /// TOML file of payment routing rules (`[[rules]]`, see docs/ROUTING.md); they apply until an administrator replaces them through `PUT /api/v1/routing`. Unset: every payment that names no provider goes to PAYMENT_PROVIDER.
+    #[arg(long, env = "ROUTING_FILE", value_name = "ROUTING_FILE", global = true)]
+    pub routing_file: Option<PathBuf>,
+
     /// Stripe secret API key (sk_live_… or sk_test_…); enables the `stripe` provider.
     #[arg(
         long,

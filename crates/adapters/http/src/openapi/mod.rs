@@ -29,6 +29,10 @@ use crate::payments::{
     TransactionList, TransactionView, notices,
 };
 use crate::problem::{FieldError, ProblemBody};
+use crate::routing::{
+    self, PaymentRouteView, RouteAttemptView, RouteProviderBody, RouteRuleBody, RoutingBody,
+    RoutingView,
+};
 use crate::search::{self, Hit, Reindexed, SearchResponse};
 use crate::users::{
     self, Login, Logout, Refresh, Register, TokenPair, UpdateUser, UserView, sessions,
@@ -128,6 +132,9 @@ pub fn unapplied_rules() -> Vec<String> {
         webhooks::list_deliveries,
         webhooks::get_delivery,
         webhooks::retry_delivery,
+        routing::get_routing,
+        routing::put_routing,
+        routing::reset_routing,
         notices::receive,
         health::live,
         health::ready,
@@ -143,7 +150,8 @@ pub fn unapplied_rules() -> Vec<String> {
         LedgerTransactionView, LedgerEntryLine, TrialBalance, TrialBalanceLine, DifferenceView,
         ReconciliationView, WalletView, WalletBalanceView, TopUpRequest, CreateTransfer,
         TransferView, CreateEndpoint, CreatedEndpoint, EndpointView, EndpointSecret, UpdateEndpoint,
-        DeliveryView, AttemptView, Recover, Recovered
+        DeliveryView, AttemptView, Recover, Recovered, RoutingBody, RoutingView, RouteRuleBody,
+        RouteProviderBody, PaymentRouteView, RouteAttemptView
     )),
     tags(
         (name = "payments", description = "Charges, refunds and their ledger"),
@@ -159,6 +167,7 @@ pub fn unapplied_rules() -> Vec<String> {
         (name = "ledger", description = "The double-entry books under every money movement: accounts, entries, trial balance, reconciliation"),
         (name = "wallets", description = "Customers' wallets on the ledger: balances, top-ups, transfers; pay with `payment_method: \"wallet\"`"),
         (name = "webhook-endpoints", description = "Outgoing webhooks: the endpoints that want Portside's events, signed to the Standard Webhooks spec (administrators)"),
+        (name = "routing", description = "The rules that choose a payment's providers, with failover between them (administrators)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

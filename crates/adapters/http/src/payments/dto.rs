@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::idempotency::BodyKey;
 use crate::json::param;
 use crate::problem::{FieldError, Problem, field, refusal};
+use crate::routing::PaymentRouteView;
 use crate::timestamp::Timestamp;
 
 /// A decimal amount given as a JSON number (`99.99`) or string (`"99.99"`), kept as the exact
@@ -199,6 +200,9 @@ pub struct PaymentView {
     pub created_at: Timestamp,
     /// Last change (RFC 3339).
     pub updated_at: Timestamp,
+    /// The route it took (absent on payments made before routing existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<PaymentRouteView>,
 }
 
 impl From<&PaymentState> for PaymentView {
@@ -220,6 +224,7 @@ impl From<&PaymentState> for PaymentView {
             metadata: p.metadata.as_map().clone(),
             created_at: p.created_at.into(),
             updated_at: p.updated_at.into(),
+            routing: p.routing.as_ref().map(PaymentRouteView::from),
         }
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE routing_rules;
+ALTER TABLE payments DROP COLUMN routing;
