@@ -232,6 +232,26 @@ fn rules() -> Vec<(Target, Rule)> {
         (Property("ItemInput", "price_override"), Amount(false)),
         (Property("ItemInput", "currency"), currency()),
         (
+            Property("RouteRuleBody", "currencies"),
+            Merge(json!({ "items": { "$ref": "#/components/schemas/Currency" } })),
+        ),
+        (
+            Property("RouteRuleBody", "methods"),
+            Merge(json!({ "items": {
+                "type": "string",
+                "enum": PaymentMethod::ALL
+                    .into_iter()
+                    .filter(|m| *m != PaymentMethod::Wallet)
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>(),
+            } })),
+        ),
+        (
+            Property("RouteRuleBody", "purposes"),
+            Merge(json!({ "items": { "type": "string", "enum": ["order", "membership", "top_up", "direct"] } })),
+        ),
+        (Property("RouteRuleBody", "name"), not_blank(100)),
+        (
             Parameter(Some("list_messages"), "sort"),
             Merge(json!({
                 "enum": ["created_at", "-created_at"],
