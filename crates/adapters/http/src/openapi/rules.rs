@@ -248,7 +248,9 @@ fn rules() -> Vec<(Target, Rule)> {
         ),
         (
             Property("RouteRuleBody", "purposes"),
-            Merge(json!({ "items": { "type": "string", "enum": ["order", "membership", "top_up", "direct"] } })),
+            Merge(
+                json!({ "items": { "type": "string", "enum": ["order", "membership", "top_up", "direct"] } }),
+            ),
         ),
         (Property("RouteRuleBody", "name"), not_blank(100)),
         (
