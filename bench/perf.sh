@@ -37,6 +37,12 @@ for c in $CONNECTIONS; do
   limit=$(pgb payment.sql "$c")
   add "| (a) POST /payments | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | $limit | $(ratio "$rps" "$limit") |"
 done
+# The same payments submitted with `Prefer: respond-async` (accepted at once, charged by the
+# `charges` group): what the client waits for, beside (a)'s charge in the request.
+for c in $CONNECTIONS; do
+  read -r rps p50 p99 p999 bad < <(PREFER=respond-async drive pay.lua "$c" "$DURATION" /api/v1/payments)
+  add "| (a) POST /payments, Prefer: respond-async | PostgreSQL | $c | $rps | $p50 | $p99 | $p999 | $bad | | |"
+done
 drain_pg() { # the reads below measure reads, not reads beside the event backlog of (a)
   local t0=$SECONDS
   until [ "$(psql -Atq "$DB" -c "SELECT count(*) FROM $app_schema.outbox WHERE published_at IS NULL")" = 0 ]; do sleep 1; done

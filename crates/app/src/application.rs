@@ -22,7 +22,7 @@ use crate::orders::{
 use crate::payments::notices::Notices;
 use crate::payments::{
     IdempotencyStore, PaymentRepository, PaymentSettings, Payments, ProviderEvents, Providers,
-    WebhookVerifier,
+    SubmittedCharges, WebhookVerifier,
 };
 use crate::routing::{Routing, RoutingStore};
 use crate::search::{Search, SearchIndex, SearchProjection};
@@ -38,6 +38,7 @@ use portside_domain::routing::RouteRule;
 /// The consumer groups of this version and what each wants: what a relay declares before it
 /// publishes, and what the dead-letter commands know, without building the consumers.
 pub const SUBSCRIPTIONS: &[Subscription] = &[
+    SubmittedCharges::SUBSCRIPTION,
     MembershipUpgrade::SUBSCRIPTION,
     OrderConfirmation::SUBSCRIPTION,
     OrderStreamFeed::SUBSCRIPTION,
@@ -226,6 +227,7 @@ impl Application {
             settings.order_currency,
         ));
         let consumers: Vec<Arc<dyn EventHandler>> = vec![
+            Arc::new(SubmittedCharges::new(payments.clone())),
             Arc::new(MembershipUpgrade::new(
                 users.clone(),
                 settings.membership_price,

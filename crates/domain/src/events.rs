@@ -74,6 +74,12 @@ impl PaymentSnapshot {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PaymentEvent {
+    /// `payment.submitted`: accepted for asynchronous charging (`Prefer: respond-async`); a
+    /// worker sends it to its provider later. Never for a payment charged in its request.
+    Submitted {
+        /// State after the change.
+        payment: PaymentSnapshot,
+    },
     /// `payment.created`: accepted, about to be sent to the provider.
     Created {
         /// State after the change.
@@ -118,6 +124,8 @@ pub enum PaymentEvent {
 }
 
 impl PaymentEvent {
+    /// `payment.submitted`.
+    pub const SUBMITTED: &'static str = "payment.submitted";
     /// `payment.created`.
     pub const CREATED: &'static str = "payment.created";
     /// `payment.succeeded`.
@@ -130,6 +138,7 @@ impl PaymentEvent {
     pub const REFUND_FAILED: &'static str = "payment.refund_failed";
     /// Every payment event type.
     pub const TYPES: &'static [&'static str] = &[
+        Self::SUBMITTED,
         Self::CREATED,
         Self::SUCCEEDED,
         Self::FAILED,
@@ -143,6 +152,7 @@ impl DomainEvent for PaymentEvent {
 
     fn event_type(&self) -> &'static str {
         match self {
+            PaymentEvent::Submitted { .. } => Self::SUBMITTED,
             PaymentEvent::Created { .. } => Self::CREATED,
             PaymentEvent::Succeeded { .. } => Self::SUCCEEDED,
             PaymentEvent::Failed { .. } => Self::FAILED,

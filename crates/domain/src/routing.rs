@@ -347,15 +347,25 @@ pub struct Routing {
     pub rule: String,
     pub provider: String,
     pub attempts: Vec<RouteAttempt>,
+    /// The providers after `provider`, kept for a payment charged later by a worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<String>,
 }
 
 impl Routing {
-    /// A route starting at `provider`, after the providers `skipped` for an open circuit.
-    pub fn start(rule: String, provider: String, skipped: Vec<RouteAttempt>) -> Self {
+    /// A route starting at `provider`, after the providers `skipped` for an open circuit,
+    /// with `next` to try after it.
+    pub fn start(
+        rule: String,
+        provider: String,
+        skipped: Vec<RouteAttempt>,
+        next: Vec<String>,
+    ) -> Self {
         Routing {
             rule,
             provider,
             attempts: skipped,
+            next,
         }
     }
 }

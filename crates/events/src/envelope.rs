@@ -80,6 +80,7 @@ impl Envelope {
 
 /// Every event type Portside publishes, with its schema version (documented in docs/EVENTS.md).
 pub const CATALOG: &[(&str, i32)] = &[
+    (PaymentEvent::SUBMITTED, 1),
     (PaymentEvent::CREATED, 1),
     (PaymentEvent::SUCCEEDED, 1),
     (PaymentEvent::FAILED, 1),

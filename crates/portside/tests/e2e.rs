@@ -1773,6 +1773,38 @@ async fn payments_follow_the_routing_file_and_fail_over_when_a_provider_is_down(
         (Some("file"), Some(2)),
         "{reset}"
     );
+
+    // Submitted with `Prefer: respond-async`: 202 at once, then the `charges` group charges it
+    // along its route (PayPal still down, so at Stripe).
+    let submitted = http
+        .post(format!("{api}/payments"))
+        .header("prefer", "respond-async")
+        .json(&large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 202);
+    assert_eq!(submitted.headers()["preference-applied"], "respond-async");
+    let location = submitted.headers()["location"].to_str().unwrap().to_owned();
+    let mut polled = Value::Null;
+    for _ in 0..100 {
+        polled = json_of(http.get(format!("{}{location}", server.base))).await;
+        if polled["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (polled["status"].as_str(), polled["provider"].as_str()),
+        (Some("succeeded"), Some("stripe")),
+        "{polled}"
+    );
+    assert_eq!(polled["routing"]["attempts"][0]["outcome"], "unavailable");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "each payment charged once at Stripe"
+    );
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
     clean_up(&dir);

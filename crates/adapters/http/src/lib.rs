@@ -20,6 +20,7 @@ mod openapi;
 mod orders;
 mod page;
 mod payments;
+mod prefer;
 mod problem;
 mod routing;
 mod search;
@@ -204,6 +205,7 @@ pub fn router(state: ApiState) -> Router {
                             HeaderName::from_static("location"),
                             HeaderName::from_static("retry-after"),
                             HeaderName::from_static("etag"),
+                            HeaderName::from_static("preference-applied"),
                         ]),
                 )
                 .layer(CatchPanicLayer::custom(|_| {

@@ -3294,6 +3294,7 @@ async fn the_api_on_sqlite() {
     wallets_api(&app).await;
     webhook_endpoints_api(&app).await;
     routing_api(&app).await;
+    asynchronous_payments(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -3324,6 +3325,7 @@ async fn the_api_on_postgres() {
     wallets_api(&app).await;
     webhook_endpoints_api(&app).await;
     routing_api(&app).await;
+    asynchronous_payments(&app).await;
     drop(app);
     admin
         .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
@@ -4283,4 +4285,95 @@ async fn routing_api(anon: &Api) {
     )
     .await;
     assert_eq!(after.body["routing"]["rule"], "default");
+}
+
+/// `Prefer: respond-async` (RFC 7240): 202 at once with the payment pending, its `Location` and
+/// `Preference-Applied`; the key replays that answer and refuses another body; a malformed
+/// header is 400; an endpoint that cannot honour it ignores it.
+async fn asynchronous_payments(anon: &Api) {
+    let customer = anon.signed_up().await;
+    let body = payment(json!("11.00"), "USD", "tok_visa").to_string();
+    let prefer = ("prefer", "wait=5, respond-async");
+    let key = unique("async");
+    let headers = [JSON, prefer, ("idempotency-key", key.as_str())];
+    let accepted = call(&customer, "POST", "/api/v1/payments", &headers, Some(&body)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+    assert_eq!(accepted.body["status"], "pending");
+    assert_eq!(accepted.headers["preference-applied"], "respond-async");
+    let id = accepted.body["id"].as_str().unwrap();
+    assert_eq!(
+        accepted.headers["location"],
+        format!("/api/v1/payments/{id}").as_str()
+    );
+    assert!(accepted.headers.get("idempotent-replayed").is_none());
+    let polled = get(&customer, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(polled.status, StatusCode::OK);
+    assert_eq!(
+        polled.body["status"], "pending",
+        "no worker runs in this suite"
+    );
+
+    let replay = call(&customer, "POST", "/api/v1/payments", &headers, Some(&body)).await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED);
+    assert_eq!(replay.headers["location"], accepted.headers["location"]);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["id"], accepted.body["id"]);
+    let other = payment(json!("12.00"), "USD", "tok_visa").to_string();
+    let conflict = call(
+        &customer,
+        "POST",
+        "/api/v1/payments",
+        &headers,
+        Some(&other),
+    )
+    .await;
+    assert_eq!(
+        conflict.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        conflict.body
+    );
+
+    for bad in ["respond async", "", "wait=\"5"] {
+        let refused = call(
+            &customer,
+            "POST",
+            "/api/v1/payments",
+            &[JSON, ("prefer", bad)],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("prefer_invalid")),
+            "{bad:?}"
+        );
+    }
+    let synchronous = call(
+        &customer,
+        "POST",
+        "/api/v1/payments",
+        &[JSON, ("prefer", "return=minimal")],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        synchronous.status,
+        StatusCode::CREATED,
+        "other preferences are ignored"
+    );
+    assert!(synchronous.headers.get("preference-applied").is_none());
+    let message = call(
+        &customer,
+        "POST",
+        "/api/v1/messages",
+        &[JSON, prefer],
+        Some(r#"{"body": "hello"}"#),
+    )
+    .await;
+    assert_eq!(message.status, StatusCode::CREATED, "{}", message.body);
+    assert!(
+        message.headers.get("preference-applied").is_none(),
+        "ignored where it cannot be honoured"
+    );
 }

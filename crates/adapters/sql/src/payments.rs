@@ -36,15 +36,18 @@ pub(crate) const SETTLE_TRANSACTION: &str = "UPDATE payment_transactions SET sta
 /// Claims a key; an expired key is taken over, a live one is left alone (no row returned).
 pub(crate) const CLAIM_KEY: &str = "INSERT INTO idempotency_keys (scope, key, fingerprint, \
     transaction_id, locked_until, outcome, created_at, expires_at) \
-    VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
+    VALUES ($1, $2, $3, $4, $5, $8, $6, $7) \
     ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
-    transaction_id = excluded.transaction_id, locked_until = excluded.locked_until, outcome = NULL, \
+    transaction_id = excluded.transaction_id, locked_until = excluded.locked_until, \
+    outcome = excluded.outcome, \
     created_at = excluded.created_at, expires_at = excluded.expires_at \
     WHERE idempotency_keys.expires_at <= excluded.created_at \
     RETURNING scope";
 
-pub(crate) const COMPLETE_KEY: &str =
-    "UPDATE idempotency_keys SET outcome = $2, locked_until = NULL WHERE transaction_id = $1";
+/// Stores a settlement's outcome on its key, unless the key already holds the answer given
+/// (an asynchronous submission's 202, which replays keep returning).
+pub(crate) const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET outcome = $2, \
+    locked_until = NULL WHERE transaction_id = $1 AND outcome IS NULL";
 
 pub(crate) const RELOCK_KEY: &str = "UPDATE idempotency_keys SET locked_until = $4 \
     WHERE scope = $1 AND key = $2 AND outcome IS NULL AND (locked_until IS NULL OR locked_until <= $3)";
@@ -86,9 +89,10 @@ macro_rules! payments {
                     .bind(&c.key)
                     .bind(&c.fingerprint)
                     .bind(DbId(c.transaction_id.0))
-                    .bind(DbTime(c.locked_until))
+                    .bind(c.outcome.is_none().then_some(DbTime(c.locked_until)))
                     .bind(DbTime(c.created_at))
                     .bind(DbTime(c.expires_at))
+                    .bind(c.outcome.as_ref().map(Json))
                     .fetch_optional(&mut **tx)
                     .await
                     .map_err(store_error)?;

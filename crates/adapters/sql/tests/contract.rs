@@ -593,6 +593,7 @@ where
     let outcome = Outcome {
         payment: p.state().clone(),
         transaction: charge.clone(),
+        accepted: false,
     };
     store.settle(&mut p, &charge, &outcome).await.unwrap();
     let (mut q, pending) = payments::processing_payment("c_backfill", usd(300), at);

@@ -42,7 +42,7 @@ pub struct IdempotentRequest {
 }
 
 /// What phase 1 writes to claim a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IdempotencyClaim {
     /// Caller scope.
     pub scope: String,
@@ -57,6 +57,9 @@ pub struct IdempotencyClaim {
     pub created_at: OffsetDateTime,
     /// When the key may be forgotten.
     pub expires_at: OffsetDateTime,
+    /// The answer already given, stored with the claim: an asynchronous submission's 202,
+    /// which every replay returns (the charge's own settlement leaves it as it is).
+    pub outcome: Option<Outcome>,
 }
 
 /// A stored key.

@@ -8,6 +8,7 @@
 //! that a retry or the recovery task finishes by asking the provider again with the same
 //! provider key.
 
+mod charges;
 pub mod idempotency;
 pub mod notices;
 mod ports;
@@ -16,6 +17,7 @@ mod settlement;
 #[cfg(test)]
 mod tests;
 
+pub use charges::SubmittedCharges;
 pub use ports::*;
 pub use provider::*;
 
@@ -167,6 +169,9 @@ pub struct Outcome {
     pub payment: PaymentState,
     /// The charge or refund.
     pub transaction: Transaction,
+    /// An asynchronous submission's answer (202 with the payment's location), not a charge's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
 }
 
 /// An outcome and whether it was replayed from an idempotency key.
@@ -223,6 +228,21 @@ impl Payments {
 
     /// Charges a payment method for the actor (or, for an administrator, for any customer).
     pub async fn pay(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
+        self.begin(actor, cmd, false).await
+    }
+
+    /// Accepts a payment to be charged later by the `charges` consumer group: it is stored
+    /// `pending` and answered at once (`accepted`), and a key's replays give that same answer.
+    pub async fn submit(&self, actor: &Actor, cmd: PayCommand) -> Result<Reply, AppError> {
+        self.begin(actor, cmd, true).await
+    }
+
+    async fn begin(
+        &self,
+        actor: &Actor,
+        cmd: PayCommand,
+        asynchronous: bool,
+    ) -> Result<Reply, AppError> {
         let (requested, method_token) = self.method_route(&cmd)?;
         let own = customer_of(actor);
         let customer_id = match cmd.customer_id {
@@ -265,20 +285,39 @@ impl Payments {
             provider: provider.clone(),
             description: cmd.description,
             metadata: cmd.metadata,
-            routing: Some(Routing::start(route.rule, provider, skipped)),
+            routing: Some(Routing::start(
+                route.rule,
+                provider,
+                skipped,
+                if asynchronous {
+                    rest.clone()
+                } else {
+                    Vec::new()
+                },
+            )),
         };
-        let mut payment =
-            Payment::create(new, self.settings.amount_limit, now).map_err(request_error)?;
+        let mut payment = if asynchronous {
+            Payment::submit(new, self.settings.amount_limit, now)
+        } else {
+            Payment::create(new, self.settings.amount_limit, now)
+        }
+        .map_err(request_error)?;
         let charge = Transaction::charge(
             TransactionId(self.ids.new_id()),
             payment.id(),
             payment.state().amount,
             now,
         );
-        let claim = cmd
-            .idempotency
-            .as_ref()
-            .map(|req| self.claim(req, charge.id, now));
+        let accepted = asynchronous.then(|| Outcome {
+            payment: payment.state().clone(),
+            transaction: charge.clone(),
+            accepted: true,
+        });
+        let claim = cmd.idempotency.as_ref().map(|req| {
+            let mut claim = self.claim(req, charge.id, now);
+            claim.outcome = accepted.clone();
+            claim
+        });
         match self
             .repo
             .begin_charge(claim.as_ref(), &mut payment, &charge)
@@ -289,6 +328,12 @@ impl Payments {
             Begin::Existing(record) => {
                 return self.resume(*record, cmd.idempotency.as_ref()).await;
             }
+        }
+        if let Some(outcome) = accepted {
+            return Ok(Reply {
+                outcome,
+                replayed: false,
+            });
         }
         let outcome = self
             .run_along(payment, charge, cmd.idempotency.as_ref(), rest)

@@ -60,9 +60,10 @@ pub trait PaymentRepository: Send + Sync {
         outcome: &Outcome,
     ) -> Result<(), StoreError>;
 
-    /// Saves a payment whose charge moved to the next provider of its route (its provider and
-    /// route; version-checked, `Conflict` if it moved), before that provider is called, so a
-    /// crash after it leaves the charge with the provider that may have it.
+    /// Saves a payment whose charge moved to the next provider of its route, or that a worker
+    /// took for charging, with its events (version-checked, `Conflict` if it moved), before
+    /// the provider is called, so a crash after it leaves the charge with the provider that
+    /// may have it.
     async fn reroute(&self, payment: &mut Payment) -> Result<(), StoreError>;
 
     /// One payment.

@@ -19,6 +19,16 @@ impl Payments {
                 tracing::error!(transaction = %txn.id, "pending transaction without its payment");
                 continue;
             };
+            if payment.status() == PaymentStatus::Pending {
+                // Submitted and not taken yet (the `charges` group is behind or failing).
+                match self.charge_submitted(payment.id()).await {
+                    Ok(()) => settled += 1,
+                    Err(e) => {
+                        tracing::warn!(payment = %payment.id(), error = %e, "could not charge a submitted payment")
+                    }
+                }
+                continue;
+            }
             let id = txn.id;
             match self.run(payment, txn, None).await {
                 Ok(o) if o.transaction.status != TransactionStatus::Pending => {
@@ -150,6 +160,7 @@ impl Payments {
             locked_until: now + self.settings.key_lock,
             created_at: now,
             expires_at: now + self.settings.idempotency_ttl,
+            outcome: None,
         }
     }
 
@@ -198,6 +209,7 @@ impl Payments {
                 outcome: Outcome {
                     payment: payment.state().clone(),
                     transaction: txn,
+                    accepted: false,
                 },
                 replayed: true,
             });
@@ -207,6 +219,41 @@ impl Payments {
             outcome,
             replayed: false,
         })
+    }
+
+    /// Charges a payment submitted for asynchronous charging, unless someone took it already:
+    /// takes it (Pending → Processing, saved at the version read, so that of the `charges`
+    /// group and the recovery task only one does) and runs it along its route. A payment taken
+    /// before is left to its taker, and to the recovery task if the taker crashed.
+    pub async fn charge_submitted(&self, id: PaymentId) -> Result<(), AppError> {
+        let Some(mut payment) = self.repo.payment(id).await? else {
+            tracing::error!(payment = %id, "a submitted payment that is not stored");
+            return Ok(());
+        };
+        if payment.status() != PaymentStatus::Pending {
+            return Ok(());
+        }
+        let Some(txn) =
+            self.repo.transactions(id).await?.into_iter().find(|t| {
+                t.kind == TransactionKind::Charge && t.status == TransactionStatus::Pending
+            })
+        else {
+            return Err(internal("a submitted payment without its pending charge"));
+        };
+        payment.start(self.clock.now()).map_err(internal)?;
+        match self.repo.reroute(&mut payment).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let rest = payment
+            .state()
+            .routing
+            .as_ref()
+            .map(|r| r.next.clone())
+            .unwrap_or_default();
+        self.run_along(payment, txn, None, rest).await?;
+        Ok(())
     }
 
     /// Phases 2 and 3 for a pending transaction.
@@ -340,6 +387,7 @@ impl Payments {
                 return Ok(Outcome {
                     payment: payment.state().clone(),
                     transaction: txn,
+                    accepted: false,
                 });
             }
         };
@@ -370,6 +418,7 @@ impl Payments {
                 return Ok(Outcome {
                     payment: payment.state().clone(),
                     transaction: txn,
+                    accepted: false,
                 });
             }
             let now = self.clock.now();
@@ -377,6 +426,7 @@ impl Payments {
             let outcome = Outcome {
                 payment: payment.state().clone(),
                 transaction: txn.clone(),
+                accepted: false,
             };
             match self.repo.settle(&mut payment, &txn, &outcome).await {
                 Ok(()) => return Ok(outcome),

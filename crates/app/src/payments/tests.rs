@@ -231,6 +231,7 @@ async fn a_key_held_by_a_running_request_is_refused_with_in_use() {
         locked_until: w.clock_now() + Duration::seconds(30),
         created_at: w.clock_now(),
         expires_at: w.clock_now() + Duration::hours(24),
+        outcome: None,
     };
     w.store
         .begin_charge(Some(&claim), &mut p, &charge)

@@ -21,6 +21,7 @@ struct World {
     payments: Payments,
     a: Arc<ScriptedProvider>,
     b: Arc<ScriptedProvider>,
+    clock: Arc<ManualClock>,
 }
 
 fn rule(name: &str, providers: &[(&str, Option<u32>)]) -> RouteRule {
@@ -64,7 +65,7 @@ fn world(a: Vec<Scripted>, b: Vec<Scripted>) -> World {
         store.clone(),
         store,
         providers,
-        clock,
+        clock.clone(),
         Arc::new(SequentialIds::default()),
         PaymentSettings::default(),
     )
@@ -74,6 +75,7 @@ fn world(a: Vec<Scripted>, b: Vec<Scripted>) -> World {
         payments,
         a,
         b,
+        clock,
     }
 }
 
@@ -404,5 +406,96 @@ async fn rules_change_only_for_administrators_at_the_version_they_read() {
     assert_eq!(
         reset.updated_by.as_deref(),
         Some(admin().user_id.to_string().as_str())
+    );
+}
+
+fn keyed(key: &str, fingerprint: &str) -> PayCommand {
+    PayCommand {
+        idempotency: Some(crate::payments::idempotency::IdempotentRequest {
+            scope: "tests".into(),
+            key: crate::payments::idempotency::IdempotencyKey::parse(key).unwrap(),
+            fingerprint: fingerprint.into(),
+        }),
+        ..pay(None)
+    }
+}
+
+#[tokio::test]
+async fn a_submitted_payment_is_answered_at_once_and_charged_by_the_worker_once() {
+    let w = world(vec![not_sent()], vec![]);
+    let accepted = w
+        .payments
+        .submit(&customer(), keyed("async-1", "fp"))
+        .await
+        .unwrap();
+    assert!(accepted.outcome.accepted && !accepted.replayed);
+    let p = &accepted.outcome.payment;
+    assert_eq!(p.status, PaymentStatus::Pending);
+    assert_eq!(
+        p.routing.as_ref().unwrap().next,
+        ["b"],
+        "the route's rest kept for the worker"
+    );
+    assert_eq!(
+        (w.a.calls().len(), w.b.calls().len()),
+        (0, 0),
+        "nothing charged yet"
+    );
+
+    // The worker takes it; the mock is not reached, so the charge moves to b.
+    w.payments.charge_submitted(p.id).await.unwrap();
+    let charged = w.payments.get(&customer(), p.id).await.unwrap();
+    assert_eq!(
+        (charged.status, charged.provider.as_str()),
+        (PaymentStatus::Succeeded, "b")
+    );
+    // A redelivery, or the recovery task, finds it taken: nothing more is charged.
+    w.payments.charge_submitted(p.id).await.unwrap();
+    w.clock.advance(Duration::minutes(5));
+    w.payments.recover_stale().await.unwrap();
+    assert_eq!((w.a.calls().len(), w.b.calls().len()), (1, 1));
+
+    // The key replays the 202 as given (the current state is at the payment's location); a
+    // different request with it is refused.
+    let replay = w
+        .payments
+        .submit(&customer(), keyed("async-1", "fp"))
+        .await
+        .unwrap();
+    assert!(replay.replayed && replay.outcome.accepted);
+    assert_eq!(replay.outcome.payment.status, PaymentStatus::Pending);
+    assert!(matches!(
+        w.payments
+            .submit(&customer(), keyed("async-1", "other"))
+            .await,
+        Err(AppError::IdempotencyKeyReused)
+    ));
+    assert_eq!((w.a.calls().len(), w.b.calls().len()), (1, 1));
+}
+
+#[tokio::test]
+async fn the_recovery_task_charges_a_submitted_payment_no_worker_took() {
+    let w = world(vec![], vec![]);
+    let p = w
+        .payments
+        .submit(&customer(), pay(None))
+        .await
+        .unwrap()
+        .outcome
+        .payment;
+    w.payments.recover_stale().await.unwrap();
+    assert_eq!(w.a.calls().len(), 0, "not before the grace");
+    w.clock.advance(Duration::minutes(5));
+    assert_eq!(w.payments.recover_stale().await.unwrap(), 1);
+    let charged = w.payments.get(&customer(), p.id).await.unwrap();
+    assert_eq!(
+        (charged.status, charged.provider.as_str()),
+        (PaymentStatus::Succeeded, "a")
+    );
+    w.payments.charge_submitted(p.id).await.unwrap();
+    assert_eq!(
+        w.a.calls().len(),
+        1,
+        "the worker arriving late charges nothing"
     );
 }

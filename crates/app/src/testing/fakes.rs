@@ -180,8 +180,8 @@ impl Tables {
                 key: claim.key.clone(),
                 fingerprint: claim.fingerprint.clone(),
                 transaction_id: claim.transaction_id,
-                locked_until: Some(claim.locked_until),
-                outcome: None,
+                locked_until: claim.outcome.is_none().then_some(claim.locked_until),
+                outcome: claim.outcome.clone(),
                 created_at: claim.created_at,
                 expires_at: claim.expires_at,
             },
@@ -269,7 +269,7 @@ impl PaymentRepository for InMemoryStore {
         t.post(movement(payment, transaction)?)?;
         t.transactions.insert(transaction.id, transaction.clone());
         for record in t.keys.values_mut() {
-            if record.transaction_id == transaction.id {
+            if record.transaction_id == transaction.id && record.outcome.is_none() {
                 record.outcome = Some(outcome.clone());
                 record.locked_until = None;
             }

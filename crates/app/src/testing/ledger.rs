@@ -66,6 +66,7 @@ async fn settle<S: PaymentRepository>(
     let outcome = Outcome {
         payment: p.state().clone(),
         transaction: t.clone(),
+        accepted: false,
     };
     store.settle(p, t, &outcome).await
 }

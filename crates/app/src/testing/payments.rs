@@ -57,6 +57,7 @@ fn outcome_of(payment: &Payment, transaction: &Transaction) -> Outcome {
     Outcome {
         payment: payment.state().clone(),
         transaction: transaction.clone(),
+        accepted: false,
     }
 }
 
@@ -114,6 +115,7 @@ fn claim(key: &str, txn: TransactionId, at: OffsetDateTime) -> IdempotencyClaim 
         locked_until: at + Duration::seconds(30),
         created_at: at,
         expires_at: at + Duration::hours(24),
+        outcome: None,
     }
 }
 
@@ -329,6 +331,7 @@ async fn key_is_claimed_once_and_replayed<S: PaymentRepository + IdempotencyStor
     let outcome = Outcome {
         payment: first.state().clone(),
         transaction: settled.clone(),
+        accepted: false,
     };
     store.settle(&mut first, &settled, &outcome).await.unwrap();
     let record = store

@@ -69,6 +69,7 @@ async fn succeed<S: PaymentRepository>(store: &S, p: &mut Payment, charge: &mut 
     let outcome = Outcome {
         payment: p.state().clone(),
         transaction: charge.clone(),
+        accepted: false,
     };
     store.settle(p, charge, &outcome).await.unwrap();
 }

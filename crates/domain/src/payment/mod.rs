@@ -143,6 +143,34 @@ impl Payment {
         limit: AmountLimit,
         now: OffsetDateTime,
     ) -> Result<Self, DomainError> {
+        let mut payment = Self::open(new, limit, now)?;
+        payment.start(now)?;
+        Ok(payment)
+    }
+
+    /// Creates a payment for asynchronous charging: it stays Pending, the state in which it
+    /// is stored until a worker takes it ([`Payment::start`]). Records `payment.submitted`.
+    pub fn submit(
+        new: NewPayment,
+        limit: AmountLimit,
+        now: OffsetDateTime,
+    ) -> Result<Self, DomainError> {
+        let mut payment = Self::open(new, limit, now)?;
+        payment.record(now, |snapshot| PaymentEvent::Submitted {
+            payment: snapshot,
+        });
+        Ok(payment)
+    }
+
+    /// Pending → Processing, just before the provider is called; records `payment.created`.
+    pub fn start(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
+        self.transition(PaymentStatus::Processing, now)?;
+        self.record(now, |snapshot| PaymentEvent::Created { payment: snapshot });
+        Ok(())
+    }
+
+    /// A new payment, Pending, checked against the limits.
+    fn open(new: NewPayment, limit: AmountLimit, now: OffsetDateTime) -> Result<Self, DomainError> {
         limit.check(new.amount)?;
         if new
             .description
@@ -180,13 +208,10 @@ impl Payment {
             created_at: now,
             updated_at: now,
         };
-        let mut payment = Payment {
+        Ok(Payment {
             state,
             changes: Changes::new(),
-        };
-        payment.transition(PaymentStatus::Processing, now)?;
-        payment.record(now, |snapshot| PaymentEvent::Created { payment: snapshot });
-        Ok(payment)
+        })
     }
 
     /// Rebuilds a payment from storage; it has no new events.
@@ -256,6 +281,7 @@ impl Payment {
         self.state.provider = next.to_owned();
         if let Some(routing) = &mut self.state.routing {
             routing.provider = next.to_owned();
+            routing.next.retain(|p| p != next);
         }
         self.touch(now);
         Ok(())
@@ -264,6 +290,7 @@ impl Payment {
     /// Records that the route passed over `provider`, whose circuit was open.
     pub fn skip_provider(&mut self, provider: &str, at: OffsetDateTime) {
         if let Some(routing) = &mut self.state.routing {
+            routing.next.retain(|p| p != provider);
             routing.attempts.push(RouteAttempt {
                 provider: provider.to_owned(),
                 outcome: AttemptOutcome::CircuitOpen,

@@ -7,7 +7,7 @@ pub(crate) mod notices;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -45,14 +45,19 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/v1/webhooks/{provider}", post(notices::receive))
 }
 
-/// Creates a payment and charges it through its provider.
+/// Creates a payment and charges it through its provider; with `Prefer: respond-async`,
+/// accepts it at once (202, status `pending`, `Location` to poll, `Preference-Applied`) and a
+/// worker charges it.
 #[utoipa::path(
     post, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])),
     request_body = CreatePayment,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first outcome")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key and body replay the first outcome"),
+        ("Prefer" = Option<String>, Header, description = "RFC 7240 preferences; `respond-async` answers 202 at once and charges later (the outcome then reaches the client by polling `Location`, the payment's events and outgoing webhooks). Other preferences are ignored; a header that is not a list of preferences is 400 `prefer_invalid`"),
+    ),
     responses(
         (status = 201, description = "Charged", body = PaymentView),
-        (status = 202, description = "Accepted, outcome not known yet (status `processing`)", body = PaymentView),
+        (status = 202, description = "Accepted: with `Prefer: respond-async`, submitted (status `pending`, `Preference-Applied: respond-async`); otherwise sent, outcome not known yet (status `processing`). `Location` names the payment", body = PaymentView),
         (status = 402, description = "Declined or failed at the provider; the failed payment is in `payment`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON or header", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad access token", body = ProblemBody, content_type = "application/problem+json"),
@@ -63,11 +68,24 @@ pub(crate) fn router() -> Router<ApiState> {
 )]
 pub async fn create_payment(
     State(payments): State<Arc<Payments>>,
+    headers: HeaderMap,
     keyed: Keyed<CreatePayment>,
 ) -> Result<Response, Problem> {
+    let asynchronous = crate::prefer::respond_async(&headers)?;
     let command = keyed.body.into_command(keyed.key)?;
-    let reply = payments.pay(&keyed.actor, command).await?;
-    Ok(charge_response(&reply))
+    let reply = if asynchronous {
+        payments.submit(&keyed.actor, command).await?
+    } else {
+        payments.pay(&keyed.actor, command).await?
+    };
+    let mut response = charge_response(&reply);
+    if reply.outcome.accepted {
+        response.headers_mut().insert(
+            HeaderName::from_static("preference-applied"),
+            HeaderValue::from_static("respond-async"),
+        );
+    }
+    Ok(response)
 }
 
 /// Refunds all or part of a payment.
