@@ -1810,6 +1810,132 @@ async fn payments_follow_the_routing_file_and_fail_over_when_a_provider_is_down(
     clean_up(&dir);
 }
 
+/// A stand-in for Stripe that records the idempotency key of each PaymentIntent it is asked
+/// for, and answers `pm_slow` only after `delay` (a charge that may have happened).
+async fn keyed_stripe(delay: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = keys.clone();
+    let app = axum::Router::new().route(
+        "/v1/payment_intents",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().unwrap().push(key.clone());
+                if body.contains("pm_slow") {
+                    tokio::time::sleep(delay).await;
+                }
+                axum::Json(
+                    json!({"id": format!("pi_{key}"), "object": "payment_intent", "status": "succeeded"}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, keys)
+}
+
+/// Weights split 1 000 payments between the mock and Stripe within a few percent, and a
+/// timeout at Stripe (which may have charged) never moves the charge to the next provider:
+/// counted at both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_payments_and_a_timeout_never_fails_over() {
+    let (stripe, keys) = keyed_stripe(Duration::from_secs(3)).await;
+    let dir = temp_dir("weights");
+    let env = [
+        ("PAYMENT_PROVIDER", "mock"),
+        ("STRIPE_SECRET_KEY", "sk_test_weights"),
+        ("STRIPE_API_BASE", stripe.as_str()),
+        ("PROVIDER_TIMEOUT", "1s"),
+        ("RATE_LIMIT_PER_USER", "0"),
+        ("RATE_LIMIT_PER_IP", "0"),
+    ];
+    let mut server = start(&dir, &env);
+    let admin = admin_client(&dir, &env, &server.base).await;
+    let (http, _) = signed_in(&server.base).await;
+    let api = format!("{}/api/v1", server.base);
+    let rules = json!({"rules": [
+        {"name": "slow-bank", "methods": ["bank_transfer"], "providers": [{"name": "stripe"}, {"name": "mock"}]},
+        {"name": "split", "providers": [{"name": "mock", "weight": 70}, {"name": "stripe", "weight": 30}]},
+    ]});
+    let put = admin
+        .put(format!("{api}/routing"))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let body = json!({"amount": "1.00", "currency": "USD", "payment_method_token": "tok_visa"});
+    let mut at_stripe = 0;
+    for chunk in 0..100 {
+        let mut sent = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let request = http.post(format!("{api}/payments")).json(&body);
+            sent.spawn(async move { json_of(request).await });
+        }
+        while let Some(paid) = sent.join_next().await {
+            let paid = paid.unwrap();
+            assert_eq!(paid["status"], "succeeded", "payment {chunk}: {paid}");
+            assert_eq!(paid["routing"]["rule"], "split");
+            if paid["provider"] == "stripe" {
+                at_stripe += 1;
+            }
+        }
+    }
+    // 30 % of 1 000 is 300, with a standard deviation of about 14.5.
+    assert!(
+        (240..=360).contains(&at_stripe),
+        "{at_stripe} of 1000 at Stripe"
+    );
+    assert_eq!(
+        keys.lock().unwrap().len(),
+        at_stripe,
+        "Stripe charged exactly those"
+    );
+
+    let slow = json!({"amount": "5.00", "currency": "USD", "payment_method": "bank_transfer", "payment_method_token": "pm_slow"});
+    let answer = http
+        .post(format!("{api}/payments"))
+        .json(&slow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let pending: Value = answer.json().await.unwrap();
+    assert_eq!(
+        (pending["status"].as_str(), pending["provider"].as_str()),
+        (Some("processing"), Some("stripe")),
+        "{pending}"
+    );
+    assert_eq!(
+        pending["routing"]["attempts"],
+        json!([]),
+        "no failover after a timeout"
+    );
+    let asked: Vec<String> = keys.lock().unwrap()[at_stripe..].to_vec();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|k| *k == asked[0]),
+        "{asked:?}: one key, retried"
+    );
+    let id = pending["id"].as_str().unwrap();
+    let stored = json_of(http.get(format!("{api}/payments/{id}"))).await;
+    assert_eq!(
+        stored["provider"], "stripe",
+        "the mock never got the charge"
+    );
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+}
+
 /// A stand-in for PayPal's API: a token, orders captured at creation but left pending (a
 /// slow funding source), and a verification postback that trusts the signature `good`.
 async fn fake_paypal() -> String {
