@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portside_app::payments::{
-    ChargeRequest, PaymentProvider, ProviderChange, ProviderOutcome, RefundRequest, WebhookError,
-    WebhookVerifier,
+    ChargeRequest, PaymentProvider, ProviderChange, ProviderError, ProviderOutcome, RefundRequest,
+    WebhookError, WebhookVerifier,
 };
 use portside_domain::{Currency, CustomerId, Metadata, Money, PaymentMethod, TransactionId};
 use portside_providers::{PayPalProvider, PayPalSettings, PayPalWebhooks, Resilience};
@@ -104,6 +104,10 @@ async fn create_order(State(fake): State<Shared>, headers: HeaderMap, body: Byte
     let vault = order["payment_source"]["paypal"]["vault_id"]
         .as_str()
         .unwrap_or_default();
+    if vault == "vault_429" {
+        // Rate limited: refused before anything is done, nothing stored for the request id.
+        return reply(429, json!({"name": "RATE_LIMIT_REACHED"}));
+    }
     if vault == "vault_500_once" {
         let mut failed = fake.failed_once.lock().unwrap();
         if !failed.contains(&key) {
@@ -447,6 +451,31 @@ async fn paypal_orders_capture_refund_tokens_and_webhooks() {
     );
 
     // Neither the client secret nor an access token is logged.
+    // Only what cannot have charged is "not sent" (a payment may then fail over): rate
+    // limited on every attempt, or no connection at all.
+    assert!(matches!(
+        paypal.charge(&charge("vault_429", "portside-charge-limited", 100, "USD")).await,
+        Err(ProviderError::NotSent(m)) if m.contains("429")
+    ));
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let down = PayPalProvider::new(PayPalSettings {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        api_base: nowhere,
+        resilience: Resilience {
+            retries: 1,
+            backoff: Duration::from_millis(10),
+            ..Resilience::default()
+        },
+    })
+    .unwrap();
+    assert!(matches!(
+        down.charge(&charge("vault_ok", "portside-charge-nowhere", 100, "USD")).await,
+        Err(ProviderError::NotSent(m)) if m.contains("cannot connect")
+    ));
+
     let printed = logs.text();
     assert!(printed.contains("retrying"), "the logs were captured");
     assert!(!printed.contains(CLIENT_SECRET));
