@@ -1891,6 +1891,7 @@ async fn weights_split_payments_and_a_timeout_never_fails_over() {
         }
     }
     // 30 % of 1 000 is 300, with a standard deviation of about 14.5.
+    eprintln!("weights 70/30: {at_stripe} of 1000 payments charged at Stripe");
     assert!(
         (240..=360).contains(&at_stripe),
         "{at_stripe} of 1000 at Stripe"
@@ -1921,6 +1922,10 @@ async fn weights_split_payments_and_a_timeout_never_fails_over() {
         "no failover after a timeout"
     );
     let asked: Vec<String> = keys.lock().unwrap()[at_stripe..].to_vec();
+    eprintln!(
+        "a timeout at Stripe: {} requests with one idempotency key, none at the mock",
+        asked.len()
+    );
     assert!(
         !asked.is_empty() && asked.iter().all(|k| *k == asked[0]),
         "{asked:?}: one key, retried"
