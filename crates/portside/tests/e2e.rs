@@ -139,6 +139,12 @@ fn pay_body(amount: &str) -> Value {
 /// Registers a fresh customer, logs in, and returns a client that sends its access token,
 /// with the user's id.
 async fn signed_in(base: &str) -> (reqwest::Client, String) {
+    let (token, id) = customer_token(base).await;
+    (bearer_client(&token), id)
+}
+
+/// Registers a fresh customer and logs in: its access token and user id.
+async fn customer_token(base: &str) -> (String, String) {
     let http = client();
     let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
     let user = json_of(
@@ -151,20 +157,34 @@ async fn signed_in(base: &str) -> (reqwest::Client, String) {
             .json(&json!({"email": email, "password": "correct horse battery"})),
     )
     .await;
-    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        user["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A client that sends this access token.
+fn bearer_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
-    let authed = reqwest::Client::builder()
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .default_headers(headers)
         .build()
-        .unwrap();
-    (authed, user["id"].as_str().unwrap().to_owned())
+        .unwrap()
 }
 
 /// An administrator's client: `users create-admin` on the server's store (`env` names it as
 /// the server's does), then a login.
 async fn admin_client(dir: &Path, env: &[(&str, &str)], base: &str) -> reqwest::Client {
+    bearer_client(&admin_token(dir, env, base).await)
+}
+
+/// `users create-admin` on the server's store, then a login: the administrator's token.
+async fn admin_token(dir: &Path, env: &[(&str, &str)], base: &str) -> String {
     let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
     let password = "a strong admin password";
     let mut cmd = Command::new(BIN);
@@ -181,20 +201,13 @@ async fn admin_client(dir: &Path, env: &[(&str, &str)], base: &str) -> reqwest::
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let http = client();
     let tokens = json_of(
-        http.post(format!("{base}/api/v1/auth/login"))
+        client()
+            .post(format!("{base}/api/v1/auth/login"))
             .json(&json!({"email": email, "password": password})),
     )
     .await;
-    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    tokens["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Puts a product in the catalog at `price` in USD and EUR.
@@ -1858,9 +1871,43 @@ async fn weights_split_payments_and_a_timeout_never_fails_over() {
         ("RATE_LIMIT_PER_IP", "0"),
     ];
     let mut server = start(&dir, &env);
-    let admin = admin_client(&dir, &env, &server.base).await;
-    let (http, _) = signed_in(&server.base).await;
+    let admin_token = admin_token(&dir, &env, &server.base).await;
+    let admin = bearer_client(&admin_token);
+    let (token, _) = customer_token(&server.base).await;
+    let http = bearer_client(&token);
     let api = format!("{}/api/v1", server.base);
+
+    // docs/ROUTING.md's curl lines, as written, on this fresh deployment.
+    let docs = include_str!("../../../docs/ROUTING.md");
+    let start_at = docs
+        .find("```sh\n")
+        .expect("docs/ROUTING.md shows curl lines")
+        + 6;
+    let lines = &docs[start_at..start_at + docs[start_at..].find("```").unwrap()];
+    let ran = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", lines])
+        .env("API", &api)
+        .env("ADMIN_TOKEN", &admin_token)
+        .env("TOKEN", &token)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    for expected in [
+        r#""version":0,"source":"file""#,
+        r#""version":1,"source":"api""#,
+        r#""version":2,"source":"file""#,
+        "HTTP/1.1 202 Accepted",
+        "preference-applied: respond-async",
+        r#""status":"pending""#,
+    ] {
+        assert!(said.contains(expected), "{expected} in:\n{said}");
+    }
+
     let rules = json!({"rules": [
         {"name": "slow-bank", "methods": ["bank_transfer"], "providers": [{"name": "stripe"}, {"name": "mock"}]},
         {"name": "split", "providers": [{"name": "mock", "weight": 70}, {"name": "stripe", "weight": 30}]},
