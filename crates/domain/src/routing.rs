@@ -30,6 +30,29 @@ pub enum PurposeKind {
 }
 
 impl PurposeKind {
+    /// Every kind, for the API's documentation.
+    pub const ALL: [PurposeKind; 4] = [
+        PurposeKind::Order,
+        PurposeKind::Membership,
+        PurposeKind::TopUp,
+        PurposeKind::Direct,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurposeKind::Order => "order",
+            PurposeKind::Membership => "membership",
+            PurposeKind::TopUp => "top_up",
+            PurposeKind::Direct => "direct",
+        }
+    }
+
+    /// The kind a wire spelling names.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
     /// The kind of purpose a payment's metadata records (`direct` when none, or unreadable).
     pub fn of(metadata: &Metadata) -> Self {
         match Purpose::of(metadata) {

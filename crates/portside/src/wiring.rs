@@ -317,13 +317,16 @@ fn routing_rules(settings: &Settings, providers: &Providers) -> anyhow::Result<V
         .with_context(|| format!("ROUTING_FILE: cannot read {}", path.display()))?;
     let file: RoutingFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("ROUTING_FILE {}: {e}", path.display()))?;
-    if let Err(AppError::Refused { refusals, .. }) = Routing::check(&file.rules, &providers.names())
-    {
-        let problems: Vec<String> = refusals
-            .iter()
-            .map(|r| format!("{}: {} ({})", r.field, r.message, r.code))
-            .collect();
-        bail!("ROUTING_FILE {}: {}", path.display(), problems.join("; "));
+    if let Err(e) = Routing::check(&file.rules, &providers.names()) {
+        let problems = match e {
+            AppError::Refused { refusals, .. } => refusals
+                .iter()
+                .map(|r| format!("{}: {} ({})", r.field, r.message, r.code))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        bail!("ROUTING_FILE {}: {problems}", path.display());
     }
     Ok(file.rules)
 }

@@ -155,17 +155,7 @@ impl From<&RouteRule> for RouteRuleBody {
             min_amount: r.min_amount,
             max_amount: r.max_amount,
             methods: r.methods.iter().map(|m| m.as_str().to_owned()).collect(),
-            purposes: r
-                .purposes
-                .iter()
-                .map(|p| match p {
-                    PurposeKind::Order => "order",
-                    PurposeKind::Membership => "membership",
-                    PurposeKind::TopUp => "top_up",
-                    PurposeKind::Direct => "direct",
-                })
-                .map(str::to_owned)
-                .collect(),
+            purposes: r.purposes.iter().map(|p| p.as_str().to_owned()).collect(),
             providers: r
                 .providers
                 .iter()
@@ -205,7 +195,7 @@ impl RoutingBody {
             let purposes = at.list(
                 "purposes",
                 &r.purposes,
-                purpose,
+                PurposeKind::parse,
                 "purpose_invalid",
                 "order, membership, top_up or direct",
             );
@@ -265,24 +255,11 @@ impl Field<'_> {
     }
 }
 
-fn purpose(text: &str) -> Option<PurposeKind> {
-    match text {
-        "order" => Some(PurposeKind::Order),
-        "membership" => Some(PurposeKind::Membership),
-        "top_up" => Some(PurposeKind::TopUp),
-        "direct" => Some(PurposeKind::Direct),
-        _ => None,
-    }
-}
-
 fn answer(table: &RoutingTable) -> Response {
     let view = RoutingView {
         object: "routing",
         version: table.version,
-        source: match table.source {
-            portside_app::routing::RuleSource::File => "file",
-            portside_app::routing::RuleSource::Api => "api",
-        },
+        source: table.source.as_str(),
         rules: table.rules.iter().map(RouteRuleBody::from).collect(),
         default_provider: table.default_provider.clone(),
         updated_at: table.updated_at.map(Into::into),

@@ -4124,14 +4124,14 @@ async fn routing_api(anon: &Api) {
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
     assert_eq!(bad.body["code"], "route_weights_invalid");
-    let codes: Vec<&str> = bad.body["errors"]
+    let refused_fields: Vec<&str> = bad.body["errors"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(
-        codes,
+        refused_fields,
         [
             "rules[0].providers",
             "rules[1].providers[0].name",

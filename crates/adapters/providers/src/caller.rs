@@ -106,9 +106,9 @@ impl Caller {
     /// deliberately (2xx, 4xx but 409 and 429) returns; timeouts, connection failures, 409, 429
     /// and 5xx are retried unless the provider says not to (`Stripe-Should-Retry: false`), then
     /// reported as an unknown outcome, or as `NotSent` when no attempt can have been acted on:
-    /// each failed to connect or was rate limited (429: Stripe and PayPal refuse before doing
-    /// anything; Stripe's rate limiter runs before its idempotency layer), or the circuit was
-    /// open. A 5xx never counts as not sent: Stripe documents a server error's result as
+    /// each failed to connect or was rate limited (429: Stripe's rate limiter answers before
+    /// its idempotency layer, so nothing was done; PayPal's is read the same way), or the
+    /// circuit was open. A 5xx never counts as not sent: Stripe documents a server error's result as
     /// indeterminate.
     pub async fn send(
         &self,

@@ -37,8 +37,7 @@ use crate::payments::idempotency::{IdempotencyClaim, IdempotencyRecord, Idempote
 use crate::routing::Router;
 use crate::wallets::WalletProvider;
 use portside_domain::routing::{
-    AttemptOutcome, DEFAULT_RULE, PurposeKind, REQUESTED_RULE, Route, RouteAttempt, RouteFacts,
-    Routing,
+    AttemptOutcome, PurposeKind, REQUESTED_RULE, Route, RouteAttempt, RouteFacts, Routing, choose,
 };
 use portside_kernel::{Clock, IdGenerator, Page, PageRequest, StoreError};
 use time::OffsetDateTime;
@@ -115,11 +114,8 @@ struct DefaultOnly(String);
 
 #[async_trait::async_trait]
 impl Router for DefaultOnly {
-    async fn route(&self, _: &RouteFacts) -> Result<Route, StoreError> {
-        Ok(Route {
-            rule: DEFAULT_RULE.to_owned(),
-            providers: vec![self.0.clone()],
-        })
+    async fn route(&self, facts: &RouteFacts) -> Result<Route, StoreError> {
+        Ok(choose(&[], facts, &self.0, 0))
     }
 }
 
@@ -365,7 +361,7 @@ impl Payments {
                     return Ok((name.clone(), route.providers[i + 1..].to_vec(), skipped));
                 }
                 Err(retry) => {
-                    metrics::counter!("portside_routing_attempts_total", "provider" => name.clone(), "outcome" => "circuit_open").increment(1);
+                    count_attempt(name, AttemptOutcome::CircuitOpen);
                     wait = Some(wait.map_or(retry, |w: std::time::Duration| w.min(retry)));
                     skipped.push(RouteAttempt {
                         provider: name.clone(),
@@ -603,6 +599,12 @@ fn request_error(error: DomainError) -> AppError {
         _ => "amount",
     };
     AppError::Invalid { field, error }
+}
+
+/// Counts a provider a route passed over (`portside_routing_attempts_total`).
+pub(crate) fn count_attempt(provider: &str, outcome: AttemptOutcome) {
+    metrics::counter!("portside_routing_attempts_total", "provider" => provider.to_owned(), "outcome" => outcome.as_str())
+        .increment(1);
 }
 
 /// Refuses work for a provider whose circuit is open, before anything is written.

@@ -296,7 +296,7 @@ impl Payments {
                 tracing::warn!(payment = %payment.id(), error = %e, "could not move the charge to the next provider");
                 return self.conclude(payment, txn, answer, key).await;
             }
-            metrics::counter!("portside_routing_attempts_total", "provider" => from.clone(), "outcome" => "unavailable").increment(1);
+            count_attempt(&from, AttemptOutcome::Unavailable);
             tracing::warn!(payment = %payment.id(), from = %from, to = %next, error = %why, "provider not reached; the charge moves to the next provider of its route");
         }
     }
@@ -309,7 +309,7 @@ impl Payments {
                 Some(Ok(())) => return Some(name),
                 Some(Err(_)) => {
                     payment.skip_provider(&name, self.clock.now());
-                    metrics::counter!("portside_routing_attempts_total", "provider" => name, "outcome" => "circuit_open").increment(1);
+                    count_attempt(&name, AttemptOutcome::CircuitOpen);
                 }
                 None => {
                     tracing::warn!(provider = %name, "a route names a provider this process does not have")

@@ -31,6 +31,16 @@ pub enum RuleSource {
     Api,
 }
 
+impl RuleSource {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSource::File => "file",
+            RuleSource::Api => "api",
+        }
+    }
+}
+
 /// The rules in force and where they come from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutingTable {

@@ -38,6 +38,6 @@ pub trait RoutingStore: Send + Sync {
 /// How the payments context gets the providers a payment should try.
 #[async_trait]
 pub trait Router: Send + Sync {
-    /// The route of a payment with these facts; `default` is the default provider.
+    /// The route of a payment with these facts.
     async fn route(&self, facts: &RouteFacts) -> Result<Route, StoreError>;
 }

@@ -9,6 +9,7 @@
 //! is not the catalog's, a provider's name, a password built from the email) cannot be a
 //! schema: their fields' descriptions say them and their operations document the answer.
 
+use portside_domain::routing::PurposeKind;
 use portside_domain::{Currency, OrderStatus, PaymentMethod, PaymentStatus};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
@@ -248,9 +249,10 @@ fn rules() -> Vec<(Target, Rule)> {
         ),
         (
             Property("RouteRuleBody", "purposes"),
-            Merge(
-                json!({ "items": { "type": "string", "enum": ["order", "membership", "top_up", "direct"] } }),
-            ),
+            Merge(json!({ "items": {
+                "type": "string",
+                "enum": PurposeKind::ALL.map(|p| p.as_str()),
+            } })),
         ),
         (Property("RouteRuleBody", "name"), not_blank(100)),
         (
