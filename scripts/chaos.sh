@@ -11,7 +11,11 @@
 #                                          # or the API killed in turn
 #   scripts/chaos.sh outage                # RabbitMQ, Redis, then PostgreSQL stopped for SECONDS (30)
 #   SECONDS_DOWN=60 scripts/chaos.sh outage rabbitmq
-#   scripts/chaos.sh all                   # both
+#   scripts/chaos.sh provider              # Stripe down mid-load on a route of Stripe then PayPal
+#                                          # (fakes in the driver): refusing connections for
+#                                          # SECONDS_DOWN (20), then charging and answering 500
+#                                          # for 10 s, the API killed KILLS (4) + 1 times
+#   scripts/chaos.sh all                   # all three
 #
 # Needs PostgreSQL (BENCH_DATABASE_URL), RabbitMQ (BENCH_AMQP_URL) and Redis on their default
 # local ports. The outage scenarios stop and start those local services (rabbitmqctl,
@@ -23,8 +27,8 @@ cd "$(dirname "$0")/.."
 what=${1:-crash}
 shift || true
 case "$what" in
-  crash | outage | all) ;;
-  *) echo "usage: scripts/chaos.sh crash [postgres|sqlite|split] | outage [rabbitmq|redis|postgres] | all" >&2; exit 2 ;;
+  crash | outage | provider | all) ;;
+  *) echo "usage: scripts/chaos.sh crash [postgres|sqlite|split] | outage [rabbitmq|redis|postgres] | provider | all" >&2; exit 2 ;;
 esac
 
 cargo build --release -q -p portside -p portside-bench
@@ -56,8 +60,14 @@ outage() {
   done
 }
 
+provider() {
+  echo "== Stripe down for ${SECONDS_DOWN:-20} s + 10 s under load, route stripe -> paypal, ${KILLS:-4} + 1 kills"
+  "$bin/portside-bench" provider-outage "${SECONDS_DOWN:-20}" "${KILLS:-4}"
+}
+
 case "$what" in
   crash) crash "$@" ;;
   outage) outage "$@" ;;
-  all) crash && outage ;;
+  provider) provider ;;
+  all) crash && outage && provider ;;
 esac

@@ -1,7 +1,9 @@
 //! The clients: keyed payments (some declined), orders with their payment, refunds, and the
 //! wallet's money (top-ups, payments from the balance, transfers to another user), each sent
 //! again with the same idempotency key until a final answer, as a client that must not
-//! pay twice does. Every attempt is logged with its time, so that a scenario can tell what
+//! pay twice does (a 202, whose outcome is not known yet, is sent again too). Optionally,
+//! half of the card payments are submitted asynchronously (`Prefer: respond-async`) and their
+//! `Location` polled until they settle. Every attempt is logged with its time, so that a scenario can tell what
 //! happened during an outage.
 
 use std::collections::HashMap;
@@ -63,6 +65,13 @@ pub struct Load {
     started: Instant,
 }
 
+/// What the clients send besides the mix every scenario has.
+#[derive(Clone, Copy, Default)]
+pub struct Mix {
+    /// Half of the card payments submitted with `Prefer: respond-async`.
+    pub asynchronous: bool,
+}
+
 /// What the clients did.
 pub struct Done {
     pub ledger: Ledger,
@@ -79,6 +88,7 @@ impl Load {
         token: &str,
         recipient: &str,
         pace: Duration,
+        mix: Mix,
     ) -> Load {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
         let attempts = Arc::new(Mutex::new(Vec::new()));
@@ -90,6 +100,7 @@ impl Load {
                     base: base.to_owned(),
                     token: token.to_owned(),
                     recipient: recipient.to_owned(),
+                    mix,
                     ledger: ledger.clone(),
                     attempts: attempts.clone(),
                 };
@@ -132,6 +143,7 @@ struct Client {
     base: String,
     token: String,
     recipient: String,
+    mix: Mix,
     ledger: Arc<Mutex<Ledger>>,
     attempts: Arc<Mutex<Vec<Attempt>>>,
 }
@@ -146,12 +158,13 @@ impl Client {
                 10 => self.wallet_payment().await?,
                 11 => self.transfer().await?,
                 0..=5 => {
-                    if let Some(p) = self.payment("tok_visa").await? {
+                    let submitted = self.mix.asynchronous && pick > 2;
+                    if let Some(p) = self.payment("tok_visa", submitted).await? {
                         succeeded.push(p);
                     }
                 }
                 6 => {
-                    self.payment("tok_chargeDeclined").await?;
+                    self.payment("tok_chargeDeclined", false).await?;
                 }
                 7 | 8 => self.order().await?,
                 _ => {
@@ -169,17 +182,30 @@ impl Client {
 
     /// Sends until a final answer, with the same key, as a client that must not pay twice.
     async fn send(&self, path: &str, key: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.send_preferring(path, key, body, None).await
+    }
+
+    /// As [`Client::send`], with a `Prefer` header; a 202 is final when `prefer` asked for it.
+    async fn send_preferring(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        prefer: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
         let t0 = Instant::now();
         loop {
             let at = Instant::now();
-            let answer = self
+            let mut request = self
                 .http
                 .post(format!("{}{path}", self.base))
                 .bearer_auth(&self.token)
                 .header("idempotency-key", key)
-                .json(body)
-                .send()
-                .await;
+                .json(body);
+            if let Some(p) = prefer {
+                request = request.header("prefer", p);
+            }
+            let answer = request.send().await;
             let mut attempt = Attempt {
                 at,
                 took: at.elapsed(),
@@ -198,7 +224,7 @@ impl Client {
             if let Ok(mut log) = self.attempts.lock() {
                 log.push(attempt);
             }
-            if attempt.is_final() {
+            if attempt.is_final() && (attempt.status != 202 || prefer.is_some()) {
                 return Ok((attempt.status, reply));
             }
             if t0.elapsed() > Duration::from_secs(180) {
@@ -283,8 +309,9 @@ impl Client {
         }
     }
 
-    /// A keyed payment; the id and refundable minor units when it succeeded.
-    async fn payment(&self, token: &str) -> anyhow::Result<Option<(String, i64)>> {
+    /// A keyed payment, `submitted` asynchronously or not; the id and refundable minor units
+    /// when it succeeded.
+    async fn payment(&self, token: &str, submitted: bool) -> anyhow::Result<Option<(String, i64)>> {
         let key = uuid::Uuid::now_v7().to_string();
         let minor: i64 = rand::rng().random_range(100..100_000);
         let body = json!({
@@ -294,7 +321,17 @@ impl Client {
             "payment_method_token": token,
             "metadata": {"chaos_key": key},
         });
-        let (status, reply) = self.send("/api/v1/payments", &key, &body).await?;
+        let (status, reply) = if submitted {
+            let (status, reply) = self
+                .send_preferring("/api/v1/payments", &key, &body, Some("respond-async"))
+                .await?;
+            match (status, reply["id"].as_str()) {
+                (202, Some(id)) => (200, self.settled(id).await?),
+                _ => (status, reply),
+            }
+        } else {
+            self.send("/api/v1/payments", &key, &body).await?
+        };
         let told = match (status, reply["status"].as_str()) {
             (200 | 201, Some(s)) => s.to_owned(),
             (402, _) => "failed".to_owned(),
@@ -310,6 +347,34 @@ impl Client {
             ("succeeded", Some(id)) => Some((id.to_owned(), minor)),
             _ => None,
         })
+    }
+
+    /// Polls a submitted payment until it settles; the payment as last read.
+    async fn settled(&self, id: &str) -> anyhow::Result<Value> {
+        let t0 = Instant::now();
+        loop {
+            let read = self
+                .http
+                .get(format!("{}/api/v1/payments/{id}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            if let Ok(r) = read
+                && r.status() == 200
+            {
+                let payment: Value = r.json().await.unwrap_or(Value::Null);
+                if !matches!(
+                    payment["status"].as_str(),
+                    Some("pending" | "processing") | None
+                ) {
+                    return Ok(payment);
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(180) {
+                bail!("the submitted payment {id} did not settle in 180 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn refund(&self, payment: &str) -> anyhow::Result<()> {

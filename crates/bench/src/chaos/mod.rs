@@ -11,11 +11,17 @@
 //!   as both the bus and the cache. The clients rest 80 ms between operations here, so that the
 //!   consumers keep up with the load and what is measured is the outage's own backlog.
 //!
+//! - `provider-outage [SECONDS] [KILLS]`: card payments routed Stripe → PayPal, both fakes in
+//!   this process; Stripe refuses connections for SECONDS (20), then charges and answers 500
+//!   for 10 s, while the API is killed KILLS (4) times ([`failover`]).
+//!
 //! Afterwards the store is compared with what the clients were told ([`verify`]); the run
 //! fails when anything was lost, duplicated, half-written or applied twice. `PORTSIDE_BIN`
 //! names the server binary (default: the release build beside this one).
 
+mod failover;
 mod load;
+mod providers;
 pub(crate) mod rig;
 mod verify;
 
@@ -25,7 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rand::Rng;
 
-use load::{Attempt, Done, Load};
+pub use failover::provider_outage;
+use load::{Attempt, Done, Load, Mix};
 use rig::Rig;
 use verify::Report;
 
@@ -114,6 +121,7 @@ pub async fn crash(args: &[String]) -> anyhow::Result<()> {
         &token,
         &recipient,
         Duration::ZERO,
+        Mix::default(),
     );
     let mut recoveries = Vec::new();
     let mut killed = BTreeMap::<&str, u32>::new();
@@ -346,7 +354,14 @@ pub async fn outage(args: &[String]) -> anyhow::Result<()> {
     // A steady load the consumers keep up with (about 100 operations a second), so that
     // what the outage leaves behind is measured, not a backlog of the load itself.
     let recipient = rig.recipient().await?;
-    let load = Load::start(&rig.http, &rig.server.base, &token, &recipient, PACE);
+    let load = Load::start(
+        &rig.http,
+        &rig.server.base,
+        &token,
+        &recipient,
+        PACE,
+        Mix::default(),
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let down = Instant::now();

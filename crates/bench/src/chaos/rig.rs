@@ -470,6 +470,18 @@ impl Rig {
         Ok(t0.elapsed())
     }
 
+    /// Waits (at most 180 s) until no charge or refund is pending: those a provider left
+    /// unknown are settled by the clients' retries and the recovery task.
+    pub async fn settled(&self) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        let pending =
+            "SELECT CAST(count(*) AS TEXT) FROM payment_transactions WHERE status = 'pending'";
+        while self.store.count(pending).await? > 0 && t0.elapsed() < Duration::from_secs(180) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(t0.elapsed())
+    }
+
     /// Notes the newest committed event (once the store answers), so that
     /// [`Rig::backlog_published`] can tell when everything committed until now is published.
     pub async fn mark_backlog(&mut self) {
