@@ -17,7 +17,8 @@ use crate::ledger::{Ledger, LedgerStore};
 use crate::memberships::{MembershipUpgrade, Memberships};
 use crate::messages::{MessageRepository, Messages};
 use crate::orders::{
-    OrderConfirmation, OrderRepository, OrderStreamFeed, OrderStreamPorts, Orders,
+    CancellationRefunds, OrderConfirmation, OrderRepository, OrderStreamFeed, OrderStreamPorts,
+    Orders,
 };
 use crate::payments::notices::Notices;
 use crate::payments::{
@@ -41,6 +42,7 @@ pub const SUBSCRIPTIONS: &[Subscription] = &[
     SubmittedCharges::SUBSCRIPTION,
     MembershipUpgrade::SUBSCRIPTION,
     OrderConfirmation::SUBSCRIPTION,
+    CancellationRefunds::SUBSCRIPTION,
     OrderStreamFeed::SUBSCRIPTION,
     SearchProjection::SUBSCRIPTION,
     AuditLog::SUBSCRIPTION,
@@ -233,6 +235,7 @@ impl Application {
                 settings.membership_price,
             )),
             Arc::new(OrderConfirmation::new(orders.clone())),
+            Arc::new(CancellationRefunds::new(orders.clone())),
             Arc::new(OrderStreamFeed::new(store.orders.clone(), order_stream)),
             Arc::new(SearchProjection::new(index.clone())),
             Arc::new(AuditLog::new(store.history.clone())),

@@ -85,6 +85,9 @@ pub enum DomainError {
     /// The order is not in a state that allows this.
     #[error("{0}")]
     OrderLocked(&'static str),
+    /// A shipped order cannot be cancelled (return it instead).
+    #[error("the order is shipped and can no longer be cancelled")]
+    OrderShipped,
     /// A transaction that is already settled cannot be settled again.
     #[error("transaction is already {0}")]
     AlreadySettled(&'static str),
@@ -207,6 +210,7 @@ impl DomainError {
             DomainError::InvalidItems(_) => "items_invalid",
             DomainError::InvalidOrderTransition { .. } => "invalid_state_transition",
             DomainError::OrderLocked(_) => "order_not_modifiable",
+            DomainError::OrderShipped => "order_shipped",
             DomainError::InvalidSku => "sku_invalid",
             DomainError::InvalidProduct(_) => "product_invalid",
             DomainError::UnknownProduct(_) => "product_unknown",
@@ -242,6 +246,7 @@ impl DomainError {
                 | DomainError::AlreadySettled(_)
                 | DomainError::InvalidOrderTransition { .. }
                 | DomainError::OrderLocked(_)
+                | DomainError::OrderShipped
                 | DomainError::InsufficientStock { .. }
                 | DomainError::StockBelowReserved { .. }
                 | DomainError::TopUpSpent

@@ -34,8 +34,8 @@ pub use ledger::{
 pub use message::{Message, MessageBody};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
-    Order, OrderEvent, OrderEventData, OrderItem, OrderSnapshot, OrderState, OrderStatus,
-    StockIntent,
+    Order, OrderEvent, OrderEventData, OrderItem, OrderRefund, OrderSnapshot, OrderState,
+    OrderStatus, OrderTransition, RefundOutcome, RefundStatus, StockIntent, TransitionCause,
 };
 pub use payment::{
     AmountLimit, Failure, Metadata, NewPayment, Payment, PaymentMethod, PaymentState, PaymentStatus,

@@ -1,5 +1,6 @@
 //! The ordering context: an order's lines, its total (always computed, never taken from a
-//! client), and its status machine Pending → Confirmed → Shipped, Pending | Confirmed → Cancelled.
+//! client), its status machine Pending → Confirmed → Shipped, Pending | Confirmed → Cancelled
+//! with each transition kept, and the refund a cancellation owes once its payment succeeded.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,8 +11,9 @@ use time::OffsetDateTime;
 use crate::aggregate::{Aggregate, Changes};
 use crate::error::DomainError;
 use crate::events::{DomainEvent, RecordedEvent};
-use crate::ids::{CustomerId, OrderId, PaymentId};
+use crate::ids::{CustomerId, OrderId, PaymentId, TransactionId};
 use crate::money::{Currency, Money};
+use crate::payment::Failure;
 
 /// Most lines in one order.
 pub const MAX_ITEMS: usize = 100;
@@ -161,6 +163,75 @@ pub fn total_of(items: &[OrderItem], currency: Currency) -> Result<Money, Domain
     Ok(total)
 }
 
+/// Why an order reached a status.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionCause {
+    Placed,
+    /// Its payment succeeded.
+    Paid,
+    Shipped,
+    CancelledByCustomer,
+    CancelledByAdministrator,
+    /// Unpaid for too long.
+    Expired,
+}
+
+/// One step of an order's life: the status it reached, when and why.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OrderTransition {
+    pub status: OrderStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub cause: TransitionCause,
+}
+
+/// Where the refund a cancellation owes stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Owed once the payment has succeeded; not asked for yet.
+    Due,
+    /// Asked for; the provider's outcome is not known yet.
+    Pending,
+    Succeeded,
+    /// The provider refused it; an operator may retry.
+    Failed,
+}
+
+/// The refund a cancelled order's payment owes: everything that remains of it, made by the
+/// `order-refunds` consumer group (never inside the cancelling request), with an idempotency
+/// key of the order and the attempt, so that retries and crashes refund once per attempt.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OrderRefund {
+    pub payment_id: PaymentId,
+    pub status: RefundStatus,
+    /// The refund transaction, once asked for.
+    pub transaction_id: Option<TransactionId>,
+    /// What was refunded (or asked for), in minor units.
+    pub amount_minor: Option<i64>,
+    pub failure: Option<Failure>,
+    /// 1, and one more for each retry by an operator after a refusal.
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl OrderRefund {
+    /// The idempotency key of this attempt.
+    pub fn key(&self, order: OrderId) -> String {
+        format!("order-{order}-refund-{}", self.attempt)
+    }
+}
+
+/// What a refund attempt came to.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum RefundOutcome {
+    Succeeded,
+    Pending,
+    Failed(Failure),
+}
+
 /// Everything stored about an order.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct OrderState {
@@ -174,6 +245,10 @@ pub struct OrderState {
     pub status: OrderStatus,
     /// The payment started for it (set while it is in progress or succeeded).
     pub payment_id: Option<PaymentId>,
+    /// Each status it reached, oldest first (empty for orders placed before it was kept).
+    pub history: Vec<OrderTransition>,
+    /// The refund its cancellation owes, when it was cancelled with a payment.
+    pub refund: Option<OrderRefund>,
     /// Optimistic concurrency; the ETag.
     pub version: i64,
     /// Sequence of the last recorded event.
@@ -334,6 +409,12 @@ impl Order {
                 total,
                 status: OrderStatus::Pending,
                 payment_id: None,
+                history: vec![OrderTransition {
+                    status: OrderStatus::Pending,
+                    at: now,
+                    cause: TransitionCause::Placed,
+                }],
+                refund: None,
                 version: 1,
                 event_sequence: 0,
                 created_at: now,
@@ -431,7 +512,7 @@ impl Order {
                 to: OrderStatus::Cancelled.as_str(),
             });
         }
-        self.transition(OrderStatus::Cancelled, now)?;
+        self.transition(OrderStatus::Cancelled, TransitionCause::Expired, now)?;
         self.stock
             .push(StockIntent::ReleaseAll { cause: "expired" });
         self.record(now, |order| OrderEvent::Cancelled { order });
@@ -452,7 +533,7 @@ impl Order {
 
     /// Pending → Confirmed by this payment; records `order.confirmed`.
     pub fn confirm(&mut self, payment: PaymentId, now: OffsetDateTime) -> Result<(), DomainError> {
-        self.transition(OrderStatus::Confirmed, now)?;
+        self.transition(OrderStatus::Confirmed, TransitionCause::Paid, now)?;
         self.state.payment_id = Some(payment);
         self.record(now, |order| OrderEvent::Confirmed { order });
         Ok(())
@@ -460,22 +541,104 @@ impl Order {
 
     /// Confirmed → Shipped; records `order.shipped`.
     pub fn ship(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
-        self.transition(OrderStatus::Shipped, now)?;
+        self.transition(OrderStatus::Shipped, TransitionCause::Shipped, now)?;
         self.stock.push(StockIntent::ShipAll);
         self.record(now, |order| OrderEvent::Shipped { order });
         Ok(())
     }
 
-    /// Pending | Confirmed → Cancelled; records `order.cancelled` and gives its units back.
-    pub fn cancel(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
-        self.transition(OrderStatus::Cancelled, now)?;
+    /// Pending | Confirmed → Cancelled by a customer or an administrator (`by_admin`); records
+    /// `order.cancelled` and gives its units back. With a payment noted (succeeded, or still
+    /// under way), a refund of it is due; the `order-refunds` group makes it once the payment
+    /// has succeeded.
+    pub fn cancel(&mut self, by_admin: bool, now: OffsetDateTime) -> Result<(), DomainError> {
+        if self.state.status == OrderStatus::Shipped {
+            return Err(DomainError::OrderShipped);
+        }
+        let cause = if by_admin {
+            TransitionCause::CancelledByAdministrator
+        } else {
+            TransitionCause::CancelledByCustomer
+        };
+        self.transition(OrderStatus::Cancelled, cause, now)?;
         self.stock
             .push(StockIntent::ReleaseAll { cause: "cancelled" });
+        self.state.refund = self.state.payment_id.map(|payment_id| OrderRefund {
+            payment_id,
+            status: RefundStatus::Due,
+            transaction_id: None,
+            amount_minor: None,
+            failure: None,
+            attempt: 1,
+            updated_at: now,
+        });
         self.record(now, |order| OrderEvent::Cancelled { order });
         Ok(())
     }
 
-    fn transition(&mut self, to: OrderStatus, now: OffsetDateTime) -> Result<(), DomainError> {
+    /// The refund of the cancelled order's payment was asked for: its transaction, amount and
+    /// outcome so far; records `order.updated`. Also settles a pending one.
+    pub fn refund_made(
+        &mut self,
+        transaction: TransactionId,
+        amount_minor: i64,
+        outcome: RefundOutcome,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let Some(refund) = &mut self.state.refund else {
+            return Err(DomainError::OrderLocked("the order owes no refund"));
+        };
+        let (status, failure) = match outcome {
+            RefundOutcome::Succeeded => (RefundStatus::Succeeded, None),
+            RefundOutcome::Pending => (RefundStatus::Pending, None),
+            RefundOutcome::Failed(f) => (RefundStatus::Failed, Some(f)),
+        };
+        if refund.status == status && refund.transaction_id == Some(transaction) {
+            return Ok(());
+        }
+        refund.status = status;
+        refund.failure = failure;
+        refund.transaction_id = Some(transaction);
+        refund.amount_minor = Some(amount_minor);
+        refund.updated_at = now;
+        self.touch(now);
+        self.record(now, |order| OrderEvent::Updated { order });
+        Ok(())
+    }
+
+    /// The cancelled order's payment failed (or has nothing left to refund): no refund is owed;
+    /// records `order.updated`.
+    pub fn refund_not_owed(&mut self, now: OffsetDateTime) {
+        if self.state.refund.take().is_some() {
+            self.touch(now);
+            self.record(now, |order| OrderEvent::Updated { order });
+        }
+    }
+
+    /// An operator asks again for a refund the provider refused: a new attempt (a new
+    /// idempotency key), due again; records `order.updated`.
+    pub fn retry_refund(&mut self, now: OffsetDateTime) -> Result<(), DomainError> {
+        match &mut self.state.refund {
+            Some(r) if r.status == RefundStatus::Failed => {
+                r.status = RefundStatus::Due;
+                r.attempt += 1;
+                r.failure = None;
+                r.transaction_id = None;
+                r.updated_at = now;
+            }
+            _ => return Err(DomainError::OrderLocked("the order has no refused refund")),
+        }
+        self.touch(now);
+        self.record(now, |order| OrderEvent::Updated { order });
+        Ok(())
+    }
+
+    fn transition(
+        &mut self,
+        to: OrderStatus,
+        cause: TransitionCause,
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
         let from = self.state.status;
         if !from.can_become(to) {
             return Err(DomainError::InvalidOrderTransition {
@@ -484,6 +647,11 @@ impl Order {
             });
         }
         self.state.status = to;
+        self.state.history.push(OrderTransition {
+            status: to,
+            at: now,
+            cause,
+        });
         self.touch(now);
         Ok(())
     }
@@ -580,7 +748,7 @@ mod tests {
                     o.confirm(pay, now).unwrap();
                     o.ship(now).unwrap();
                 }
-                Cancelled => o.cancel(now).unwrap(),
+                Cancelled => o.cancel(false, now).unwrap(),
             }
             o
         };
@@ -590,7 +758,7 @@ mod tests {
                 let result = match to {
                     Confirmed => o.confirm(pay, now),
                     Shipped => o.ship(now),
-                    Cancelled => o.cancel(now),
+                    Cancelled => o.cancel(false, now),
                     Pending => unreachable!(),
                 };
                 assert_eq!(
@@ -599,7 +767,13 @@ mod tests {
                     "{from} -> {to}"
                 );
                 if let Err(e) = result {
-                    assert_eq!(e.code(), "invalid_state_transition");
+                    let code = if (from, to) == (Shipped, Cancelled) {
+                        "order_shipped"
+                    } else {
+                        "invalid_state_transition"
+                    };
+                    assert_eq!(e.code(), code, "{from} -> {to}");
+                    assert!(e.is_state_conflict());
                     assert_eq!(
                         o.state().status,
                         from,
@@ -608,6 +782,88 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn history_keeps_each_transition_and_its_cause() {
+        let t = |s: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s);
+        let mut o = order(vec![item(1, "1.00", "USD")], "USD").unwrap();
+        o.confirm(PaymentId(Uuid::nil()), t(1)).unwrap();
+        o.cancel(true, t(2)).unwrap();
+        let steps: Vec<_> = o
+            .state()
+            .history
+            .iter()
+            .map(|h| (h.status, h.cause, h.at))
+            .collect();
+        use TransitionCause::*;
+        assert_eq!(
+            steps,
+            vec![
+                (OrderStatus::Pending, Placed, OffsetDateTime::UNIX_EPOCH),
+                (OrderStatus::Confirmed, Paid, t(1)),
+                (OrderStatus::Cancelled, CancelledByAdministrator, t(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancellation_owes_a_refund_only_with_a_payment() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut unpaid = order(vec![item(1, "1.00", "USD")], "USD").unwrap();
+        unpaid.cancel(false, now).unwrap();
+        assert_eq!(unpaid.state().refund, None);
+        assert!(unpaid.retry_refund(now).is_err());
+
+        let pay = PaymentId(Uuid::nil());
+        let txn = TransactionId(Uuid::max());
+        let mut o = order(vec![item(2, "1.00", "USD")], "USD").unwrap();
+        o.start_payment(pay, now).unwrap();
+        o.cancel(false, now).unwrap();
+        let r = o.state().refund.clone().unwrap();
+        assert_eq!(
+            (r.payment_id, r.status, r.attempt),
+            (pay, RefundStatus::Due, 1)
+        );
+        assert_eq!(r.key(o.id()), format!("order-{}-refund-1", o.id()));
+        assert!(
+            o.retry_refund(now).is_err(),
+            "only a refused refund is retried"
+        );
+
+        let refused = Failure::new("refund_failed", "no");
+        o.refund_made(txn, 200, RefundOutcome::Failed(refused.clone()), now)
+            .unwrap();
+        let r = o.state().refund.clone().unwrap();
+        assert_eq!((r.status, r.failure), (RefundStatus::Failed, Some(refused)));
+        o.retry_refund(now).unwrap();
+        let r = o.state().refund.clone().unwrap();
+        assert_eq!(
+            (r.status, r.attempt, r.transaction_id),
+            (RefundStatus::Due, 2, None)
+        );
+        o.refund_made(txn, 200, RefundOutcome::Pending, now)
+            .unwrap();
+        let version = o.state().version;
+        o.refund_made(txn, 200, RefundOutcome::Pending, now)
+            .unwrap();
+        assert_eq!(
+            o.state().version,
+            version,
+            "the same outcome again changes nothing"
+        );
+        o.refund_made(txn, 200, RefundOutcome::Succeeded, now)
+            .unwrap();
+        assert_eq!(
+            o.state().refund.as_ref().unwrap().status,
+            RefundStatus::Succeeded
+        );
+
+        let mut failed_payment = order(vec![item(1, "1.00", "USD")], "USD").unwrap();
+        failed_payment.start_payment(pay, now).unwrap();
+        failed_payment.cancel(false, now).unwrap();
+        failed_payment.refund_not_owed(now);
+        assert_eq!(failed_payment.state().refund, None);
     }
 
     #[test]

@@ -237,6 +237,129 @@ async fn order_status_until(http: &reqwest::Client, api: &str, id: &str, want: &
     status
 }
 
+/// Reads an order until `done` holds (the saga runs in the worker), at most 10 s.
+async fn order_until(
+    http: &reqwest::Client,
+    api: &str,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut order = Value::Null;
+    for _ in 0..200 {
+        order = json_of(http.get(format!("{api}/orders/{id}"))).await;
+        if done(&order) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    order
+}
+
+/// Places an order of two `sku` and pays it with `key`; its id once the worker confirmed it.
+async fn confirmed_order(http: &reqwest::Client, api: &str, sku: &str, key: &str) -> String {
+    let order = json_of(http.post(format!("{api}/orders")).json(
+        &json!({"currency": "USD", "items": [{"sku": sku, "quantity": 2, "price": "12.50"}]}),
+    ))
+    .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let paid = http
+        .post(format!("{api}/orders/{id}/pay"))
+        .header("Idempotency-Key", key)
+        .json(&json!({"payment_method_token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    assert_eq!(
+        order_status_until(http, api, &id, "confirmed").await,
+        "confirmed"
+    );
+    id
+}
+
+/// Cancelling a paid order refunds its payment in full through the `order-refunds` group, once;
+/// the order shows the refund and each transition with its cause; a shipped order cannot be
+/// cancelled (409 `order_shipped`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_paid_order_refunds_it_through_the_saga() {
+    let dir = temp_dir("cancel-refund");
+    let mut server = start(&dir, &[]);
+    let (http, _) = signed_in(&server.base).await;
+    let admin = admin_client(&dir, &[], &server.base).await;
+    let api = format!("{}/api/v1", server.base);
+    shelve(&admin, &api, "sku-lamp", "Lamp", "12.50").await;
+
+    let id = confirmed_order(&http, &api, "sku-lamp", "cancel-1").await;
+    let cancelled = http
+        .delete(format!("{api}/orders/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["refund"]["status"], "due", "{cancelled}");
+    let refunded = order_until(&http, &api, &id, |o| o["refund"]["status"] == "succeeded").await;
+    assert_eq!(refunded["refund"]["status"], "succeeded", "{refunded}");
+    assert_eq!(refunded["refund"]["amount"], "25.00");
+    let causes: Vec<&str> = refunded["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(causes, ["placed", "paid", "cancelled_by_customer"]);
+    let payment = refunded["refund"]["payment_id"].as_str().unwrap();
+    let payment = json_of(http.get(format!("{api}/payments/{payment}"))).await;
+    assert_eq!(
+        (
+            payment["status"].as_str(),
+            payment["refunded_amount"].as_str()
+        ),
+        (Some("refunded"), Some("25.00")),
+        "{payment}"
+    );
+
+    // Shipped: refused, and nothing changes.
+    let shipped = confirmed_order(&http, &api, "sku-lamp", "cancel-2").await;
+    let ship = admin
+        .post(format!("{api}/orders/{shipped}/ship"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ship.status(), 200);
+    let refused = http
+        .delete(format!("{api}/orders/{shipped}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "order_shipped", "{problem}");
+    let still = json_of(http.get(format!("{api}/orders/{shipped}"))).await;
+    assert_eq!(
+        (still["status"].as_str(), &still["refund"]),
+        (Some("shipped"), &Value::Null)
+    );
+
+    // Only a refused refund is retried, by an administrator.
+    let retry = http
+        .post(format!("{api}/orders/{id}/refund-retries"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 403);
+    let retry = admin
+        .post(format!("{api}/orders/{id}/refund-retries"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 409);
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+}
+
 /// Sends a request and reads its JSON body.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -1458,7 +1581,14 @@ async fn the_search_service_runs_alone_in_split_mode() {
         Duration::from_secs(1),
     )
     .unwrap()
-    .retire(&["audit", "membership", "orders", "order-stream", "search"])
+    .retire(&[
+        "audit",
+        "membership",
+        "orders",
+        "order-refunds",
+        "order-stream",
+        "search",
+    ])
     .await;
     clean_up(&dir);
 }
@@ -2385,7 +2515,14 @@ async fn the_split_topology_serves_a_whole_journey_across_two_apis() {
     }
     let _ = portside_bus::RabbitBus::new("amqp://guest:guest@127.0.0.1:5672/%2f", &ns)
         .retire(
-            &["audit", "membership", "orders", "order-stream", "search"],
+            &[
+                "audit",
+                "membership",
+                "orders",
+                "order-refunds",
+                "order-stream",
+                "search",
+            ],
             true,
         )
         .await;

@@ -1,7 +1,7 @@
 //! Orders in SQL: lines as JSON, the total in minor units, keyset pages newest first.
 
 pub(crate) const ORDER_COLUMNS: &str = "id, customer_id, items, currency, total_minor, status, payment_id, \
-    version, event_sequence, created_at, updated_at";
+    version, event_sequence, created_at, updated_at, history, refund";
 
 /// Implements the order store for the engine's `SqlStore`.
 macro_rules! orders {
@@ -32,8 +32,8 @@ macro_rules! orders {
                 sqlx::query(
                     "INSERT INTO orders (id, customer_id, items, currency, total_minor, status, payment_id, \
                      version, event_sequence, created_at, updated_at, idempotency_scope, idempotency_key, \
-                     request_fingerprint) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     request_fingerprint, history, refund) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(DbId(s.id.0))
                 .bind(s.customer_id.as_str())
@@ -49,6 +49,8 @@ macro_rules! orders {
                 .bind(key.map(|k| k.scope.as_str()))
                 .bind(key.map(|k| k.key.as_str()))
                 .bind(key.map(|k| k.fingerprint.as_str()))
+                .bind(Json(&s.history))
+                .bind(s.refund.as_ref().map(Json))
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
@@ -76,7 +78,8 @@ macro_rules! orders {
                 let mut tx = begin(&self.write, mark).await?;
                 let done = sqlx::query(
                     "UPDATE orders SET items = $2, total_minor = $3, status = $4, payment_id = $5, \
-                     version = $6, event_sequence = $7, updated_at = $8 WHERE id = $1 AND version = $9",
+                     version = $6, event_sequence = $7, updated_at = $8, history = $10, refund = $11 \
+                     WHERE id = $1 AND version = $9",
                 )
                 .bind(DbId(s.id.0))
                 .bind(Json(items_json(&s.items)))
@@ -87,6 +90,8 @@ macro_rules! orders {
                 .bind(s.event_sequence)
                 .bind(DbTime(s.updated_at))
                 .bind(order.loaded_version())
+                .bind(Json(&s.history))
+                .bind(s.refund.as_ref().map(Json))
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;

@@ -11,6 +11,7 @@ use portside_domain::{
     ProductState, Sku, StockMovement, StockState, Transaction, TransactionId, TransactionKind,
     TransactionStatus, UserId, UserName, UserState,
 };
+use portside_domain::{OrderRefund, OrderTransition};
 use portside_events::Envelope;
 use portside_kernel::StoreError;
 use serde_json::Value;
@@ -329,6 +330,8 @@ pub(crate) struct OrderRow {
     event_sequence: i64,
     created_at: DbTime,
     updated_at: DbTime,
+    history: Json<Vec<OrderTransition>>,
+    refund: Option<Json<OrderRefund>>,
 }
 
 /// An order with the fingerprint of the request that placed it with an idempotency key.
@@ -362,6 +365,8 @@ impl TryFrom<OrderRow> for OrderState {
             total: Money::from_minor(r.total_minor, currency),
             status: r.status.parse().map_err(|e| corrupt("order status", e))?,
             payment_id: r.payment_id.map(|p| PaymentId(p.0)),
+            history: r.history.0,
+            refund: r.refund.map(|r| r.0),
             version: r.version,
             event_sequence: r.event_sequence,
             created_at: r.created_at.0,

@@ -4,6 +4,7 @@
 
 mod confirmation;
 mod ports;
+mod refunds;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -11,6 +12,7 @@ mod tests;
 pub use crate::precondition::IfMatch;
 pub use confirmation::OrderConfirmation;
 pub use ports::*;
+pub use refunds::CancellationRefunds;
 pub use stream::{OrderRenderer, OrderStreamFeed, OrderStreamPorts};
 
 use std::sync::Arc;
@@ -384,14 +386,17 @@ impl Orders {
             .await
     }
 
-    /// Cancels a pending or confirmed order (a shipped one cannot be).
+    /// Cancels a pending or confirmed order (a shipped one cannot be: 409 `order_shipped`).
+    /// A payment it has (succeeded, or still under way) is refunded by the `order-refunds`
+    /// group, not here.
     pub async fn cancel(
         &self,
         actor: &Actor,
         id: OrderId,
         expected: IfMatch,
     ) -> Result<OrderState, AppError> {
-        self.mutate(actor, id, &expected, |o, now| o.cancel(now))
+        let by_admin = actor.is_admin();
+        self.mutate(actor, id, &expected, |o, now| o.cancel(by_admin, now))
             .await
     }
 
@@ -561,6 +566,10 @@ impl Orders {
             if s.status == OrderStatus::Confirmed && s.payment_id == Some(payment)
                 || s.status == OrderStatus::Shipped
             {
+                return Ok(());
+            }
+            // Cancelled while its payment was under way: the `order-refunds` group refunds it.
+            if s.status == OrderStatus::Cancelled && s.payment_id == Some(payment) {
                 return Ok(());
             }
             if s.total != paid || s.customer_id.as_str() != payer {

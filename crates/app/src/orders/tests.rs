@@ -5,16 +5,18 @@ use portside_kernel::PageRequest;
 use std::sync::Arc;
 
 use portside_domain::{
-    Actor, Currency, CustomerId, Failure, Money, OrderStatus, PaymentMethod, PaymentStatus, Prices,
-    Product, ProductDetails, Role, Sku, Stock, UserId,
+    Actor, Currency, CustomerId, Failure, Money, OrderState, OrderStatus, PaymentId, PaymentMethod,
+    PaymentStatus, Prices, Product, ProductDetails, RefundStatus, Role, Sku, Stock,
+    TransactionKind, TransactionStatus, TransitionCause, UserId,
 };
 use time::{Duration, OffsetDateTime};
 
 use crate::AppError;
 use crate::catalog::CatalogRepository;
-use crate::orders::OrderConfirmation;
 use crate::orders::OrderFilter;
+use crate::orders::{CancellationRefunds, OrderConfirmation};
 use crate::orders::{IfMatch, LineRequest, Orders, PayOrder, PlaceOrder};
+use crate::payments::PaymentRepository;
 use crate::payments::ProviderOutcome;
 use crate::payments::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::payments::{PaymentSettings, Payments, Providers};
@@ -24,6 +26,7 @@ use portside_events::{InboxMark, Outbox};
 
 struct World {
     orders: Arc<Orders>,
+    payments: Arc<Payments>,
     store: Arc<InMemoryStore>,
     clock: Arc<ManualClock>,
 }
@@ -46,11 +49,12 @@ fn world(answers: Vec<Result<ProviderOutcome, crate::payments::ProviderError>>) 
         orders: Arc::new(Orders::new(
             store.clone(),
             store.clone(),
-            payments,
+            payments.clone(),
             clock.clone(),
             ids,
             usd(),
         )),
+        payments,
         store,
         clock,
     }
@@ -294,8 +298,216 @@ async fn shipping_is_for_admins_and_only_after_payment() {
     );
     let late = w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap_err();
     assert!(
-        matches!(late, AppError::State(ref e) if e.code() == "invalid_state_transition"),
+        matches!(late, AppError::State(ref e) if e.code() == "order_shipped" && e.is_state_conflict()),
         "no cancelling once shipped"
+    );
+}
+
+/// Delivers every event recorded so far that the `order-refunds` group wants, oldest first
+/// (again, for those delivered before: a redelivery).
+async fn run_refund_saga(w: &World) {
+    let saga = CancellationRefunds::new(w.orders.clone());
+    for event in w.store.unpublished(10_000).await.unwrap() {
+        if CancellationRefunds::SUBSCRIPTION
+            .event_types
+            .contains(&event.event_type.as_str())
+        {
+            let mark = InboxMark {
+                group: "order-refunds".into(),
+                event_id: event.id,
+                at: OffsetDateTime::UNIX_EPOCH,
+            };
+            saga.handle(&event, &mark).await.unwrap();
+        }
+    }
+}
+
+/// The refund transactions of a payment: (status, minor units).
+async fn refunds_of(w: &World, payment: PaymentId) -> Vec<(TransactionStatus, i64)> {
+    w.store
+        .transactions(payment)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.kind == TransactionKind::Refund)
+        .map(|t| (t.status, t.amount.minor()))
+        .collect()
+}
+
+/// An order of one product at `price`, paid with the key `k1` (its answer as the provider's
+/// script says).
+async fn placed_and_paid(
+    w: &World,
+    me: &Actor,
+    price: &str,
+) -> (OrderState, crate::payments::Reply) {
+    let o = w
+        .orders
+        .place(me, place(vec![line(1, price)]))
+        .await
+        .unwrap();
+    let reply = w
+        .orders
+        .pay(me, o.id, pay("k1", me), IfMatch::Any)
+        .await
+        .unwrap();
+    (o, reply)
+}
+
+#[tokio::test]
+async fn cancelling_a_paid_order_refunds_it_in_full_once_through_the_saga() {
+    let w = stocked(vec![]).await;
+    let me = customer(1);
+    let (o, _) = placed_and_paid(&w, &me, "5.00").await;
+    deliver_success(&w).await.unwrap();
+    let cancelled = w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
+    let pid = cancelled.payment_id.unwrap();
+    let due = cancelled.refund.clone().unwrap();
+    assert_eq!((due.status, due.payment_id), (RefundStatus::Due, pid));
+    assert!(
+        refunds_of(&w, pid).await.is_empty(),
+        "cancelling calls no provider"
+    );
+    run_refund_saga(&w).await;
+    run_refund_saga(&w).await;
+    assert_eq!(
+        refunds_of(&w, pid).await,
+        vec![(TransactionStatus::Succeeded, 500)],
+        "one refund of everything, whatever is delivered twice"
+    );
+    let after = w.orders.get(&me, o.id).await.unwrap();
+    let refund = after.refund.unwrap();
+    assert_eq!(
+        (refund.status, refund.amount_minor),
+        (RefundStatus::Succeeded, Some(500))
+    );
+    assert_eq!(
+        w.payments.status_of(pid).await.unwrap(),
+        Some(PaymentStatus::Refunded)
+    );
+    let causes: Vec<_> = after.history.iter().map(|h| (h.status, h.cause)).collect();
+    assert_eq!(
+        causes,
+        vec![
+            (OrderStatus::Pending, TransitionCause::Placed),
+            (OrderStatus::Confirmed, TransitionCause::Paid),
+            (OrderStatus::Cancelled, TransitionCause::CancelledByCustomer),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_order_cancelled_while_its_payment_runs_is_refunded_once_the_payment_succeeds() {
+    let unknown = Err(crate::payments::ProviderError::Unavailable(
+        "timeout".into(),
+    ));
+    let w = stocked(vec![unknown]).await;
+    let me = customer(1);
+    let (o, paying) = placed_and_paid(&w, &me, "4.00").await;
+    assert_eq!(paying.outcome.payment.status, PaymentStatus::Processing);
+    let pid = paying.outcome.payment.id;
+    w.orders.cancel(&admin(), o.id, IfMatch::Any).await.unwrap();
+    run_refund_saga(&w).await;
+    assert!(
+        refunds_of(&w, pid).await.is_empty(),
+        "nothing to refund while the charge is unknown"
+    );
+    // The recovery task settles the charge; its success reaches the groups.
+    w.clock.advance(Duration::minutes(5));
+    assert_eq!(w.payments.recover_stale().await.unwrap(), 1);
+    deliver_success(&w)
+        .await
+        .expect("a cancelled order's payment is not an error for the orders group");
+    run_refund_saga(&w).await;
+    assert_eq!(
+        refunds_of(&w, pid).await,
+        vec![(TransactionStatus::Succeeded, 400)]
+    );
+    let after = w.orders.get(&me, o.id).await.unwrap();
+    assert_eq!(after.status, OrderStatus::Cancelled);
+    assert_eq!(after.refund.unwrap().status, RefundStatus::Succeeded);
+    assert_eq!(
+        after.history.last().map(|h| h.cause),
+        Some(TransitionCause::CancelledByAdministrator)
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_order_whose_payment_failed_owes_nothing() {
+    let declined = Ok(ProviderOutcome::Failed(Failure::declined(
+        "card_declined",
+        "declined",
+    )));
+    let w = stocked(vec![declined]).await;
+    let me = customer(1);
+    let (o, _) = placed_and_paid(&w, &me, "4.00").await;
+    let noted = w.orders.get(&me, o.id).await.unwrap();
+    assert_eq!(noted.payment_id, None, "a declined payment is not noted");
+    let cancelled = w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
+    assert_eq!(cancelled.refund, None);
+    run_refund_saga(&w).await;
+    assert_eq!(w.orders.get(&me, o.id).await.unwrap().refund, None);
+}
+
+#[tokio::test]
+async fn a_refused_refund_shows_on_the_order_and_an_administrator_retries_it() {
+    let refused = Ok(ProviderOutcome::Failed(Failure::new(
+        "refund_failed",
+        "the card account is closed",
+    )));
+    let charged = Ok(ProviderOutcome::Succeeded {
+        reference: "ch_1".into(),
+    });
+    let w = stocked(vec![charged, refused]).await;
+    let me = customer(1);
+    let (o, _) = placed_and_paid(&w, &me, "9.00").await;
+    deliver_success(&w).await.unwrap();
+    w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
+    run_refund_saga(&w).await;
+    let failed = w.orders.get(&me, o.id).await.unwrap().refund.unwrap();
+    assert_eq!(failed.status, RefundStatus::Failed);
+    assert_eq!(failed.failure.unwrap().code, "refund_failed");
+    assert!(matches!(
+        w.orders
+            .retry_refund(&me, o.id, IfMatch::Any)
+            .await
+            .unwrap_err(),
+        AppError::Forbidden(_)
+    ));
+    let again = w
+        .orders
+        .retry_refund(&admin(), o.id, IfMatch::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.refund.as_ref().map(|r| (r.status, r.attempt)),
+        Some((RefundStatus::Due, 2))
+    );
+    run_refund_saga(&w).await;
+    let pid = again.payment_id.unwrap();
+    assert_eq!(
+        refunds_of(&w, pid).await,
+        vec![
+            (TransactionStatus::Failed, 900),
+            (TransactionStatus::Succeeded, 900)
+        ]
+    );
+    assert_eq!(
+        w.orders
+            .get(&me, o.id)
+            .await
+            .unwrap()
+            .refund
+            .unwrap()
+            .status,
+        RefundStatus::Succeeded
+    );
+    assert!(
+        w.orders
+            .retry_refund(&admin(), o.id, IfMatch::Any)
+            .await
+            .is_err(),
+        "a succeeded refund is not retried"
     );
 }
 

@@ -157,7 +157,7 @@ where
     let mut cancelled = order_of(&mug, 1);
     s.insert_order(&mut cancelled).await.unwrap();
     assert_eq!(figures(s, &mug).await, (4, 4));
-    cancelled.cancel(t0()).unwrap();
+    cancelled.cancel(false, t0()).unwrap();
     s.update_order(&mut cancelled, None).await.unwrap();
     assert_eq!(figures(s, &mug).await, (4, 3));
     kept.confirm(portside_domain::PaymentId(Uuid::now_v7()), t0())

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use portside_domain::{
-    Aggregate, Currency, CustomerId, Money, Order, OrderId, OrderItem, OrderStatus, PaymentId,
+    Aggregate, Currency, CustomerId, Failure, Money, Order, OrderId, OrderItem, OrderStatus,
+    PaymentId, RefundOutcome, TransactionId,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -59,7 +60,7 @@ where
     a.replace_items(vec![item("p3", 3, "1.00", "EUR")], t0())
         .unwrap();
     s.update_order(&mut a, None).await.unwrap();
-    b.cancel(t0()).unwrap();
+    b.cancel(false, t0()).unwrap();
     assert_eq!(
         s.update_order(&mut b, None).await,
         Err(StoreError::Conflict),
@@ -93,6 +94,26 @@ where
         s.order(o.id()).await.unwrap().unwrap().state().payment_id,
         paid.state().payment_id
     );
+    // The history and the refund a cancellation owes survive the store.
+    let mut refused = s.order(o.id()).await.unwrap().unwrap();
+    refused.cancel(true, t0() + Duration::seconds(1)).unwrap();
+    let refusal = Failure::declined("refund_refused", "the account is closed — ünïcode");
+    refused
+        .refund_made(
+            TransactionId(Uuid::now_v7()),
+            300,
+            RefundOutcome::Failed(refusal),
+            t0() + Duration::seconds(2),
+        )
+        .unwrap();
+    s.update_order(&mut refused, None).await.unwrap();
+    let stored = s.order(o.id()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.state(),
+        refused.state(),
+        "every field survives an update"
+    );
+    assert_eq!(stored.state().history.len(), 3);
 
     let events: Vec<_> = s
         .unpublished(100_000)
@@ -130,6 +151,18 @@ where
                 "confirmed".into(),
                 "3.00".into()
             ),
+            (
+                4,
+                "order.cancelled".to_owned(),
+                "cancelled".into(),
+                "3.00".into()
+            ),
+            (
+                5,
+                "order.updated".to_owned(),
+                "cancelled".into(),
+                "3.00".into()
+            ),
         ]
     );
 
@@ -138,7 +171,7 @@ where
     for i in 1..5 {
         let mut more = new_order(&customer, t0() + Duration::seconds(i));
         if i == 4 {
-            more.cancel(t0()).unwrap();
+            more.cancel(false, t0()).unwrap();
         }
         s.insert_order(&mut more).await.unwrap();
         ids.push(more.id());
@@ -186,7 +219,8 @@ where
         .await
         .unwrap()
         .len(),
-        1
+        2,
+        "the first order (cancelled after its payment) and the fifth"
     );
     let recent = OrderFilter {
         created_after: Some(t0() + Duration::seconds(2)),

@@ -22,7 +22,8 @@ use crate::ledger::{
 use crate::memberships::{self, CheckoutRequest};
 use crate::messages::{self, MessageInput, MessageView};
 use crate::orders::{
-    self, CreateOrder, ItemInput, ItemView, OrderView, PayOrderRequest, ReplaceItems,
+    self, CreateOrder, ItemInput, ItemView, OrderRefundView, OrderView, PayOrderRequest,
+    ReplaceItems, TransitionView,
 };
 use crate::payments::{
     self, CreatePayment, CreateRefund, FailureView, PaymentView, Received, RefundView,
@@ -105,6 +106,7 @@ pub fn unapplied_rules() -> Vec<String> {
         orders::ship_order,
         orders::cancel_order,
         orders::pay_order,
+        orders::retry_refund,
         search::search,
         search::reindex,
         dead_letters::list_dead_letters,
@@ -143,7 +145,7 @@ pub fn unapplied_rules() -> Vec<String> {
         CreatePayment, CreateRefund, PaymentView, TransactionView, RefundView,
         TransactionList, FailureView, ProblemBody, FieldError, Health, Register, UpdateUser,
         UserView, Login, Refresh, Logout, TokenPair, MessageInput, MessageView,
-        CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView,
+        CheckoutRequest, CreateOrder, ReplaceItems, ItemInput, ItemView, OrderView, TransitionView, OrderRefundView,
         PayOrderRequest, SearchResponse, Hit, Reindexed, Received, CreateProduct, UpdateProduct,
         StockInput, AdjustStock, ProductView, StockView, MovementView, DeadEventView,
         DeadLetterView, DeadLetterList, Replayed, EventView, EventList, AccountView, EntryView,

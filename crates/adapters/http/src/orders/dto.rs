@@ -2,14 +2,17 @@
 
 use portside_app::orders::{LineRequest, OrderFilter, PayOrder, PlaceOrder};
 use portside_app::payments::idempotency::IdempotentRequest;
-use portside_domain::{Currency, CustomerId, Money, OrderState, OrderStatus, Sku};
+use portside_domain::{
+    Currency, CustomerId, Money, OrderRefund, OrderState, OrderStatus, OrderTransition,
+    RefundStatus, Sku, TransitionCause,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::idempotency::BodyKey;
 use crate::json::{instant, param, whole};
-use crate::payments::{DecimalText, method_or_card};
+use crate::payments::{DecimalText, FailureView, method_or_card};
 use crate::problem::{FieldError, Problem, field, refusal};
 use crate::timestamp::Timestamp;
 
@@ -127,12 +130,78 @@ pub struct OrderView {
     pub status: OrderStatus,
     /// The payment started for it, if any.
     pub payment_id: Option<Uuid>,
+    /// Each status it reached, oldest first (empty for orders placed before it was kept).
+    pub history: Vec<TransitionView>,
+    /// The refund its cancellation owes, when it was cancelled with a payment.
+    pub refund: Option<OrderRefundView>,
     /// The version (also the ETag).
     pub version: i64,
     /// When placed (RFC 3339).
     pub created_at: Timestamp,
     /// When last changed (RFC 3339).
     pub updated_at: Timestamp,
+}
+
+/// One status an order reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionView {
+    #[schema(value_type = String, example = "cancelled")]
+    pub status: OrderStatus,
+    /// When (RFC 3339).
+    pub at: Timestamp,
+    /// `placed`, `paid`, `shipped`, `cancelled_by_customer`, `cancelled_by_administrator` or
+    /// `expired`.
+    #[schema(value_type = String, example = "cancelled_by_customer")]
+    pub cause: TransitionCause,
+}
+
+impl From<&OrderTransition> for TransitionView {
+    fn from(t: &OrderTransition) -> Self {
+        TransitionView {
+            status: t.status,
+            at: t.at.into(),
+            cause: t.cause,
+        }
+    }
+}
+
+/// The refund a cancelled order's payment owes: made by the `order-refunds` consumer group once
+/// the payment has succeeded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderRefundView {
+    pub payment_id: Uuid,
+    /// `due` (waiting for the payment to succeed, or about to be asked for), `pending` (asked
+    /// for; the provider's outcome is not known yet), `succeeded` or `failed` (an administrator
+    /// may retry it: `POST /api/v1/orders/{id}/refund-retries`).
+    #[schema(value_type = String, example = "succeeded")]
+    pub status: RefundStatus,
+    /// The refund transaction, once asked for.
+    pub refund_id: Option<Uuid>,
+    /// What was refunded (or asked for), in the order's currency.
+    #[schema(example = "59.98")]
+    pub amount: Option<String>,
+    /// Why the provider refused it.
+    pub failure: Option<FailureView>,
+    /// 1, and one more for each retry.
+    pub attempt: u32,
+    /// When it last changed (RFC 3339).
+    pub updated_at: Timestamp,
+}
+
+impl OrderRefundView {
+    fn of(r: &OrderRefund, currency: Currency) -> Self {
+        OrderRefundView {
+            payment_id: r.payment_id.0,
+            status: r.status,
+            refund_id: r.transaction_id.map(|t| t.0),
+            amount: r
+                .amount_minor
+                .map(|m| Money::from_minor(m, currency).to_decimal_string()),
+            failure: r.failure.as_ref().map(FailureView::from),
+            attempt: r.attempt,
+            updated_at: r.updated_at.into(),
+        }
+    }
 }
 
 impl From<&OrderState> for OrderView {
@@ -161,6 +230,11 @@ impl From<&OrderState> for OrderView {
             total: o.total.to_decimal_string(),
             status: o.status,
             payment_id: o.payment_id.map(|p| p.0),
+            history: o.history.iter().map(TransitionView::from).collect(),
+            refund: o
+                .refund
+                .as_ref()
+                .map(|r| OrderRefundView::of(r, o.total.currency())),
             version: o.version,
             created_at: o.created_at.into(),
             updated_at: o.updated_at.into(),

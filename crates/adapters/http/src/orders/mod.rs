@@ -1,4 +1,5 @@
-//! `/api/v1/orders`: place, read, list, replace lines, ship (admin), cancel, pay. Responses
+//! `/api/v1/orders`: place, read, list, replace lines, ship (admin), cancel, pay, retry a
+//! cancellation's refused refund (admin). Responses
 //! carry `ETag: "<version>"`; a write with `If-Match` naming another version gets 412.
 
 mod dto;
@@ -15,7 +16,10 @@ use portside_app::orders::Orders;
 use portside_domain::{OrderId, OrderState};
 use uuid::Uuid;
 
-pub(crate) use dto::{CreateOrder, ItemInput, ItemView, OrderView, PayOrderRequest, ReplaceItems};
+pub(crate) use dto::{
+    CreateOrder, ItemInput, ItemView, OrderRefundView, OrderView, PayOrderRequest, ReplaceItems,
+    TransitionView,
+};
 
 use crate::ApiState;
 use crate::auth::Authenticated;
@@ -37,6 +41,7 @@ pub(crate) fn router() -> Router<ApiState> {
         )
         .route("/api/v1/orders/{id}/ship", post(ship_order))
         .route("/api/v1/orders/{id}/pay", post(pay_order))
+        .route("/api/v1/orders/{id}/refund-retries", post(retry_refund))
 }
 
 /// A malformed id cannot name an existing order: it is a 404 like any unknown id.
@@ -165,12 +170,14 @@ pub async fn ship_order(
     Ok(with_etag(StatusCode::OK, &order))
 }
 
-/// Cancels a pending or confirmed order; 409 once shipped.
+/// Cancels a pending or confirmed order; 409 `order_shipped` once shipped. A payment it has
+/// (succeeded, or still under way) is refunded in full afterwards, by the `order-refunds`
+/// consumer group: `refund` on the order follows it.
 #[utoipa::path(delete, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false)),
     responses(
         (status = 200, description = "Cancelled", body = OrderView),
-        (status = 409, description = "Shipped or already cancelled", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Shipped (`order_shipped`) or already cancelled", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn cancel_order(
@@ -183,6 +190,29 @@ pub async fn cancel_order(
         .cancel(&actor, order_id(&id)?, if_match(&headers)?)
         .await?;
     Ok(with_etag(StatusCode::OK, &order))
+}
+
+/// Asks again for the refund of a cancelled order that the provider refused (administrators
+/// only): a new attempt with an idempotency key of its own, made by the `order-refunds` group.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/refund-retries", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false)),
+    responses(
+        (status = 202, description = "The refund is due again", body = OrderView),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The order has no refused refund (`order_not_modifiable`)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn retry_refund(
+    State(orders): State<Arc<Orders>>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let order = orders
+        .retry_refund(&actor, order_id(&id)?, if_match(&headers)?)
+        .await?;
+    Ok(with_etag(StatusCode::ACCEPTED, &order))
 }
 
 /// Pays the order's total; the order becomes confirmed when the payment's success event is

@@ -1,0 +1,2 @@
+ALTER TABLE orders DROP COLUMN refund;
+ALTER TABLE orders DROP COLUMN history;
