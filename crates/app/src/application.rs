@@ -132,6 +132,8 @@ pub struct Ports {
 pub struct Settings {
     pub payments: PaymentSettings,
     pub membership_price: Money,
+    /// What one membership payment buys.
+    pub membership_period: time::Duration,
     /// The currency of an order placed without one.
     pub order_currency: Currency,
     /// How long a cached user profile may be served.
@@ -233,6 +235,7 @@ impl Application {
             Arc::new(MembershipUpgrade::new(
                 users.clone(),
                 settings.membership_price,
+                settings.membership_period,
             )),
             Arc::new(OrderConfirmation::new(orders.clone())),
             Arc::new(CancellationRefunds::new(orders.clone())),
@@ -359,6 +362,7 @@ mod tests {
             Settings {
                 payments: PaymentSettings::default(),
                 membership_price: Money::from_minor(999, Currency::from_code("USD").unwrap()),
+                membership_period: time::Duration::days(30),
                 webhooks: WebhookSettings::default(),
                 order_currency: Currency::from_code("USD").unwrap(),
                 user_cache_ttl: Duration::from_secs(60),

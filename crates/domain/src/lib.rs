@@ -48,6 +48,6 @@ pub use stock::{
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 pub use transfer::{Transfer, TransferEvent, TransferSnapshot, TransferState};
 pub use user::{
-    Actor, Email, Membership, Role, User, UserEvent, UserName, UserSnapshot, UserState,
-    check_password,
+    Actor, Email, Membership, MembershipEnd, Role, User, UserEvent, UserName, UserSnapshot,
+    UserState, check_password,
 };

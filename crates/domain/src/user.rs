@@ -189,6 +189,10 @@ pub struct UserState {
     pub role: Role,
     /// Free or premium.
     pub membership: Membership,
+    /// When the premium membership ends, unless renewed (`None`: free, or premium bought
+    /// before memberships had periods, which does not end by itself).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub membership_until: Option<OffsetDateTime>,
     /// Optimistic concurrency.
     pub version: i64,
     /// Sequence of the last recorded event.
@@ -207,8 +211,21 @@ pub struct UserSnapshot {
     pub name: String,
     pub role: Role,
     pub membership: Membership,
+    /// When the premium membership ends, unless renewed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub membership_until: Option<OffsetDateTime>,
     /// Version after the change.
     pub version: i64,
+}
+
+/// Why a membership ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipEnd {
+    /// Its period ran out without a renewal.
+    Expired,
+    /// The payment that bought it was refunded in full.
+    Refunded,
 }
 
 /// Everything that happens to a user.
@@ -230,6 +247,18 @@ pub enum UserEvent {
         /// State after the change.
         user: UserSnapshot,
     },
+    /// `user.membership_renewed`: premium, its end moved a period later.
+    MembershipRenewed {
+        /// State after the change.
+        user: UserSnapshot,
+    },
+    /// `user.membership_ended`: back to free.
+    MembershipEnded {
+        /// State after the change.
+        user: UserSnapshot,
+        /// Why.
+        cause: MembershipEnd,
+    },
     /// `user.deleted`.
     Deleted {
         /// State before deletion.
@@ -244,6 +273,10 @@ impl UserEvent {
     pub const UPDATED: &'static str = "user.updated";
     /// `user.membership_upgraded`.
     pub const MEMBERSHIP_UPGRADED: &'static str = "user.membership_upgraded";
+    /// `user.membership_renewed`.
+    pub const MEMBERSHIP_RENEWED: &'static str = "user.membership_renewed";
+    /// `user.membership_ended`.
+    pub const MEMBERSHIP_ENDED: &'static str = "user.membership_ended";
     /// `user.deleted`.
     pub const DELETED: &'static str = "user.deleted";
     /// Every user event type.
@@ -251,6 +284,8 @@ impl UserEvent {
         Self::REGISTERED,
         Self::UPDATED,
         Self::MEMBERSHIP_UPGRADED,
+        Self::MEMBERSHIP_RENEWED,
+        Self::MEMBERSHIP_ENDED,
         Self::DELETED,
     ];
 }
@@ -263,6 +298,8 @@ impl DomainEvent for UserEvent {
             UserEvent::Registered { .. } => Self::REGISTERED,
             UserEvent::Updated { .. } => Self::UPDATED,
             UserEvent::MembershipUpgraded { .. } => Self::MEMBERSHIP_UPGRADED,
+            UserEvent::MembershipRenewed { .. } => Self::MEMBERSHIP_RENEWED,
+            UserEvent::MembershipEnded { .. } => Self::MEMBERSHIP_ENDED,
             UserEvent::Deleted { .. } => Self::DELETED,
         }
     }
@@ -293,6 +330,7 @@ impl User {
                 password_hash,
                 role,
                 membership: Membership::Free,
+                membership_until: None,
                 version: 1,
                 event_sequence: 0,
                 created_at: now,
@@ -350,15 +388,62 @@ impl User {
         }
     }
 
-    /// Free → Premium; a no-op (false) when already premium, so a replay upgrades once.
-    pub fn upgrade_membership(&mut self, now: OffsetDateTime) -> bool {
-        if self.state.membership == Membership::Premium {
+    /// A membership period paid: Free → Premium until `now + period`
+    /// (`user.membership_upgraded`), or a premium membership's end moved a period later, from
+    /// its current end, or from now when it has none (`user.membership_renewed`).
+    pub fn add_membership_period(&mut self, period: time::Duration, now: OffsetDateTime) {
+        let (from, event): (_, fn(UserSnapshot) -> UserEvent) = match self.state.membership {
+            Membership::Free => (now, |user| UserEvent::MembershipUpgraded { user }),
+            Membership::Premium => (
+                self.state.membership_until.map_or(now, |end| end.max(now)),
+                |user| UserEvent::MembershipRenewed { user },
+            ),
+        };
+        self.state.membership = Membership::Premium;
+        self.state.membership_until = Some(from + period);
+        self.touch(now);
+        self.record(now, event);
+    }
+
+    /// The payment of a membership period was refunded in full: the period is taken back, and
+    /// when nothing of the membership remains (or it had no end) it ends
+    /// (`user.membership_ended`, cause `refunded`). False when there was nothing to take back.
+    pub fn take_back_membership_period(
+        &mut self,
+        period: time::Duration,
+        now: OffsetDateTime,
+    ) -> bool {
+        if self.state.membership != Membership::Premium {
             return false;
         }
-        self.state.membership = Membership::Premium;
-        self.touch(now);
-        self.record(now, |user| UserEvent::MembershipUpgraded { user });
+        match self.state.membership_until.map(|end| end - period) {
+            Some(end) if end > now => {
+                self.state.membership_until = Some(end);
+                self.touch(now);
+                self.record(now, |user| UserEvent::Updated { user });
+            }
+            _ => self.end_membership(MembershipEnd::Refunded, now),
+        }
         true
+    }
+
+    /// A premium membership whose end has passed becomes free (`user.membership_ended`, cause
+    /// `expired`); false otherwise.
+    pub fn expire_membership(&mut self, now: OffsetDateTime) -> bool {
+        match (self.state.membership, self.state.membership_until) {
+            (Membership::Premium, Some(end)) if end <= now => {
+                self.end_membership(MembershipEnd::Expired, now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn end_membership(&mut self, cause: MembershipEnd, now: OffsetDateTime) {
+        self.state.membership = Membership::Free;
+        self.state.membership_until = None;
+        self.touch(now);
+        self.record(now, |user| UserEvent::MembershipEnded { user, cause });
     }
 
     /// Records `user.deleted`; the store removes the row when it saves.
@@ -379,6 +464,7 @@ impl User {
             name: self.state.name.as_str().to_owned(),
             role: self.state.role,
             membership: self.state.membership,
+            membership_until: self.state.membership_until,
             version: self.state.version,
         };
         self.changes
@@ -481,8 +567,7 @@ mod tests {
             now,
         );
         u.mark_saved();
-        assert!(u.upgrade_membership(now));
-        assert!(!u.upgrade_membership(now));
+        u.add_membership_period(time::Duration::days(30), now);
         u.update(Some(UserName::parse("A").unwrap()), None, None, None, now);
         let types: Vec<_> = u
             .pending_events()
@@ -500,5 +585,77 @@ mod tests {
             Membership::Premium
         );
         assert!("gold".parse::<Membership>().is_err());
+    }
+
+    #[test]
+    fn a_membership_period_is_added_renewed_taken_back_and_expires() {
+        let day = |d: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::days(d);
+        let period = time::Duration::days(30);
+        let mut u = User::register(
+            UserId(Uuid::nil()),
+            email("a@b.co"),
+            UserName::parse("A").unwrap(),
+            "h".into(),
+            Role::Customer,
+            day(0),
+        );
+        u.mark_saved();
+        u.add_membership_period(period, day(1));
+        assert_eq!(
+            (u.state().membership, u.state().membership_until),
+            (Membership::Premium, Some(day(31)))
+        );
+        u.add_membership_period(period, day(10));
+        assert_eq!(
+            u.state().membership_until,
+            Some(day(61)),
+            "a renewal extends from the current end"
+        );
+        assert!(!u.expire_membership(day(60)));
+        assert!(u.take_back_membership_period(period, day(20)));
+        assert_eq!(
+            (u.state().membership, u.state().membership_until),
+            (Membership::Premium, Some(day(31))),
+            "a refunded renewal takes its period back"
+        );
+        assert!(u.take_back_membership_period(period, day(20)));
+        assert_eq!(
+            (u.state().membership, u.state().membership_until),
+            (Membership::Free, None)
+        );
+        assert!(
+            !u.take_back_membership_period(period, day(20)),
+            "a free user has nothing to take back"
+        );
+        u.add_membership_period(period, day(100));
+        assert_eq!(
+            u.state().membership_until,
+            Some(day(130)),
+            "after an end, a new period starts now"
+        );
+        assert!(!u.expire_membership(day(129)));
+        assert!(u.expire_membership(day(130)));
+        assert!(!u.expire_membership(day(131)), "it ends once");
+        let events: Vec<_> = u
+            .pending_events()
+            .iter()
+            .map(|e| {
+                (
+                    e.event.event_type(),
+                    serde_json::to_value(&e.event).unwrap()["cause"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                ("user.membership_upgraded", serde_json::Value::Null),
+                ("user.membership_renewed", serde_json::Value::Null),
+                ("user.updated", serde_json::Value::Null),
+                ("user.membership_ended", "refunded".into()),
+                ("user.membership_upgraded", serde_json::Value::Null),
+                ("user.membership_ended", "expired".into()),
+            ]
+        );
     }
 }

@@ -89,6 +89,8 @@ pub const CATALOG: &[(&str, i32)] = &[
     (UserEvent::REGISTERED, 1),
     (UserEvent::UPDATED, 1),
     (UserEvent::MEMBERSHIP_UPGRADED, 1),
+    (UserEvent::MEMBERSHIP_RENEWED, 1),
+    (UserEvent::MEMBERSHIP_ENDED, 1),
     (UserEvent::DELETED, 1),
     (OrderEvent::CREATED, 1),
     (OrderEvent::UPDATED, 1),

@@ -138,6 +138,21 @@ pub async fn run(settings: &Settings, mode: Mode) -> anyhow::Result<ExitCode> {
                 }
             }
         })),
+        tokio::spawn(every(settings.recovery_interval, stop.clone(), {
+            let users = app.users.clone();
+            move || {
+                let users = users.clone();
+                async move {
+                    match users.expire_memberships().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(ended = n, "memberships past their end became free")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "expiring memberships failed"),
+                    }
+                }
+            }
+        })),
         tokio::spawn(every(POOL_GAUGE_INTERVAL, stop.clone(), {
             let store = store.clone();
             move || {

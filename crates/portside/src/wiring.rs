@@ -276,6 +276,7 @@ pub async fn application(
                 recovery_grace: duration(settings.recovery_grace)?,
             },
             membership_price: membership_price(settings)?,
+            membership_period: duration(settings.membership_period)?,
             order_currency: Currency::from_code(&settings.order_currency)
                 .map_err(|e| anyhow::anyhow!("ORDER_CURRENCY: {e}"))?,
             user_cache_ttl: settings.user_cache_ttl,

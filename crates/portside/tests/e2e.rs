@@ -237,22 +237,18 @@ async fn order_status_until(http: &reqwest::Client, api: &str, id: &str, want: &
     status
 }
 
-/// Reads an order until `done` holds (the saga runs in the worker), at most 10 s.
-async fn order_until(
-    http: &reqwest::Client,
-    api: &str,
-    id: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut order = Value::Null;
+/// Reads `url` until `done` holds (what the worker does is asynchronous), at most 10 s: the
+/// last answer.
+async fn read_until(http: &reqwest::Client, url: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
     for _ in 0..200 {
-        order = json_of(http.get(format!("{api}/orders/{id}"))).await;
-        if done(&order) {
+        last = json_of(http.get(url)).await;
+        if done(&last) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    order
+    last
 }
 
 /// Places an order of two `sku` and pays it with `key`; its id once the worker confirmed it.
@@ -299,7 +295,10 @@ async fn cancelling_a_paid_order_refunds_it_through_the_saga() {
     let cancelled: Value = cancelled.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["refund"]["status"], "due", "{cancelled}");
-    let refunded = order_until(&http, &api, &id, |o| o["refund"]["status"] == "succeeded").await;
+    let refunded = read_until(&http, &format!("{api}/orders/{id}"), |o| {
+        o["refund"]["status"] == "succeeded"
+    })
+    .await;
     assert_eq!(refunded["refund"]["status"], "succeeded", "{refunded}");
     assert_eq!(refunded["refund"]["amount"], "25.00");
     let causes: Vec<&str> = refunded["history"]
@@ -355,6 +354,129 @@ async fn cancelling_a_paid_order_refunds_it_through_the_saga() {
         .await
         .unwrap();
     assert_eq!(retry.status(), 409);
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+}
+
+/// Buys a membership period with `key`: the payment's id.
+async fn checkout(http: &reqwest::Client, api: &str, key: &str) -> String {
+    let paid = json_of(
+        http.post(format!("{api}/memberships/checkout"))
+            .header("Idempotency-Key", key)
+            .json(&json!({"payment_method_token": "tok_visa"})),
+    )
+    .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    paid["id"].as_str().unwrap().to_owned()
+}
+
+/// Membership follows its payments: a checkout makes the buyer premium for MEMBERSHIP_PERIOD,
+/// a second one extends from the current end, a partial refund changes nothing, a full refund
+/// takes its period back and the last one makes the user free; a period that runs out ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_follows_its_payments_and_expires() {
+    let dir = temp_dir("membership");
+    let mut server = start(&dir, &[("RECOVERY_INTERVAL", "1s")]);
+    let (http, me) = signed_in(&server.base).await;
+    let api = format!("{}/api/v1", server.base);
+    let time_of = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+
+    let first = checkout(&http, &api, "m-1").await;
+    let premium = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership"] == "premium"
+    })
+    .await;
+    assert_eq!(premium["membership"], "premium", "{premium}");
+    let end = time_of(&premium["membership_until"]);
+    let from_now = end - time::OffsetDateTime::now_utc();
+    assert!(
+        (time::Duration::days(30) - time::Duration::minutes(1)..=time::Duration::days(30))
+            .contains(&from_now),
+        "30 days (MEMBERSHIP_PERIOD's default) from now: {from_now}"
+    );
+    let second = checkout(&http, &api, "m-2").await;
+    let renewed = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership_until"] != premium["membership_until"]
+    })
+    .await;
+    assert_eq!(
+        time_of(&renewed["membership_until"]),
+        end + time::Duration::days(30),
+        "{renewed}"
+    );
+
+    let refund = |payment: String, body: Value| {
+        let http = http.clone();
+        let api = api.clone();
+        async move {
+            let r = http
+                .post(format!("{api}/payments/{payment}/refunds"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    refund(second.clone(), json!({"amount": "1.00"})).await;
+    refund(second, json!({})).await;
+    let shortened = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership_until"] == premium["membership_until"]
+    })
+    .await;
+    assert_eq!(
+        (
+            shortened["membership"].as_str(),
+            time_of(&shortened["membership_until"])
+        ),
+        (Some("premium"), end),
+        "the renewal's full refund takes its period back; its partial refund did nothing"
+    );
+    refund(first, json!({})).await;
+    let free = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership"] == "free"
+    })
+    .await;
+    assert_eq!(
+        (free["membership"].as_str(), &free["membership_until"]),
+        (Some("free"), &Value::Null),
+        "{free}"
+    );
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(&dir);
+
+    // A period that runs out: free again within a RECOVERY_INTERVAL.
+    let dir = temp_dir("membership-expiry");
+    let mut server = start(
+        &dir,
+        &[("MEMBERSHIP_PERIOD", "2s"), ("RECOVERY_INTERVAL", "1s")],
+    );
+    let (http, me) = signed_in(&server.base).await;
+    let api = format!("{}/api/v1", server.base);
+    checkout(&http, &api, "m-3").await;
+    let premium = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership"] == "premium"
+    })
+    .await;
+    assert_eq!(premium["membership"], "premium");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ended = read_until(&http, &format!("{api}/users/{me}"), |u| {
+        u["membership"] == "free"
+    })
+    .await;
+    assert_eq!(
+        (ended["membership"].as_str(), &ended["membership_until"]),
+        (Some("free"), &Value::Null),
+        "{ended}"
+    );
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
     clean_up(&dir);

@@ -146,6 +146,7 @@ where
         Settings {
             payments: PaymentSettings::default(),
             membership_price: Money::parse("9.99", Currency::from_code("USD").unwrap()).unwrap(),
+            membership_period: time::Duration::days(30),
             webhooks: portside_app::webhooks::WebhookSettings {
                 max_endpoints: 3,
                 ..Default::default()

@@ -223,6 +223,7 @@ pub(crate) struct UserRow {
     event_sequence: i64,
     created_at: DbTime,
     updated_at: DbTime,
+    membership_until: Option<DbTime>,
 }
 
 impl TryFrom<UserRow> for UserState {
@@ -235,6 +236,7 @@ impl TryFrom<UserRow> for UserState {
             password_hash: r.password_hash,
             role: r.role.parse().map_err(|e| corrupt("role", e))?,
             membership: r.membership.parse().map_err(|e| corrupt("membership", e))?,
+            membership_until: r.membership_until.map(|t| t.0),
             version: r.version,
             event_sequence: r.event_sequence,
             created_at: r.created_at.0,

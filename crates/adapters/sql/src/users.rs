@@ -1,6 +1,6 @@
 //! Users and their refresh tokens in SQL.
 
-pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, role, membership, version, event_sequence, created_at, updated_at";
+pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, role, membership, version, event_sequence, created_at, updated_at, membership_until";
 
 pub(crate) const REFRESH_COLUMNS: &str =
     "id, family_id, user_id, digest, created_at, expires_at, used_at, revoked_at";
@@ -35,7 +35,8 @@ macro_rules! users {
                 let mut tx = begin(&self.write, None).await?;
                 sqlx::query(
                     "INSERT INTO users (id, email, name, password_hash, role, membership, version, \
-                     event_sequence, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     event_sequence, created_at, updated_at, membership_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(DbId(s.id.0))
                 .bind(s.email.as_str())
@@ -47,6 +48,7 @@ macro_rules! users {
                 .bind(s.event_sequence)
                 .bind(DbTime(s.created_at))
                 .bind(DbTime(s.updated_at))
+                .bind(s.membership_until.map(DbTime))
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
@@ -58,8 +60,8 @@ macro_rules! users {
                 let mut tx = begin(&self.write, mark).await?;
                 let done = sqlx::query(
                     "UPDATE users SET email = $2, name = $3, password_hash = $4, role = $5, \
-                     membership = $6, version = $7, event_sequence = $8, updated_at = $9 \
-                     WHERE id = $1 AND version = $10",
+                     membership = $6, version = $7, event_sequence = $8, updated_at = $9, \
+                     membership_until = $11 WHERE id = $1 AND version = $10",
                 )
                 .bind(DbId(s.id.0))
                 .bind(s.email.as_str())
@@ -71,6 +73,7 @@ macro_rules! users {
                 .bind(s.event_sequence)
                 .bind(DbTime(s.updated_at))
                 .bind(user.loaded_version())
+                .bind(s.membership_until.map(DbTime))
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
@@ -120,6 +123,20 @@ macro_rules! users {
                 let found = q.build_query_as().fetch_all(&mut *reader).await;
                 let rows: Vec<UserRow> = reader.vet(found)?;
                 rows.into_iter().map(user_of).collect()
+            }
+
+            async fn memberships_ended_by(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<UserId>, StoreError> {
+                let mut reader = self.read.get().await?;
+                let found = sqlx::query_as(
+                    "SELECT id FROM users WHERE membership_until IS NOT NULL AND membership_until <= $1 \
+                     ORDER BY membership_until LIMIT $2",
+                )
+                .bind(DbTime(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *reader)
+                .await;
+                let rows: Vec<(DbId,)> = reader.vet(found)?;
+                Ok(rows.into_iter().map(|(id,)| UserId(id.0)).collect())
             }
         }
 

@@ -155,8 +155,13 @@ async fn migrations_go_down_and_up_again_on_both_engines() {
     assert_eq!(count(&mut admin, &schema).await, 21);
     assert_eq!(
         pg.migrate_down(None).await.unwrap(),
+        20261201000018,
+        "down reverts the latest (the membership periods)"
+    );
+    assert_eq!(
+        pg.migrate_down(None).await.unwrap(),
         20261201000017,
-        "down reverts the latest (the order history)"
+        "then the order history"
     );
     assert_eq!(count(&mut admin, &schema).await, 21);
     assert_eq!(

@@ -1,31 +1,39 @@
-//! The `membership` consumer group: upgrades the buyer once their membership payment succeeded.
+//! The `membership` consumer group: a membership payment that succeeded adds a period to its
+//! buyer's membership (premium from now, or a period more from the current end); one refunded
+//! in full takes that period back, and the membership ends when nothing of it remains.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portside_domain::{Money, PaymentEvent, PaymentEventData, Purpose};
+use portside_domain::{Money, PaymentEvent, PaymentEventData, PaymentStatus, Purpose};
 use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
+use time::Duration;
 
 use crate::error::AppError;
 use crate::users::Users;
 
-/// Upgrades the buyer of a membership once their payment succeeded.
+/// Follows membership payments: succeeded adds a period, refunded in full takes it back.
 pub struct MembershipUpgrade {
     users: Arc<Users>,
     price: Money,
+    period: Duration,
 }
 
 impl MembershipUpgrade {
-    /// Succeeded payments (those of a membership are acted on).
+    /// Succeeded and refunded payments (those of a membership are acted on).
     pub const SUBSCRIPTION: Subscription = Subscription {
         group: "membership",
-        event_types: &[PaymentEvent::SUCCEEDED],
+        event_types: &[PaymentEvent::SUCCEEDED, PaymentEvent::REFUNDED],
     };
 
-    /// Upgrades on payments of exactly `price` marked as membership purchases.
-    pub fn new(users: Arc<Users>, price: Money) -> Self {
-        MembershipUpgrade { users, price }
+    /// Acts on payments of exactly `price` marked as membership purchases; each buys `period`.
+    pub fn new(users: Arc<Users>, price: Money, period: Duration) -> Self {
+        MembershipUpgrade {
+            users,
+            price,
+            period,
+        }
     }
 }
 
@@ -52,7 +60,19 @@ impl EventHandler for MembershipUpgrade {
         {
             return Err(invalid("amount differs from the membership price"));
         }
-        match self.users.upgrade_membership(user, Some(mark)).await {
+        let changed = if event.event_type == PaymentEvent::SUCCEEDED {
+            self.users
+                .add_membership_period(user, self.period, Some(mark))
+                .await
+        } else if payment.status == PaymentStatus::Refunded {
+            self.users
+                .take_back_membership_period(user, self.period, Some(mark))
+                .await
+        } else {
+            // A partial refund leaves the membership as it is.
+            return Ok(());
+        };
+        match changed {
             Ok(_) => Ok(()),
             Err(AppError::NotFound(_)) => {
                 tracing::warn!(%user, "membership paid by a user who no longer exists");

@@ -719,6 +719,29 @@ impl UserRepository for InMemoryStore {
             .map(User::restore)
             .collect())
     }
+
+    async fn memberships_ended_by(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let mut ended: Vec<_> = self
+            .lock()?
+            .users
+            .values()
+            .filter_map(|u| {
+                u.membership_until
+                    .filter(|end| *end <= now)
+                    .map(|end| (end, u.id))
+            })
+            .collect();
+        ended.sort();
+        Ok(ended
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -127,7 +127,7 @@ async fn updates_are_version_checked<S: UserRepository>(s: &S) {
         Err(StoreError::Duplicate)
     );
     let mut up = s.user(u.id()).await.unwrap().unwrap();
-    assert!(up.upgrade_membership(t0()));
+    up.add_membership_period(Duration::days(30), t0());
     let mark = portside_events::InboxMark {
         group: "contract".into(),
         event_id: Uuid::now_v7(),
@@ -151,9 +151,29 @@ async fn updates_are_version_checked<S: UserRepository>(s: &S) {
         s.user(u.id()).await.unwrap().unwrap().state().name.as_str(),
         "Replayed"
     );
+    let premium = s.user(u.id()).await.unwrap().unwrap();
     assert_eq!(
-        s.user(u.id()).await.unwrap().unwrap().state().membership,
+        premium.state(),
+        up.state(),
+        "the membership's end survives the store"
+    );
+    assert_eq!(
+        premium.state().membership,
         portside_domain::Membership::Premium
+    );
+    // Memberships ended by a given time, for the expiry task.
+    let end = t0() + Duration::days(30);
+    assert!(
+        !s.memberships_ended_by(end - Duration::seconds(1), 1000)
+            .await
+            .unwrap()
+            .contains(&u.id())
+    );
+    assert!(
+        s.memberships_ended_by(end, 100_000)
+            .await
+            .unwrap()
+            .contains(&u.id())
     );
 }
 

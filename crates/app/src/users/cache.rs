@@ -21,6 +21,9 @@ pub struct UserProfile {
     pub role: Role,
     /// Free or premium.
     pub membership: Membership,
+    /// When the premium membership ends, unless renewed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub membership_until: Option<OffsetDateTime>,
     /// When registered.
     pub created_at: OffsetDateTime,
     /// When last changed.
@@ -36,6 +39,7 @@ impl From<&User> for UserProfile {
             name: s.name.as_str().to_owned(),
             role: s.role,
             membership: s.membership,
+            membership_until: s.membership_until,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }

@@ -11,7 +11,7 @@ pub use ports::*;
 use std::sync::{Arc, OnceLock};
 
 use portside_domain::{Actor, Email, Role, User, UserId, UserName, check_password};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -348,12 +348,13 @@ impl Users {
         Err(AppError::Conflict)
     }
 
-    /// Makes a user premium; a no-op when already premium. With an inbox mark, the mark is
-    /// stored in the same transaction, so one event upgrades at most once.
-    pub async fn upgrade_membership(
+    /// Applies a membership change to a user and saves it with the inbox mark, so one event
+    /// changes it at most once; `change` answers whether it changed anything.
+    async fn change_membership(
         &self,
         id: UserId,
         mark: Option<&InboxMark>,
+        change: impl Fn(&mut User, OffsetDateTime) -> bool,
     ) -> Result<bool, AppError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut user = self
@@ -361,7 +362,7 @@ impl Users {
                 .user(id)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
-            if !user.upgrade_membership(self.clock.now()) {
+            if !change(&mut user, self.clock.now()) {
                 return Ok(false);
             }
             match self.users.update_user(&mut user, mark).await {
@@ -375,6 +376,54 @@ impl Users {
             }
         }
         Err(AppError::Conflict)
+    }
+
+    /// A membership period paid: premium until a period from now, or a period more from the
+    /// current end.
+    pub async fn add_membership_period(
+        &self,
+        id: UserId,
+        period: Duration,
+        mark: Option<&InboxMark>,
+    ) -> Result<bool, AppError> {
+        self.change_membership(id, mark, |u, now| {
+            u.add_membership_period(period, now);
+            true
+        })
+        .await
+    }
+
+    /// The payment of a membership period was refunded in full: the period is taken back, and
+    /// the membership ends when nothing of it remains.
+    pub async fn take_back_membership_period(
+        &self,
+        id: UserId,
+        period: Duration,
+        mark: Option<&InboxMark>,
+    ) -> Result<bool, AppError> {
+        self.change_membership(id, mark, |u, now| {
+            u.take_back_membership_period(period, now)
+        })
+        .await
+    }
+
+    /// Ends the premium memberships whose end has passed (`user.membership_ended`, cause
+    /// `expired`); how many ended.
+    pub async fn expire_memberships(&self) -> Result<usize, AppError> {
+        let mut ended = 0;
+        for id in self
+            .users
+            .memberships_ended_by(self.clock.now(), 200)
+            .await?
+        {
+            if self
+                .change_membership(id, None, |u, now| u.expire_membership(now))
+                .await?
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// Deletes a user (self or admin) with their sessions and messages.

@@ -29,6 +29,12 @@ pub trait UserRepository: Send + Sync {
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     /// A page of users.
     async fn users(&self, page: PageRequest<UserId>) -> Result<Vec<User>, StoreError>;
+    /// Users whose premium membership ended by `now` (its end has passed), oldest end first.
+    async fn memberships_ended_by(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError>;
 }
 
 /// A refresh token as stored: only its digest, never the token.

@@ -452,18 +452,26 @@ async fn a_membership_checkout_charges_once_and_the_event_upgrades_once() {
         .into_iter()
         .find(|e| e.event_type == "payment.succeeded")
         .unwrap();
-    let handler = MembershipUpgrade::new(w.accounts.clone(), w.price);
+    let handler = MembershipUpgrade::new(w.accounts.clone(), w.price, time::Duration::days(30));
     let mark = InboxMark {
         group: "membership".into(),
         event_id: succeeded.id,
         at: OffsetDateTime::UNIX_EPOCH,
     };
     handler.handle(&succeeded, &mark).await.unwrap();
-    assert_eq!(
-        w.accounts.get(&me, me.user_id).await.unwrap().membership,
-        Membership::Premium
-    );
+    let premium = w.accounts.get(&me, me.user_id).await.unwrap();
+    assert_eq!(premium.membership, Membership::Premium);
+    assert!(premium.membership_until.is_some());
     handler.handle(&succeeded, &mark).await.unwrap();
+    assert_eq!(
+        w.accounts
+            .get(&me, me.user_id)
+            .await
+            .unwrap()
+            .membership_until,
+        premium.membership_until,
+        "a redelivered event adds no second period"
+    );
     let upgrades = w
         .store
         .unpublished(1000)

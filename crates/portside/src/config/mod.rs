@@ -193,6 +193,10 @@ pub struct Settings {
     )]
     pub membership_currency: String,
 
+    /// What one membership payment buys: premium for this long, from now or from the current end (a renewal). Checked every RECOVERY_INTERVAL; a membership whose end has passed becomes free.
+    #[arg(long, env = "MEMBERSHIP_PERIOD", value_name = "MEMBERSHIP_PERIOD", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub membership_period: Duration,
+
     /// Provider of payments that name none: `mock`, `stripe` or `paypal` (default: the first configured of stripe and paypal, else `mock`). The mock is offered only when it is the default.
     #[arg(long, env = "PAYMENT_PROVIDER", value_name = "PAYMENT_PROVIDER", value_parser = ["mock", "stripe", "paypal"], global = true)]
     pub payment_provider: Option<String>,

@@ -82,6 +82,9 @@ pub struct UserView {
     pub role: String,
     /// `free` or `premium`.
     pub membership: String,
+    /// When the premium membership ends unless renewed (RFC 3339); null when free, and for a
+    /// membership bought before memberships had periods, which does not end.
+    pub membership_until: Option<Timestamp>,
     /// Registration time (RFC 3339).
     pub created_at: Timestamp,
     /// Last change (RFC 3339).
@@ -97,6 +100,7 @@ impl From<&UserProfile> for UserView {
             name: p.name.clone(),
             role: p.role.as_str().into(),
             membership: p.membership.as_str().into(),
+            membership_until: p.membership_until.map(Timestamp::from),
             created_at: p.created_at.into(),
             updated_at: p.updated_at.into(),
         }

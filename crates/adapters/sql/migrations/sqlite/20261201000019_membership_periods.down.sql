@@ -1,0 +1,2 @@
+DROP INDEX users_membership_until_idx;
+ALTER TABLE users DROP COLUMN membership_until;
