@@ -2285,12 +2285,13 @@ async fn a_paypal_capture_left_pending_is_completed_by_its_verified_webhook() {
             ("PAYPAL_WEBHOOK_ID", "WH-E2E"),
         ],
     );
-    let (http, _) = signed_in(&server.base).await;
+    let (http, me) = signed_in(&server.base).await;
     let b = format!("{}/api/v1", server.base);
+    // A membership bought through PayPal: premium only once the webhook says it was captured.
     let r = http
-        .post(format!("{b}/payments"))
+        .post(format!("{b}/memberships/checkout"))
         .header("idempotency-key", "e2e-paypal-1")
-        .json(&json!({"amount": "25.00", "currency": "USD", "payment_method": "paypal", "payment_method_token": "vault-1"}))
+        .json(&json!({"payment_method": "paypal", "payment_method_token": "vault-1", "provider": "paypal"}))
         .send()
         .await
         .unwrap();
@@ -2331,12 +2332,23 @@ async fn a_paypal_capture_left_pending_is_completed_by_its_verified_webhook() {
     assert_eq!(forged["code"], "webhook_signature_invalid");
     let still = json_of(http.get(format!("{b}/payments/{id}"))).await;
     assert_eq!(still["status"], "processing");
+    let user = json_of(http.get(format!("{b}/users/{me}"))).await;
+    assert_eq!(user["membership"], "free", "not before the capture");
     let ok: Value = notify("good").await.unwrap().json().await.unwrap();
     assert_eq!(ok["outcome"], "applied", "{ok}");
     let done = json_of(http.get(format!("{b}/payments/{id}"))).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let again: Value = notify("good").await.unwrap().json().await.unwrap();
     assert_eq!(again["outcome"], "duplicate");
+    let premium = read_until(&http, &format!("{b}/users/{me}"), |u| {
+        u["membership"] == "premium"
+    })
+    .await;
+    assert_eq!(
+        premium["membership"], "premium",
+        "the webhook's capture made the buyer premium: {premium}"
+    );
+    assert!(premium["membership_until"].is_string(), "{premium}");
     signal(&server.child, "TERM");
     assert!(server.child.wait().unwrap().success());
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
