@@ -223,18 +223,8 @@ async fn shelve(admin: &reqwest::Client, api: &str, sku: &str, name: &str, price
 
 /// Reads an order until its status is `want` (events are asynchronous), at most 10 s.
 async fn order_status_until(http: &reqwest::Client, api: &str, id: &str, want: &str) -> String {
-    let mut status = String::new();
-    for _ in 0..200 {
-        status = json_of(http.get(format!("{api}/orders/{id}"))).await["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if status == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    status
+    let order = read_until(http, &format!("{api}/orders/{id}"), |o| o["status"] == want).await;
+    order["status"].as_str().unwrap().to_owned()
 }
 
 /// Reads `url` until `done` holds (what the worker does is asynchronous), at most 10 s: the
@@ -279,7 +269,7 @@ async fn confirmed_order(http: &reqwest::Client, api: &str, sku: &str, key: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_paid_order_refunds_it_through_the_saga() {
     let dir = temp_dir("cancel-refund");
-    let mut server = start(&dir, &[]);
+    let server = start(&dir, &[]);
     let (http, _) = signed_in(&server.base).await;
     let admin = admin_client(&dir, &[], &server.base).await;
     let api = format!("{}/api/v1", server.base);
@@ -354,9 +344,7 @@ async fn cancelling_a_paid_order_refunds_it_through_the_saga() {
         .await
         .unwrap();
     assert_eq!(retry.status(), 409);
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 /// Buys a membership period with `key`: the payment's id.
@@ -377,7 +365,7 @@ async fn checkout(http: &reqwest::Client, api: &str, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_follows_its_payments_and_expires() {
     let dir = temp_dir("membership");
-    let mut server = start(&dir, &[("RECOVERY_INTERVAL", "1s")]);
+    let server = start(&dir, &[("RECOVERY_INTERVAL", "1s")]);
     let (http, me) = signed_in(&server.base).await;
     let api = format!("{}/api/v1", server.base);
     let time_of = |v: &Value| {
@@ -449,13 +437,11 @@ async fn membership_follows_its_payments_and_expires() {
         (Some("free"), &Value::Null),
         "{free}"
     );
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 
     // A period that runs out: free again within a RECOVERY_INTERVAL.
     let dir = temp_dir("membership-expiry");
-    let mut server = start(
+    let server = start(
         &dir,
         &[("MEMBERSHIP_PERIOD", "2s"), ("RECOVERY_INTERVAL", "1s")],
     );
@@ -477,14 +463,19 @@ async fn membership_follows_its_payments_and_expires() {
         (Some("free"), &Value::Null),
         "{ended}"
     );
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 /// Sends a request and reads its JSON body.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Stops the server with SIGTERM, expects a clean exit, then checks its logs and removes `dir`.
+fn stop(mut server: Server, dir: &Path) {
+    signal(&server.child, "TERM");
+    assert!(server.child.wait().unwrap().success());
+    clean_up(dir);
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -1308,7 +1299,7 @@ async fn create_admin_from_the_command_line() {
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
 
-    let mut server = start(&dir, &[]);
+    let server = start(&dir, &[]);
     let http = client();
     let login: Value = http
         .post(format!("{}/api/v1/auth/login", server.base))
@@ -1329,9 +1320,7 @@ async fn create_admin_from_the_command_line() {
     assert_eq!(users.status(), 200, "an administrator lists users");
     let users: Value = users.json().await.unwrap();
     assert_eq!(users["data"][0]["role"], "admin");
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 #[tokio::test]
@@ -1937,7 +1926,7 @@ async fn payments_follow_the_routing_file_and_fail_over_when_a_provider_is_down(
         );
     }
     env.push(("ROUTING_FILE", file.to_str().unwrap()));
-    let mut server = start(&dir, &env);
+    let server = start(&dir, &env);
     let admin = admin_client(&dir, &env, &server.base).await;
     let (http, _) = signed_in(&server.base).await;
     let api = format!("{}/api/v1", server.base);
@@ -2070,9 +2059,7 @@ async fn payments_follow_the_routing_file_and_fail_over_when_a_provider_is_down(
         3,
         "each payment charged once at Stripe"
     );
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 /// A stand-in for Stripe that records the idempotency key of each PaymentIntent it is asked
@@ -2122,7 +2109,7 @@ async fn weights_split_payments_and_a_timeout_never_fails_over() {
         ("RATE_LIMIT_PER_USER", "0"),
         ("RATE_LIMIT_PER_IP", "0"),
     ];
-    let mut server = start(&dir, &env);
+    let server = start(&dir, &env);
     let admin_token = admin_token(&dir, &env, &server.base).await;
     let admin = bearer_client(&admin_token);
     let (token, _) = customer_token(&server.base).await;
@@ -2235,9 +2222,7 @@ async fn weights_split_payments_and_a_timeout_never_fails_over() {
         stored["provider"], "stripe",
         "the mock never got the charge"
     );
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 /// A stand-in for PayPal's API: a token, orders captured at creation but left pending (a
@@ -2413,7 +2398,7 @@ async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
     assert!(server.child.wait().unwrap().success());
 
     // A request over REQUEST_TIMEOUT (login hashes with argon2id: far longer than 5 ms).
-    let mut server = start(&dir, &[("REQUEST_TIMEOUT", "5ms")]);
+    let server = start(&dir, &[("REQUEST_TIMEOUT", "5ms")]);
     let r = client()
         .post(format!("{}/api/v1/auth/login", server.base))
         .json(&login)
@@ -2423,9 +2408,7 @@ async fn rate_limits_answer_429_with_retry_after_and_slow_requests_time_out() {
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "request_timeout");
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    stop(server, &dir);
 }
 
 /// Starts `portside <part>` and waits for its banner; with the URL of its `/metrics`.
@@ -3310,10 +3293,8 @@ async fn outgoing_webhooks_reach_a_standard_webhooks_receiver() {
         (4900.0..7000.0).contains(&waited),
         "cut at the timeout: {timed_out}"
     );
-    let mut server = server;
-    signal(&server.child, "TERM");
-    assert!(server.child.wait().unwrap().success());
-    clean_up(&dir);
+    let server = server;
+    stop(server, &dir);
 }
 
 /// kill -9 in the middle of a burst: every payment a client was told succeeded (after it

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portside_domain::{
-    Actor, DomainError, OrderEvent, OrderEventData, OrderId, PaymentEvent, PaymentEventData,
-    PaymentStatus, Purpose, RefundOutcome, RefundStatus, Role, TransactionStatus, UserId,
+    Actor, DomainError, Failure, OrderEvent, OrderEventData, OrderId, OrderRefund, PaymentEvent,
+    PaymentEventData, PaymentStatus, Purpose, RefundOutcome, RefundStatus, Role, TransactionId,
+    TransactionStatus, UserId,
 };
 use portside_events::worker::{EventHandler, HandlerError, Subscription};
 use portside_events::{Envelope, InboxMark};
@@ -50,61 +51,16 @@ impl Orders {
                 return Ok(());
             }
             let now = self.clock.now();
-            let paid = self.payments.status_of(refund.payment_id).await?;
-            match paid {
+            match self.payments.status_of(refund.payment_id).await? {
                 // Not settled yet: its `payment.succeeded` or `payment.failed` comes back here.
                 Some(PaymentStatus::Pending | PaymentStatus::Processing) => return Ok(()),
                 None | Some(PaymentStatus::Failed) => order.refund_not_owed(now),
-                Some(_) => {
-                    let key = refund.key(id);
-                    let made = self
-                        .payments
-                        .refund(
-                            &system(),
-                            RefundCommand {
-                                payment_id: refund.payment_id,
-                                amount: None,
-                                currency: None,
-                                reason: Some(format!("order {id} cancelled")),
-                                metadata: Purpose::Order(id)
-                                    .metadata()
-                                    .map_err(AppError::invalid("metadata"))?,
-                                idempotency: Some(IdempotentRequest {
-                                    scope: "system:order-refunds".to_owned(),
-                                    key: IdempotencyKey::parse(&key)
-                                        .map_err(|e| AppError::Internal(e.to_string()))?,
-                                    fingerprint: format!("refund {}", refund.payment_id),
-                                }),
-                            },
-                        )
-                        .await;
-                    match made {
-                        Ok(reply) => {
-                            let txn = reply.outcome.transaction;
-                            let outcome = match txn.status {
-                                TransactionStatus::Succeeded => RefundOutcome::Succeeded,
-                                TransactionStatus::Pending => RefundOutcome::Pending,
-                                TransactionStatus::Failed => RefundOutcome::Failed(
-                                    txn.failure.clone().unwrap_or_else(|| {
-                                        portside_domain::Failure::new(
-                                            "refund_failed",
-                                            "the refund failed",
-                                        )
-                                    }),
-                                ),
-                            };
-                            order
-                                .refund_made(txn.id, txn.amount.minor(), outcome, now)
-                                .map_err(AppError::State)?;
-                        }
-                        // Refunded in full by someone else meanwhile: nothing is left to owe.
-                        Err(AppError::State(DomainError::NotRefundable(_))) => {
-                            tracing::warn!(order = %id, payment = %refund.payment_id, "a cancelled order's payment has nothing left to refund");
-                            order.refund_not_owed(now);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+                Some(_) => match self.ask_for_refund(id, &refund).await? {
+                    Some((txn, minor, outcome)) => order
+                        .refund_made(txn, minor, outcome, now)
+                        .map_err(AppError::State)?,
+                    None => order.refund_not_owed(now),
+                },
             }
             match self.repo.update_order(&mut order, mark).await {
                 Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
@@ -113,6 +69,55 @@ impl Orders {
             }
         }
         Err(AppError::Conflict)
+    }
+
+    /// Refunds all that remains of the payment under this attempt's key: the refund
+    /// transaction, its amount and outcome; `None` when nothing remains (refunded in full by
+    /// someone else meanwhile).
+    async fn ask_for_refund(
+        &self,
+        id: OrderId,
+        refund: &OrderRefund,
+    ) -> Result<Option<(TransactionId, i64, RefundOutcome)>, AppError> {
+        let made = self
+            .payments
+            .refund(
+                &system(),
+                RefundCommand {
+                    payment_id: refund.payment_id,
+                    amount: None,
+                    currency: None,
+                    reason: Some(format!("order {id} cancelled")),
+                    metadata: Purpose::Order(id)
+                        .metadata()
+                        .map_err(AppError::invalid("metadata"))?,
+                    idempotency: Some(IdempotentRequest {
+                        scope: "system:order-refunds".to_owned(),
+                        key: IdempotencyKey::parse(&refund.key(id))
+                            .map_err(|e| AppError::Internal(e.to_string()))?,
+                        fingerprint: format!("refund {}", refund.payment_id),
+                    }),
+                },
+            )
+            .await;
+        let txn = match made {
+            Ok(reply) => reply.outcome.transaction,
+            Err(AppError::State(DomainError::NotRefundable(_))) => {
+                tracing::warn!(order = %id, payment = %refund.payment_id, "a cancelled order's payment has nothing left to refund");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let outcome = match txn.status {
+            TransactionStatus::Succeeded => RefundOutcome::Succeeded,
+            TransactionStatus::Pending => RefundOutcome::Pending,
+            TransactionStatus::Failed => RefundOutcome::Failed(
+                txn.failure
+                    .clone()
+                    .unwrap_or_else(|| Failure::new("refund_failed", "the refund failed")),
+            ),
+        };
+        Ok(Some((txn.id, txn.amount.minor(), outcome)))
     }
 
     /// An administrator asks again for a refund the provider refused (a new attempt, made by

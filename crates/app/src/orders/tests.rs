@@ -447,6 +447,29 @@ async fn a_cancelled_order_whose_payment_failed_owes_nothing() {
     assert_eq!(cancelled.refund, None);
     run_refund_saga(&w).await;
     assert_eq!(w.orders.get(&me, o.id).await.unwrap().refund, None);
+
+    // Cancelled while the charge was unknown, which then fails: the refund due is dropped.
+    let unknown = Err(crate::payments::ProviderError::Unavailable(
+        "timeout".into(),
+    ));
+    let declined = Ok(ProviderOutcome::Failed(Failure::declined(
+        "card_declined",
+        "no",
+    )));
+    let w = stocked(vec![unknown, declined]).await;
+    let (o, paying) = placed_and_paid(&w, &me, "4.00").await;
+    let pid = paying.outcome.payment.id;
+    let cancelled = w.orders.cancel(&me, o.id, IfMatch::Any).await.unwrap();
+    assert_eq!(cancelled.refund.map(|r| r.status), Some(RefundStatus::Due));
+    w.clock.advance(Duration::minutes(5));
+    assert_eq!(w.payments.recover_stale().await.unwrap(), 1);
+    assert_eq!(
+        w.payments.status_of(pid).await.unwrap(),
+        Some(PaymentStatus::Failed)
+    );
+    run_refund_saga(&w).await;
+    assert_eq!(w.orders.get(&me, o.id).await.unwrap().refund, None);
+    assert!(refunds_of(&w, pid).await.is_empty(), "nothing was refunded");
 }
 
 #[tokio::test]

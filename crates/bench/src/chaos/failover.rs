@@ -19,7 +19,7 @@ use super::providers::{Books, Fake, audit};
 use super::rig::Rig;
 use super::{conclude, finals, verify};
 
-/// Charges at one fake that took money, by phase.
+/// Charges at one fake that took money so far.
 fn charged(fake: &Fake) -> usize {
     fake.books().charged()
 }

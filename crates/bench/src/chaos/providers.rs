@@ -35,6 +35,7 @@ pub struct Charge {
 /// A refund a fake made under one idempotency key.
 #[derive(Clone)]
 pub struct Refund {
+    pub id: String,
     pub charge: String,
     pub minor: i64,
 }
@@ -81,10 +82,12 @@ impl Shared {
             .refunds
             .entry(key.to_owned())
             .or_insert_with(|| Refund {
+                id: format!("{id:08}"),
                 charge: charge.to_owned(),
                 minor,
-            });
-        format!("{id:08}")
+            })
+            .id
+            .clone()
     }
 
     fn failing(&self) -> Option<Response> {
@@ -360,6 +363,19 @@ pub async fn audit(store: &Store, fakes: &[(&str, Books)]) -> anyhow::Result<Aud
             )
         })
         .collect();
+    // What the provider did under `key` must be the store's: that kind, succeeded, that amount,
+    // at that provider.
+    let mut agree = |provider: &str, key: &str, kind: &str, minor: i64, what: String| {
+        let recorded = matches!(stored.get(key), Some((k, status, m, at))
+            if k == kind && status == "succeeded" && *m == minor && at == provider);
+        if !recorded {
+            a.disagreements += 1;
+            a.details.push(format!(
+                "{provider} {what} under key {key}; the store has {:?}",
+                stored.get(key)
+            ));
+        }
+    };
     let mut takers: HashMap<&str, Vec<&str>> = HashMap::new();
     for (provider, books) in fakes {
         for (key, charge) in books.charges.iter().filter(|(_, c)| !c.declined) {
@@ -367,36 +383,12 @@ pub async fn audit(store: &Store, fakes: &[(&str, Books)]) -> anyhow::Result<Aud
                 .entry(charge.transaction.as_str())
                 .or_default()
                 .push(provider);
-            match stored.get(key) {
-                Some((kind, status, minor, at))
-                    if kind == "charge"
-                        && status == "succeeded"
-                        && minor == &charge.minor
-                        && at == provider => {}
-                other => {
-                    a.disagreements += 1;
-                    a.details.push(format!(
-                        "{provider} charged {} under key {key}; the store has {other:?}",
-                        charge.minor
-                    ));
-                }
-            }
+            let what = format!("charged {}", charge.minor);
+            agree(provider, key, "charge", charge.minor, what);
         }
         for (key, refund) in &books.refunds {
-            match stored.get(key) {
-                Some((kind, status, minor, at))
-                    if kind == "refund"
-                        && status == "succeeded"
-                        && minor == &refund.minor
-                        && at == provider => {}
-                other => {
-                    a.disagreements += 1;
-                    a.details.push(format!(
-                        "{provider} refunded {} of {} under key {key}; the store has {other:?}",
-                        refund.minor, refund.charge
-                    ));
-                }
-            }
+            let what = format!("refunded {} of {}", refund.minor, refund.charge);
+            agree(provider, key, "refund", refund.minor, what);
         }
     }
     for (transaction, providers) in takers.iter().filter(|(_, p)| p.len() > 1) {
